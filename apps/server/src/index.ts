@@ -1,0 +1,2 @@
+/** kinvaultd, the coordinator. Its services and commands arrive with issue 3. */
+export const COMMAND = 'kinvaultd';

@@ -1,0 +1,178 @@
+/**
+ * Small byte helpers and a bounds-checked reader used by every decoder.
+ *
+ * Contract: `ByteReader` never reads past its end and never allocates more than the
+ * bytes it was given; a short or malformed input becomes a `KinvaultError` with the
+ * code the caller chose (so a tree decoder reports TREE_INVALID, a pack reader
+ * PACK_CORRUPT).
+ */
+import { KinvaultError, type ErrorCode } from '@kinvault/protocol';
+
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+export function fromHex(hex: string): Uint8Array {
+  if (hex.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(hex)) {
+    throw new KinvaultError('INVALID_ARGUMENT', `Not a hexadecimal string: "${hex.slice(0, 80)}".`);
+  }
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const p of parts) total += p.byteLength;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const utf8 = new TextEncoder();
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+
+export function encodeUtf8(text: string): Uint8Array {
+  return utf8.encode(text);
+}
+
+/** Appends little-endian fields to a growing buffer. */
+export class ByteWriter {
+  private buf: Uint8Array;
+  private view: DataView;
+  private len = 0;
+
+  constructor(initialCapacity = 256) {
+    this.buf = new Uint8Array(initialCapacity);
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  private reserve(n: number): number {
+    const at = this.len;
+    if (at + n > this.buf.byteLength) {
+      const next = new Uint8Array(Math.max(this.buf.byteLength * 2, at + n));
+      next.set(this.buf.subarray(0, at));
+      this.buf = next;
+      this.view = new DataView(next.buffer);
+    }
+    this.len += n;
+    return at;
+  }
+
+  u8(v: number): this {
+    this.view.setUint8(this.reserve(1), v);
+    return this;
+  }
+  u16(v: number): this {
+    this.view.setUint16(this.reserve(2), v, true);
+    return this;
+  }
+  u32(v: number): this {
+    this.view.setUint32(this.reserve(4), v, true);
+    return this;
+  }
+  u64(v: bigint | number): this {
+    this.view.setBigUint64(this.reserve(8), BigInt(v), true);
+    return this;
+  }
+  i64(v: bigint): this {
+    this.view.setBigInt64(this.reserve(8), v, true);
+    return this;
+  }
+  bytes(b: Uint8Array): this {
+    this.buf.set(b, this.reserve(b.byteLength));
+    return this;
+  }
+  /** u16 length followed by UTF-8 bytes. */
+  str16(text: string): this {
+    const b = utf8.encode(text);
+    if (b.byteLength > 0xffff) {
+      throw new KinvaultError('INVALID_ARGUMENT', `Text too long to encode (${b.byteLength} bytes).`);
+    }
+    return this.u16(b.byteLength).bytes(b);
+  }
+  get length(): number {
+    return this.len;
+  }
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.len);
+  }
+}
+
+/** Reads little-endian fields; any overrun throws `KinvaultError(code)`. */
+export class ByteReader {
+  private readonly view: DataView;
+  private at = 0;
+
+  constructor(
+    private readonly buf: Uint8Array,
+    private readonly code: ErrorCode,
+    private readonly what: string,
+  ) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  fail(reason: string): never {
+    throw new KinvaultError(this.code, `${this.what}: ${reason} (at byte ${this.at}).`, {
+      details: { offset: this.at },
+    });
+  }
+
+  private take(n: number): number {
+    if (n < 0 || this.at + n > this.buf.byteLength) {
+      this.fail(`needs ${n} more bytes but only ${this.buf.byteLength - this.at} remain`);
+    }
+    const at = this.at;
+    this.at += n;
+    return at;
+  }
+
+  get offset(): number {
+    return this.at;
+  }
+  get remaining(): number {
+    return this.buf.byteLength - this.at;
+  }
+  u8(): number {
+    return this.view.getUint8(this.take(1));
+  }
+  u16(): number {
+    return this.view.getUint16(this.take(2), true);
+  }
+  u32(): number {
+    return this.view.getUint32(this.take(4), true);
+  }
+  /** u64 that must fit a JavaScript safe integer. */
+  u64(): number {
+    const v = this.view.getBigUint64(this.take(8), true);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail(`number ${v} is too large`);
+    return Number(v);
+  }
+  i64(): bigint {
+    return this.view.getBigInt64(this.take(8), true);
+  }
+  bytes(n: number): Uint8Array {
+    const at = this.take(n);
+    return this.buf.subarray(at, at + n);
+  }
+  str16(): string {
+    const raw = this.bytes(this.u16());
+    try {
+      return utf8Strict.decode(raw);
+    } catch {
+      return this.fail('text is not valid UTF-8');
+    }
+  }
+  /** Throws unless every byte has been consumed. */
+  end(): void {
+    if (this.at !== this.buf.byteLength) this.fail(`${this.remaining} unexpected trailing bytes`);
+  }
+}

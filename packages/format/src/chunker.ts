@@ -1,0 +1,178 @@
+/**
+ * Content-defined chunking: FastCDC with normalized chunking (level 2) and a 32-bit
+ * gear hash whose table is seeded per repository (see `gearTable` in keys.ts).
+ *
+ * Definition (format v1; docs/design.md has the same in prose):
+ *   bits  = log2(avgSize);  maskS = ones(bits + 2) << (31 - bits - 2);
+ *                           maskL = ones(bits - 2) << (31 - bits + 2)
+ *   (the mask bits are the highest ones below bit 31, so they depend on the last 31 bytes)
+ *   A chunk starting at s ends at the first i in [s+min, s+min(avg, n)) with
+ *   h_i & maskS == 0, else the first i in [s+avg, s+min(max, n)) with h_i & maskL == 0,
+ *   else at s+min(max, n); the chunk includes byte i. h starts at 0 at s+min and
+ *   h_i = (2·h_{i-1} + gear[b_i]) mod 2^32. Chunks of n <= min bytes end the stream.
+ *
+ * Contract: boundaries depend only on the bytes and the table, never on how the
+ * stream was split into pieces; memory stays at two times maxSize.
+ */
+import { KinvaultError } from '@kinvault/protocol';
+import { MAX_BLOB_PLAINTEXT } from './blob.js';
+
+export interface ChunkerParams {
+  readonly minSize: number;
+  readonly avgSize: number;
+  readonly maxSize: number;
+}
+
+export const DEFAULT_CHUNKER_PARAMS: ChunkerParams = Object.freeze({
+  minSize: 512 * 1024,
+  avgSize: 1024 * 1024,
+  maxSize: 8 * 1024 * 1024,
+});
+
+export interface Chunk {
+  /** Offset of the chunk's first byte in the stream. */
+  readonly offset: number;
+  /** The chunk's bytes, in a buffer of its own (safe to keep or transfer). */
+  readonly data: Uint8Array;
+}
+
+interface Prepared {
+  readonly params: ChunkerParams;
+  readonly gear: Int32Array;
+  readonly gear2: Int32Array;
+  readonly maskS: number;
+  readonly maskL: number;
+}
+
+export function validateChunkerParams(p: ChunkerParams): void {
+  const bad = (why: string): never => {
+    throw new KinvaultError('INVALID_ARGUMENT', `Chunker sizes min=${p.minSize} avg=${p.avgSize} max=${p.maxSize}: ${why}.`);
+  };
+  if (![p.minSize, p.avgSize, p.maxSize].every(Number.isSafeInteger)) bad('sizes must be integers');
+  const bits = Math.log2(p.avgSize);
+  if (!Number.isInteger(bits)) bad('avg must be a power of two');
+  if (bits < 8 || bits > 28) bad('avg must be between 256 bytes and 256 MiB');
+  if (p.minSize < 64 || p.minSize >= p.avgSize) bad('need 64 <= min < avg');
+  if (p.maxSize <= p.avgSize) bad('need max > avg');
+  if (p.maxSize > MAX_BLOB_PLAINTEXT) bad(`max may be at most ${MAX_BLOB_PLAINTEXT}`);
+}
+
+function ones(n: number): number {
+  return n >= 32 ? -1 : (1 << n) - 1;
+}
+
+export function prepareChunker(gear: Uint32Array, params: ChunkerParams = DEFAULT_CHUNKER_PARAMS): Prepared {
+  validateChunkerParams(params);
+  if (gear.length !== 256) throw new KinvaultError('INVALID_ARGUMENT', 'A gear table has 256 entries.');
+  const bits = Math.log2(params.avgSize);
+  const g = new Int32Array(256);
+  const g2 = new Int32Array(256);
+  for (let i = 0; i < 256; i++) {
+    g[i] = gear[i]! | 0;
+    g2[i] = (gear[i]! << 1) | 0;
+  }
+  return Object.freeze({
+    params,
+    gear: g,
+    gear2: g2,
+    maskS: (ones(bits + 2) << (31 - (bits + 2))) | 0,
+    maskL: (ones(bits - 2) << (31 - (bits - 2))) | 0,
+  });
+}
+
+/**
+ * Scans [from, to) for the first position whose hash has no bit of `mask` set; returns
+ * the index just after that byte, or -1. Steps two bytes at a time (FastCDC 2020):
+ * with mask bit 31 clear, (2h) & (mask << 1) == 0 exactly when h & mask == 0.
+ */
+function scan(b: Uint8Array, from: number, to: number, h0: number, mask: number, c: Prepared, state: { h: number }): number {
+  const gear = c.gear;
+  const gear2 = c.gear2;
+  const mask2 = (mask << 1) | 0;
+  let h = h0;
+  let i = from;
+  const last = to - 1;
+  while (i < last) {
+    h = ((h << 2) + gear2[b[i]!]!) | 0;
+    if ((h & mask2) === 0) return i + 1;
+    h = (h + gear[b[i + 1]!]!) | 0;
+    if ((h & mask) === 0) return i + 2;
+    i += 2;
+  }
+  if (i < to) {
+    h = ((h << 1) + gear[b[i]!]!) | 0;
+    if ((h & mask) === 0) return i + 1;
+  }
+  state.h = h;
+  return -1;
+}
+
+/**
+ * The end of the chunk that starts at `start`, given bytes up to `end`. With `eof`
+ * false the caller must supply at least maxSize bytes (or all that remain).
+ */
+export function findBoundary(c: Prepared, b: Uint8Array, start: number, end: number): number {
+  const { minSize, avgSize, maxSize } = c.params;
+  const n = end - start;
+  if (n <= minSize) return end;
+  const normal = start + Math.min(n, avgSize);
+  const limit = start + Math.min(n, maxSize);
+  const state = { h: 0 };
+  let cut = scan(b, start + minSize, normal, 0, c.maskS, c, state);
+  if (cut >= 0) return cut;
+  cut = scan(b, normal, limit, state.h, c.maskL, c, state);
+  return cut >= 0 ? cut : limit;
+}
+
+/** Splits a byte stream into content-defined chunks. */
+export async function* chunkStream(
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  chunker: Prepared,
+): AsyncGenerator<Chunk> {
+  const max = chunker.params.maxSize;
+  const cap = max * 2;
+  const buf = new Uint8Array(cap);
+  let start = 0;
+  let end = 0;
+  let offset = 0;
+  for await (const piece of source) {
+    let p = 0;
+    while (p < piece.byteLength) {
+      if (end === cap) {
+        buf.copyWithin(0, start, end);
+        end -= start;
+        start = 0;
+      }
+      const n = Math.min(cap - end, piece.byteLength - p);
+      buf.set(piece.subarray(p, p + n), end);
+      end += n;
+      p += n;
+      while (end - start >= max) {
+        const cut = findBoundary(chunker, buf, start, end);
+        yield { offset, data: buf.slice(start, cut) };
+        offset += cut - start;
+        start = cut;
+      }
+    }
+  }
+  while (end > start) {
+    const cut = findBoundary(chunker, buf, start, end);
+    yield { offset, data: buf.slice(start, cut) };
+    offset += cut - start;
+    start = cut;
+  }
+}
+
+/** Chunks a whole buffer (tests, small files). */
+export function chunkBuffer(data: Uint8Array, chunker: Prepared): Chunk[] {
+  const out: Chunk[] = [];
+  let start = 0;
+  while (start < data.byteLength) {
+    const cut = findBoundary(chunker, data, start, data.byteLength);
+    out.push({ offset: start, data: data.slice(start, cut) });
+    start = cut;
+  }
+  return out;
+}
+
+export type PreparedChunker = Prepared;

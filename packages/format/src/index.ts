@@ -1,0 +1,19 @@
+/**
+ * @kinvault/format — repository format v1. Pure: no network, no database; files only
+ * through the streams and sources handed in. docs/design.md specifies every byte.
+ */
+export * from './aead.js';
+export * from './blob.js';
+export * from './blob-crypto.js';
+export * from './bytes.js';
+export * from './catalog.js';
+export * from './chunker.js';
+export * from './keyfile.js';
+export * from './keys.js';
+export * from './pack.js';
+export * from './packer.js';
+export * from './random.js';
+export * from './recovery-code.js';
+export * from './snapshot.js';
+export * from './tree.js';
+export { sodium } from './sodium.js';
