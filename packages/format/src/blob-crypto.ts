@@ -51,24 +51,25 @@ function transferable(data: Uint8Array): Uint8Array {
     : data.slice();
 }
 
-function workerUrl(): { url: URL; execArgv: string[] } {
-  // From compiled JavaScript the worker is a sibling .js file. From TypeScript sources
-  // (tests) it runs through tsx, with the workspace's source condition.
-  const ts = import.meta.url.endsWith('.ts');
-  return {
-    url: new URL(ts ? './blob-crypto.worker.ts' : './blob-crypto.worker.js', import.meta.url),
-    execArgv: ts ? ['--import', 'tsx', '--conditions=kinvault-source'] : [],
-  };
+/**
+ * The worker's entry. From compiled JavaScript it is the sibling .js file. From the
+ * TypeScript sources (tests) a one-line bootstrap registers tsx first, with the
+ * workspace's source condition, then imports the .ts worker.
+ */
+function spawnWorker(keys: BlobKeys): Worker {
+  const workerData = { idKey: keys.idKey, dataKey: keys.dataKey, metadataKey: keys.metadataKey };
+  if (!import.meta.url.endsWith('.ts')) {
+    return new Worker(new URL('./blob-crypto.worker.js', import.meta.url), { workerData });
+  }
+  const entry = new URL('./blob-crypto.worker.ts', import.meta.url).href;
+  const bootstrap = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+  return new Worker(bootstrap, { eval: true, workerData, execArgv: ['--conditions=kinvault-source'] });
 }
 
 /** A pool of worker threads; requests go to the least busy worker. */
 export function workerBlobCrypto(keys: BlobKeys, threads = Math.max(1, availableParallelism())): BlobCrypto {
-  const { url, execArgv } = workerUrl();
   const workers = Array.from({ length: threads }, () => {
-    const worker = new Worker(url, {
-      execArgv,
-      workerData: { idKey: keys.idKey, dataKey: keys.dataKey, metadataKey: keys.metadataKey },
-    });
+    const worker = spawnWorker(keys);
     const state = { worker, busy: 0, pending: new Map<number, Pending>() };
     worker.on('message', (r: WorkerResponse) => {
       const p = state.pending.get(r.seq);

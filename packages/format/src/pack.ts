@@ -188,7 +188,9 @@ export function decodePackHeader(plain: Uint8Array, blobAreaBytes: number): Pack
     if (offset !== expected) throw corrupt(`entry ${i} starts at ${offset}, expected ${expected}`);
     if (length < SEAL_OVERHEAD || length > MAX_SEALED_BLOB) throw corrupt(`entry ${i} has impossible length ${length}`);
     expected += length;
-    if (expected > blobAreaBytes) throw corrupt(`entry ${i} ends past the blob area`);
+    if (expected > blobAreaBytes) {
+      throw new KinvaultError('PACK_TRUNCATED', `The pack is missing bytes: blob ${i} ends at ${expected} but only ${blobAreaBytes} bytes of blobs are present.`, { details: { blob: i, expected, present: blobAreaBytes } });
+    }
     entries.push({ type, id, offset, length });
   }
   if (expected !== blobAreaBytes) throw corrupt(`entries cover ${expected} bytes but the blob area has ${blobAreaBytes}`);

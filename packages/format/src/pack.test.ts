@@ -1,0 +1,126 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { isKinvaultError } from '@kinvault/protocol';
+import { blobId, BlobType, sealBlob } from './blob.js';
+import { deriveKeys } from './keys.js';
+import { bufferSource, buildPack, PACK_TRAILER_BYTES, readBlob, readPackHeader, verifyPackHash, type RandomAccessSource } from './pack.js';
+import { Packer, type PackSink } from './packer.js';
+import { deterministicRandom } from './random.js';
+
+const random = deterministicRandom('pack.test');
+const keys = deriveKeys(random(32));
+
+function blobs(count: number, size: number) {
+  return Array.from({ length: count }, (_, i) => {
+    const type = i % 3 === 0 ? BlobType.tree : BlobType.data;
+    const plaintext = random(size + i);
+    const id = blobId(keys, type, plaintext);
+    return { type, id, plaintext, sealed: sealBlob(keys, type, id, plaintext, random) };
+  });
+}
+
+async function codeOf(run: () => Promise<unknown>): Promise<string> {
+  try {
+    await run();
+    return 'no error';
+  } catch (e) {
+    return isKinvaultError(e) ? e.code : `not a KinvaultError: ${String(e)}`;
+  }
+}
+
+describe('packs', () => {
+  it('round-trip: header from the tail, each blob by offset, name = SHA-256', async () => {
+    const items = blobs(10, 5000);
+    const { bytes, info } = await buildPack(keys, items, random);
+    expect(info.name).toBe(createHash('sha256').update(bytes).digest('hex'));
+    expect(info.size).toBe(bytes.byteLength);
+    const entries = await readPackHeader(bufferSource(bytes), keys);
+    expect(entries).toEqual(info.entries);
+    for (const [i, e] of entries.entries()) {
+      expect(Buffer.from(await readBlob(bufferSource(bytes), keys, e)).equals(items[i]!.plaintext)).toBe(true);
+    }
+    expect(await verifyPackHash([bytes.subarray(0, 7), bytes.subarray(7)], info.name)).toMatchObject({ ok: true, size: bytes.byteLength });
+  });
+
+  it('reads only the tail to list a pack', async () => {
+    const { bytes } = await buildPack(keys, blobs(5, 100_000), random);
+    const reads: [number, number][] = [];
+    const source: RandomAccessSource = {
+      size: bytes.byteLength,
+      read: async (offset, length) => {
+        reads.push([offset, length]);
+        return bytes.subarray(offset, offset + length);
+      },
+    };
+    await readPackHeader(source, keys);
+    expect(reads.length).toBe(2);
+    expect(reads[0]).toEqual([bytes.byteLength - PACK_TRAILER_BYTES, PACK_TRAILER_BYTES]);
+    expect(reads[1]![1]).toBeLessThan(1000);
+  });
+
+  it('an empty pack is valid', async () => {
+    const { bytes } = await buildPack(keys, [], random);
+    expect(await readPackHeader(bufferSource(bytes), keys)).toEqual([]);
+  });
+
+  it('names what is wrong: truncation, damage, wrong key, newer version', async () => {
+    const { bytes, info } = await buildPack(keys, blobs(3, 1000), random);
+    expect(await codeOf(() => readPackHeader(bufferSource(bytes.subarray(0, 10)), keys))).toBe('PACK_TRUNCATED');
+    expect(await codeOf(() => readPackHeader(bufferSource(bytes.subarray(0, bytes.byteLength - 1)), keys))).toBe('PACK_CORRUPT');
+    expect(await codeOf(() => readPackHeader(bufferSource(bytes.subarray(info.entries[2]!.offset + 10)), keys))).toBe('PACK_TRUNCATED');
+    expect(await codeOf(() => readPackHeader(bufferSource(bytes), deriveKeys(random(32))))).toBe('DECRYPT_FAILED');
+    const newer = bytes.slice();
+    newer[bytes.byteLength - 12] = 2;
+    expect(await codeOf(() => readPackHeader(bufferSource(newer), keys))).toBe('PACK_UNSUPPORTED');
+    const flipped = bytes.slice();
+    flipped[info.entries[1]!.offset + 30]! ^= 4;
+    expect(await codeOf(() => readBlob(bufferSource(flipped), keys, info.entries[1]!))).toBe('DECRYPT_FAILED');
+    expect((await verifyPackHash([flipped], info.name)).ok).toBe(false);
+    const swapped = { ...info.entries[1]!, id: info.entries[0]!.id };
+    expect(await codeOf(() => readBlob(bufferSource(bytes), keys, swapped))).toBe('DECRYPT_FAILED');
+    const pastEnd = { ...info.entries[1]!, offset: bytes.byteLength };
+    expect(await codeOf(() => readBlob(bufferSource(bytes), keys, pastEnd))).toBe('PACK_TRUNCATED');
+  });
+
+  it('a data blob presented as a tree blob does not open', async () => {
+    const [item] = blobs(2, 100).filter((b) => b.type === BlobType.data);
+    const { bytes, info } = await buildPack(keys, [item!], random);
+    expect(await codeOf(() => readBlob(bufferSource(bytes), keys, { ...info.entries[0]!, type: BlobType.tree }))).toBe('DECRYPT_FAILED');
+  });
+});
+
+describe('packer', () => {
+  it('rolls packs at the target size and reports every blob once', async () => {
+    const stored = new Map<string, Uint8Array>();
+    const packer = new Packer(
+      keys,
+      () => {
+        const parts: Uint8Array[] = [];
+        const sink: PackSink = {
+          write: (b) => void parts.push(b.slice()),
+          close: async (info) => void stored.set(info.name, Buffer.concat(parts)),
+        };
+        return sink;
+      },
+      { target: 50_000, random },
+    );
+    const items = blobs(40, 4000);
+    const infos = [];
+    for (const b of items) {
+      const done = await packer.add(b.type, b.id, b.sealed);
+      if (done) infos.push(done);
+    }
+    const last = await packer.flush();
+    if (last) infos.push(last);
+    expect(await packer.flush()).toBeNull();
+    expect(infos.length).toBeGreaterThanOrEqual(3);
+    const seen = infos.flatMap((i) => i.entries.map((e) => Buffer.from(e.id).toString('hex')));
+    expect(seen).toEqual(items.map((b) => Buffer.from(b.id).toString('hex')));
+    for (const info of infos) {
+      const bytes = stored.get(info.name)!;
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(info.name);
+      expect(await readPackHeader(bufferSource(bytes), keys)).toEqual(info.entries);
+      expect(info.size).toBeLessThan(50_000 + 4100 + 2000);
+    }
+  });
+});
