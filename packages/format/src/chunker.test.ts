@@ -63,6 +63,13 @@ describe('FastCDC chunker', () => {
     expect(await collect(split(data, deterministicRandom('split-2')), small)).toEqual(whole);
   });
 
+  it('streams (WebAssembly) exactly as the JavaScript reference cuts, at default sizes', async () => {
+    const big = deterministicRandom('chunker.test big')(24 * 1024 * 1024);
+    const whole = chunkBuffer(big, prepareChunker(gear)).map((c) => [c.offset, c.data.byteLength]);
+    expect(whole.length).toBeGreaterThan(12);
+    expect(await collect(split(big, deterministicRandom('split-3')), DEFAULT_CHUNKER_PARAMS)).toEqual(whole);
+  });
+
   it('keeps every chunk within min..max, except a short final one, and loses no byte', async () => {
     const chunks = await collect([data], small);
     let total = 0;

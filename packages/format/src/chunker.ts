@@ -16,6 +16,7 @@
  */
 import { KinvaultError } from '@kinvault/protocol';
 import { MAX_BLOB_PLAINTEXT } from './blob.js';
+import { GEAR_SCAN_WASM } from './gear-scan.wasm.js';
 
 export interface ChunkerParams {
   readonly minSize: number;
@@ -81,47 +82,96 @@ export function prepareChunker(gear: Uint32Array, params: ChunkerParams = DEFAUL
 }
 
 /**
- * Scans [from, to) for the first position whose hash has no bit of `mask` set; returns
- * the index just after that byte, or -1. Steps two bytes at a time (FastCDC 2020):
- * with mask bit 31 clear, (2h) & (mask << 1) == 0 exactly when h & mask == 0.
+ * Scans [from, to) of a byte array for the first position whose hash has no bit of
+ * `mask` set, and returns the index after that byte, or -1 (the running hash is then
+ * in `h`). Two implementations: JavaScript over any array (the reference, used by
+ * `chunkBuffer`), and WebAssembly over the streaming window (gear-scan.wat, about
+ * twice as fast). Both step two bytes at a time (FastCDC 2020): with mask bit 31
+ * clear, (2h) & (mask << 1) == 0 exactly when h & mask == 0.
  */
-function scan(b: Uint8Array, from: number, to: number, h0: number, mask: number, c: Prepared, state: { h: number }): number {
-  const gear = c.gear;
-  const gear2 = c.gear2;
-  const mask2 = (mask << 1) | 0;
-  let h = h0;
-  let i = from;
-  const last = to - 1;
-  while (i < last) {
-    h = ((h << 2) + gear2[b[i]!]!) | 0;
-    if ((h & mask2) === 0) return i + 1;
-    h = (h + gear[b[i + 1]!]!) | 0;
-    if ((h & mask) === 0) return i + 2;
-    i += 2;
-  }
-  if (i < to) {
-    h = ((h << 1) + gear[b[i]!]!) | 0;
-    if ((h & mask) === 0) return i + 1;
-  }
-  state.h = h;
-  return -1;
+interface Scanner {
+  scan(from: number, to: number, h: number, mask: number): number;
+  readonly h: number;
 }
 
-/**
- * The end of the chunk that starts at `start`, given bytes up to `end`. With `eof`
- * false the caller must supply at least maxSize bytes (or all that remain).
- */
-export function findBoundary(c: Prepared, b: Uint8Array, start: number, end: number): number {
+class JsScanner implements Scanner {
+  h = 0;
+  constructor(
+    private readonly c: Prepared,
+    private readonly b: Uint8Array,
+  ) {}
+
+  scan(from: number, to: number, h0: number, mask: number): number {
+    const { gear, gear2 } = this.c;
+    const b = this.b;
+    const mask2 = (mask << 1) | 0;
+    let h = h0;
+    let i = from;
+    const last = to - 1;
+    while (i < last) {
+      h = ((h << 2) + gear2[b[i]!]!) | 0;
+      if ((h & mask2) === 0) return i + 1;
+      h = (h + gear[b[i + 1]!]!) | 0;
+      if ((h & mask) === 0) return i + 2;
+      i += 2;
+    }
+    if (i < to) {
+      h = ((h << 1) + gear[b[i]!]!) | 0;
+      if ((h & mask) === 0) return i + 1;
+    }
+    this.h = h;
+    return -1;
+  }
+}
+
+const WASM_DATA_OFFSET = 2048;
+const gearScanModule = new WebAssembly.Module(Buffer.from(GEAR_SCAN_WASM, 'base64'));
+
+/** A WebAssembly scanner whose memory holds the gear tables and a window of `size` bytes. */
+class WasmScanner implements Scanner {
+  /** The window: stream bytes are copied here and scanned in place. */
+  readonly window: Uint8Array;
+  private readonly fn: (from: number, to: number, h: number, mask: number) => number;
+  private readonly hGlobal: WebAssembly.Global;
+
+  constructor(c: Prepared, size: number) {
+    const memory = new WebAssembly.Memory({ initial: Math.ceil((WASM_DATA_OFFSET + size) / 65536) });
+    const tables = new Int32Array(memory.buffer, 0, 512);
+    tables.set(c.gear, 0);
+    tables.set(c.gear2, 256);
+    const instance = new WebAssembly.Instance(gearScanModule, { env: { memory } });
+    this.fn = instance.exports.scan as WasmScanner['fn'];
+    this.hGlobal = instance.exports.h as WebAssembly.Global;
+    this.window = new Uint8Array(memory.buffer, WASM_DATA_OFFSET, size);
+  }
+
+  scan(from: number, to: number, h: number, mask: number): number {
+    return this.fn(from, to, h, mask);
+  }
+
+  get h(): number {
+    return this.hGlobal.value as number;
+  }
+}
+
+function boundary(c: Prepared, s: Scanner, start: number, end: number): number {
   const { minSize, avgSize, maxSize } = c.params;
   const n = end - start;
   if (n <= minSize) return end;
   const normal = start + Math.min(n, avgSize);
   const limit = start + Math.min(n, maxSize);
-  const state = { h: 0 };
-  let cut = scan(b, start + minSize, normal, 0, c.maskS, c, state);
+  let cut = s.scan(start + minSize, normal, 0, c.maskS);
   if (cut >= 0) return cut;
-  cut = scan(b, normal, limit, state.h, c.maskL, c, state);
+  cut = s.scan(normal, limit, s.h, c.maskL);
   return cut >= 0 ? cut : limit;
+}
+
+/**
+ * The end of the chunk that starts at `start` in `b`, given bytes up to `end`. Unless
+ * `end` is the end of the data, the caller must supply at least maxSize bytes.
+ */
+export function findBoundary(c: Prepared, b: Uint8Array, start: number, end: number): number {
+  return boundary(c, new JsScanner(c, b), start, end);
 }
 
 /** Splits a byte stream into content-defined chunks. */
@@ -131,7 +181,8 @@ export async function* chunkStream(
 ): AsyncGenerator<Chunk> {
   const max = chunker.params.maxSize;
   const cap = max * 2;
-  const buf = new Uint8Array(cap);
+  const scanner = new WasmScanner(chunker, cap);
+  const buf = scanner.window;
   let start = 0;
   let end = 0;
   let offset = 0;
@@ -148,7 +199,7 @@ export async function* chunkStream(
       end += n;
       p += n;
       while (end - start >= max) {
-        const cut = findBoundary(chunker, buf, start, end);
+        const cut = boundary(chunker, scanner, start, end);
         yield { offset, data: buf.slice(start, cut) };
         offset += cut - start;
         start = cut;
@@ -156,7 +207,7 @@ export async function* chunkStream(
     }
   }
   while (end > start) {
-    const cut = findBoundary(chunker, buf, start, end);
+    const cut = boundary(chunker, scanner, start, end);
     yield { offset, data: buf.slice(start, cut) };
     offset += cut - start;
     start = cut;
