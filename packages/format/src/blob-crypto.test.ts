@@ -46,4 +46,12 @@ describe('blob crypto in worker threads', () => {
       await pool.close();
     }
   });
+
+  it('fails requests still in flight when the pool closes, instead of hanging', async () => {
+    const pool = workerBlobCrypto(keys, 1);
+    const pending = pool.hash(BlobType.data, new Uint8Array(64 * 1024 * 1024));
+    await pool.close();
+    await expect(pending).rejects.toMatchObject({ code: 'INTERNAL' });
+    await expect(pool.hash(BlobType.data, Uint8Array.of(1))).rejects.toThrow(/closed/);
+  });
 });

@@ -1,7 +1,8 @@
 /**
  * Hashing and sealing of blobs, on the calling thread or in a pool of worker threads.
  *
- * Contract: both implementations give byte-identical results to `blobId`/`sealBlob`.
+ * Contract: ids are identical to `blobId`; sealed blobs open with `openBlob` (their
+ * nonces are random, so bytes differ between runs).
  * The pool takes ownership of the `data` buffers handed to it (they are transferred to
  * a worker, and come back in the result), so callers must not reuse them.
  */
@@ -68,6 +69,9 @@ function spawnWorker(keys: BlobKeys): Worker {
 
 /** A pool of worker threads; requests go to the least busy worker. */
 export function workerBlobCrypto(keys: BlobKeys, threads = Math.max(1, availableParallelism())): BlobCrypto {
+  let seq = 0;
+  let closed = false;
+  let broken: KinvaultError | undefined;
   const workers = Array.from({ length: threads }, () => {
     const worker = spawnWorker(keys);
     const state = { worker, busy: 0, pending: new Map<number, Pending>() };
@@ -78,17 +82,20 @@ export function workerBlobCrypto(keys: BlobKeys, threads = Math.max(1, available
       state.busy--;
       p.resolve(r);
     });
-    worker.on('error', (error) => {
-      for (const p of state.pending.values()) p.reject(error);
+    // A worker that dies fails what it had in hand and breaks the pool: callers get
+    // an error instead of waiting for an answer that will never come.
+    const fail = (why: string, cause?: unknown) => {
+      broken ??= new KinvaultError('INTERNAL', `A hashing/encryption worker thread stopped (${why}).`, { cause });
+      for (const p of state.pending.values()) p.reject(broken);
       state.pending.clear();
-    });
+    };
+    worker.on('error', (error) => fail(error.message, error));
+    worker.on('exit', (code) => fail(closed ? 'the pool was closed' : `exit code ${code}`));
     return state;
   });
-  let seq = 0;
-  let closed = false;
-
   async function call(req: WorkerRequest, transfer: ArrayBuffer[]): Promise<WorkerResponse> {
     if (closed) throw new KinvaultError('INTERNAL', 'The blob crypto pool is closed.');
+    if (broken) throw broken;
     let w = workers[0]!;
     for (const c of workers) if (c.busy < w.busy) w = c;
     const r = await new Promise<WorkerResponse>((resolve, reject) => {

@@ -67,28 +67,42 @@ export class ByteWriter {
     return at;
   }
 
+  // Each setter reserves first: reserve() may replace this.buf and this.view.
   u8(v: number): this {
-    this.view.setUint8(this.reserve(1), v);
+    const at = this.reserve(1);
+    this.view.setUint8(at, v);
     return this;
   }
   u16(v: number): this {
-    this.view.setUint16(this.reserve(2), v, true);
+    const at = this.reserve(2);
+    this.view.setUint16(at, v, true);
     return this;
   }
   u32(v: number): this {
-    this.view.setUint32(this.reserve(4), v, true);
+    const at = this.reserve(4);
+    this.view.setUint32(at, v, true);
     return this;
   }
   u64(v: bigint | number): this {
-    this.view.setBigUint64(this.reserve(8), BigInt(v), true);
+    const big = BigInt(v);
+    if (big < 0n || big > 0xffff_ffff_ffff_ffffn) {
+      throw new KinvaultError('INVALID_ARGUMENT', `${big} does not fit an unsigned 64-bit field.`);
+    }
+    const at = this.reserve(8);
+    this.view.setBigUint64(at, big, true);
     return this;
   }
   i64(v: bigint): this {
-    this.view.setBigInt64(this.reserve(8), v, true);
+    if (v < -(2n ** 63n) || v >= 2n ** 63n) {
+      throw new KinvaultError('INVALID_ARGUMENT', `${v} does not fit a signed 64-bit field.`);
+    }
+    const at = this.reserve(8);
+    this.view.setBigInt64(at, v, true);
     return this;
   }
   bytes(b: Uint8Array): this {
-    this.buf.set(b, this.reserve(b.byteLength));
+    const at = this.reserve(b.byteLength);
+    this.buf.set(b, at);
     return this;
   }
   /** u16 length followed by UTF-8 bytes. */

@@ -12,7 +12,7 @@ export * from './keyfile.js';
 export * from './keys.js';
 export * from './pack.js';
 export * from './packer.js';
-export * from './random.js';
+export { systemRandom, type RandomSource } from './random.js';
 export * from './recovery-code.js';
 export * from './snapshot.js';
 export * from './tree.js';

@@ -153,16 +153,17 @@ export function decodeKeyFile(bytes: Uint8Array): KeyFile {
   const corrupt = (why: string): never => {
     throw new KinvaultError('KEY_FILE_CORRUPT', `The key file is damaged: ${why}. Use the other key file (passphrase or recovery code).`);
   };
+  if (bytes.byteLength < 9 || !bytesEqual(bytes.subarray(0, 8), KEY_FILE_MAGIC)) corrupt('it does not start with "KINVKEYF"');
+  // The version comes before the length check: another version may have another size.
+  const version = bytes[8];
+  if (version !== KEY_FILE_VERSION) {
+    throw new KinvaultError('KEY_FILE_UNSUPPORTED', `Key file version ${version} is not understood by this program (it reads ${KEY_FILE_VERSION}). Update Kinvault.`);
+  }
   if (bytes.byteLength !== KEY_FILE_BYTES) corrupt(`it is ${bytes.byteLength} bytes, not ${KEY_FILE_BYTES}`);
-  if (!bytesEqual(bytes.subarray(0, 8), KEY_FILE_MAGIC)) corrupt('it does not start with "KINVKEYF"');
   const sum = createHash('sha256').update(bytes.subarray(0, BODY_END)).digest();
   if (!bytesEqual(new Uint8Array(sum), bytes.subarray(BODY_END))) corrupt('its checksum does not match');
   const r = new ByteReader(bytes, 'KEY_FILE_CORRUPT', 'Key file');
-  r.bytes(8);
-  const version = r.u8();
-  if (version !== KEY_FILE_VERSION) {
-    throw new KinvaultError('KEY_FILE_UNSUPPORTED', `Key file version ${version} is newer than this program understands (${KEY_FILE_VERSION}). Update Kinvault.`);
-  }
+  r.bytes(9);
   const kind = r.u8();
   if (kind !== KeyFileKind.passphrase && kind !== KeyFileKind.recoveryCode) corrupt(`unknown kind ${kind}`);
   const alg = r.u8();

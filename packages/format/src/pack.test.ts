@@ -58,6 +58,17 @@ describe('packs', () => {
     expect(reads[1]![1]).toBeLessThan(1000);
   });
 
+  it('a tree for a directory of thousands of files encodes and packs', async () => {
+    const { encodeTree, decodeTree } = await import('./tree.js');
+    const nodes = Array.from({ length: 5000 }, (_, i) => ({
+      kind: 'file' as const, name: `IMG_${String(i).padStart(5, '0')}.jpg`, mode: 0o644, mtimeNs: BigInt(i) * 1_000_000_007n,
+      ctimeNs: 0n, inode: BigInt(i), uid: 501, gid: 20, size: 3_000_000 + i, chunks: [random(32), random(32), random(32)],
+    }));
+    const bytes = encodeTree({ nodes });
+    expect(decodeTree(bytes).nodes).toHaveLength(5000);
+    expect(bytes.byteLength).toBeGreaterThan(5000 * 150);
+  });
+
   it('an empty pack is valid', async () => {
     const { bytes } = await buildPack(keys, [], random);
     expect(await readPackHeader(bufferSource(bytes), keys)).toEqual([]);
@@ -110,6 +121,7 @@ describe('packer', () => {
       const done = await packer.add(b.type, b.id, b.sealed);
       if (done) infos.push(done);
     }
+    expect(packer.pendingBytes).toBeGreaterThan(0);
     const last = await packer.flush();
     if (last) infos.push(last);
     expect(await packer.flush()).toBeNull();

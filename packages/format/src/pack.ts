@@ -32,6 +32,8 @@ export const DEFAULT_PACK_TARGET = 16 * 1024 * 1024;
 export const MAX_PACK_BYTES = 0xffff_ffff;
 /** Enough for about 400,000 blobs; a larger header is refused unread. */
 export const MAX_PACK_HEADER_BYTES = 16 * 1024 * 1024;
+/** The most blobs a pack may hold, so that its sealed header stays within the limit above. */
+export const MAX_PACK_ENTRIES = Math.floor((MAX_PACK_HEADER_BYTES - 4 - 40) / (1 + 32 + 4 + 4));
 
 export interface PackEntry {
   readonly type: BlobType;
@@ -111,7 +113,7 @@ export class PackWriter {
     if (sealed.byteLength < SEAL_OVERHEAD || sealed.byteLength > MAX_SEALED_BLOB) {
       throw new KinvaultError('INVALID_ARGUMENT', `A sealed blob of ${sealed.byteLength} bytes is out of range.`);
     }
-    if (this.bytes + sealed.byteLength > MAX_PACK_BYTES - MAX_PACK_HEADER_BYTES) {
+    if (this.entries.length >= MAX_PACK_ENTRIES || this.bytes + sealed.byteLength > MAX_PACK_BYTES - MAX_PACK_HEADER_BYTES) {
       throw new KinvaultError('PACK_TOO_LARGE', 'The pack is full; start a new one.');
     }
     this.entries.push({ type, id: id.slice(), offset: this.bytes, length: sealed.byteLength });

@@ -2,12 +2,13 @@
  * Groups sealed blobs into packs of about `target` bytes.
  *
  * Contract: blobs are written to the current pack's sink as they arrive (constant
- * memory); once a pack reaches `target` bytes it is finished and `onPack` is awaited
- * before the next blob is accepted, so an upload can apply backpressure.
+ * memory). Once a pack reaches `target` bytes or MAX_PACK_ENTRIES blobs it is
+ * finished and its sink's `close` is awaited before `add` returns, so an upload can
+ * apply backpressure. A pack is never finished without a blob in it.
  */
 import type { BlobType } from './blob.js';
 import type { RepositoryKeys } from './keys.js';
-import { DEFAULT_PACK_TARGET, PackWriter, type ByteSink, type PackInfo } from './pack.js';
+import { DEFAULT_PACK_TARGET, MAX_PACK_ENTRIES, PackWriter, type ByteSink, type PackInfo } from './pack.js';
 import { systemRandom, type RandomSource } from './random.js';
 
 export interface PackSink extends ByteSink {
@@ -48,13 +49,18 @@ export class Packer {
       this.current = { writer: new PackWriter(this.keys, sink, this.random), sink };
     }
     await this.current.writer.add(type, id, sealed);
-    return this.current.writer.size >= this.target ? this.flush() : null;
+    const w = this.current.writer;
+    return w.size >= this.target || w.count >= MAX_PACK_ENTRIES ? this.flush() : null;
   }
 
   /** Finishes the open pack, if it has any blob. */
   async flush(): Promise<PackInfo | null> {
     const c = this.current;
     if (!c) return null;
+    if (c.writer.count === 0) {
+      await this.abort();
+      return null;
+    }
     this.current = undefined;
     const info = await c.writer.finish();
     await c.sink.close(info);

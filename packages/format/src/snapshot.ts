@@ -80,6 +80,7 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
     if (!Number.isSafeInteger(v) || v < 0) invalid(`statistic ${v} is not a count`);
     w.u64(v);
   }
+  if (w.length + 40 > MAX_SNAPSHOT_BYTES) invalid(`it would be ${w.length} bytes; the limit is ${MAX_SNAPSHOT_BYTES} (too many errors listed?)`);
   return w.finish();
 }
 

@@ -6,7 +6,7 @@
  *   names, names unique. Each entry:
  *     str16 name       (u16 length ‖ UTF-8; 1..1024 bytes; no "/", no NUL, not "." or "..")
  *     u8    kind       1 file, 2 directory, 3 symlink
- *     u32   mode       permission bits (mode & 0o7777)
+ *     u32   mode       permission bits, at most 0o7777 (callers mask st_mode)
  *     i64   mtime_ns   modification time, nanoseconds since 1970
  *     i64   ctime_ns   inode change time (change detection only; never restored)
  *     u64   inode      (change detection only)
