@@ -16,6 +16,11 @@ describe('ByteWriter and ByteReader', () => {
     r.end();
   });
 
+  it('keep a leading byte-order mark in text', () => {
+    const r = new ByteReader(new ByteWriter().str16('\uFEFFnotes.txt').finish(), 'TREE_INVALID', 'x');
+    expect(r.str16()).toBe('\uFEFFnotes.txt');
+  });
+
   it('refuse integers that do not fit their field instead of wrapping', () => {
     expect(() => new ByteWriter().i64(2n ** 63n)).toThrow(/signed 64-bit/);
     expect(() => new ByteWriter().u64(-1n)).toThrow(/unsigned 64-bit/);

@@ -38,7 +38,8 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 const utf8 = new TextEncoder();
-const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a name may legitimately start with U+FEFF; it must survive a round trip.
+const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function encodeUtf8(text: string): Uint8Array {
   return utf8.encode(text);
