@@ -8,16 +8,14 @@
  * The last line is one JSON object of the figures.
  */
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, open, stat } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { blobId, BlobType, sealBlob } from '../src/blob.js';
-import { workerBlobCrypto } from '../src/blob-crypto.js';
-import { chunkStream, prepareChunker } from '../src/chunker.js';
+import { workerBlobPacker } from '../src/blob-packer.js';
+import { chunkSource, prepareChunker, type ReadIntoSource } from '../src/chunker.js';
 import { deriveKeys, gearTable } from '../src/keys.js';
-import { Packer } from '../src/packer.js';
 import { runPipeline } from './pipeline.js';
 
 const MiB = 1024 * 1024;
@@ -58,7 +56,15 @@ async function makeData(path: string, bytes: number): Promise<void> {
   }
 }
 
-const read = (path: string) => createReadStream(path, { highWaterMark: 4 * MiB });
+/** Reads a file straight into the chunker's window. */
+async function withFile<T>(path: string, use: (source: ReadIntoSource) => Promise<T>): Promise<T> {
+  const fh = await open(path, 'r');
+  try {
+    return await use({ read: async (into) => (await fh.read(into, 0, into.byteLength, null)).bytesRead });
+  } finally {
+    await fh.close();
+  }
+}
 const mbs = (bytes: number, ns: bigint) => Math.round((bytes / 1e6 / (Number(ns) / 1e9)) * 10) / 10;
 
 async function main(): Promise<void> {
@@ -85,21 +91,22 @@ async function main(): Promise<void> {
   let hashNs = 0n;
   let sealNs = 0n;
   let chunks = 0;
-  const t0 = process.hrtime.bigint();
   let chunkNs = 0n;
-  let mark = t0;
-  for await (const c of chunkStream(read(path), chunker)) {
-    const a = process.hrtime.bigint();
-    chunkNs += a - mark;
-    const id = blobId(keys, BlobType.data, c.data);
-    const b = process.hrtime.bigint();
-    sealBlob(keys, BlobType.data, id, c.data);
-    const d = process.hrtime.bigint();
-    hashNs += b - a;
-    sealNs += d - b;
-    chunks++;
-    mark = process.hrtime.bigint();
-  }
+  await withFile(path, async (source) => {
+    let mark = process.hrtime.bigint();
+    for await (const c of chunkSource(source, chunker)) {
+      const a = process.hrtime.bigint();
+      chunkNs += a - mark;
+      const id = blobId(keys, BlobType.data, c.data);
+      const b = process.hrtime.bigint();
+      sealBlob(keys, BlobType.data, id, c.data);
+      const d = process.hrtime.bigint();
+      hashNs += b - a;
+      sealNs += d - b;
+      chunks++;
+      mark = process.hrtime.bigint();
+    }
+  });
   const figures = {
     size_mib: sizeMb,
     chunks,
@@ -109,28 +116,33 @@ async function main(): Promise<void> {
     sealing_mb_s: mbs(bytes, sealNs),
     pipeline_mb_s: 0,
     pipeline_threads: threads,
+    /** CPU seconds per wall-clock second during the pipeline (all threads). */
+    pipeline_cpu_cores: 0,
     packs: 0,
     peak_rss_mib: 0,
   };
   console.log(`chunking ${figures.chunking_mb_s} MB/s (${chunks} chunks), id hashing ${figures.id_hashing_mb_s} MB/s, sealing ${figures.sealing_mb_s} MB/s (one thread each)`);
 
   // 2. The whole pipeline: packs go to a sink that only counts (the pack writer hashes them).
-  const pool = workerBlobCrypto(keys, threads);
   let packs = 0;
-  const packer = new Packer(keys, () => ({ write: () => {}, close: async () => void packs++ }));
+  const packer = workerBlobPacker(keys, () => ({ write: () => {}, close: async () => void packs++ }), { threads });
   try {
-    await pool.hash(BlobType.data, new Uint8Array(1)); // start the workers before timing
+    packer.drop(await packer.hash(BlobType.data, new Uint8Array(1))); // start the workers before timing
+    const cpu0 = process.cpuUsage();
     const p0 = process.hrtime.bigint();
-    const result = await runPipeline(read(path), chunker, pool, packer, new Set(), threads * 4);
+    const result = await withFile(path, (source) => runPipeline(source, chunker, packer, new Set(), threads * 4));
     const ns = process.hrtime.bigint() - p0;
+    const cpu = process.cpuUsage(cpu0);
+    figures.pipeline_cpu_cores = Math.round(((cpu.user + cpu.system) * 1000 / Number(ns)) * 100) / 100;
     if (result.bytes !== bytes) throw new Error(`pipeline saw ${result.bytes} bytes, expected ${bytes}`);
     figures.pipeline_mb_s = mbs(bytes, ns);
     figures.packs = packs;
+    if (result.packs !== packs) throw new Error(`pipeline reported ${result.packs} packs, sinks closed ${packs}`);
   } finally {
-    await pool.close();
+    await packer.close();
   }
   figures.peak_rss_mib = Math.round(process.resourceUsage().maxRSS / 1024);
-  console.log(`pipeline ${figures.pipeline_mb_s} MB/s with ${threads} worker threads, ${packs} packs, peak RSS ${figures.peak_rss_mib} MiB`);
+  console.log(`pipeline ${figures.pipeline_mb_s} MB/s with ${threads} worker threads using ${figures.pipeline_cpu_cores} cores, ${packs} packs, peak RSS ${figures.peak_rss_mib} MiB`);
   console.log(JSON.stringify(figures));
 }
 

@@ -1,47 +1,44 @@
 /**
- * The chunk → id → dedup → seal → pack pipeline over one byte stream, as the benchmark
- * runs it and as the agent composes it: the main thread chunks and writes packs, the
- * worker pool hashes and seals. Blobs already seen in this run are not sealed again.
+ * The chunk → id → dedup → seal → pack pipeline over one source, as the benchmark runs
+ * it and as the agent composes it: this thread reads and chunks, the blob packer
+ * hashes, seals and builds packs. Blobs already known are dropped, not sealed.
  */
 import { BlobType } from '../src/blob.js';
-import type { BlobCrypto } from '../src/blob-crypto.js';
-import { chunkStream, type PreparedChunker } from '../src/chunker.js';
-import type { Packer } from '../src/packer.js';
+import type { BlobPacker } from '../src/blob-packer.js';
 import { toHex } from '../src/bytes.js';
+import { chunkSource, type PreparedChunker, type ReadIntoSource } from '../src/chunker.js';
 
 export interface PipelineResult {
   chunks: number;
   bytes: number;
   newChunks: number;
-  sealedBytes: number;
+  packs: number;
 }
 
 export async function runPipeline(
-  source: AsyncIterable<Uint8Array>,
+  source: ReadIntoSource,
   chunker: PreparedChunker,
-  crypto: BlobCrypto,
-  packer: Packer,
+  packer: BlobPacker,
   known: Set<string>,
   maxInFlight: number,
 ): Promise<PipelineResult> {
-  const result: PipelineResult = { chunks: 0, bytes: 0, newChunks: 0, sealedBytes: 0 };
+  const result: PipelineResult = { chunks: 0, bytes: 0, newChunks: 0, packs: 0 };
   const inFlight = new Set<Promise<void>>();
-  let packing: Promise<unknown> = Promise.resolve();
   let failure: unknown;
 
   const process = async (data: Uint8Array): Promise<void> => {
-    const { id, data: back } = await crypto.hash(BlobType.data, data);
-    const key = toHex(id);
-    if (known.has(key)) return;
+    const held = await packer.hash(BlobType.data, data);
+    const key = toHex(held.id);
+    if (known.has(key)) {
+      packer.drop(held);
+      return;
+    }
     known.add(key);
-    const sealed = await crypto.seal(BlobType.data, id, back);
     result.newChunks++;
-    result.sealedBytes += sealed.byteLength;
-    packing = packing.then(() => packer.add(BlobType.data, id, sealed));
-    await packing;
+    if (await packer.seal(held)) result.packs++;
   };
 
-  for await (const chunk of chunkStream(source, chunker)) {
+  for await (const chunk of chunkSource(source, chunker)) {
     result.chunks++;
     result.bytes += chunk.data.byteLength;
     const task = process(chunk.data).catch((e: unknown) => {
@@ -53,8 +50,7 @@ export async function runPipeline(
     if (failure) throw failure;
   }
   await Promise.all(inFlight);
-  await packing;
   if (failure) throw failure;
-  await packer.flush();
+  result.packs += (await packer.flush()).length;
   return result;
 }

@@ -174,11 +174,40 @@ export function findBoundary(c: Prepared, b: Uint8Array, start: number, end: num
   return boundary(c, new JsScanner(c, b), start, end);
 }
 
-/** Splits a byte stream into content-defined chunks. */
-export async function* chunkStream(
-  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-  chunker: Prepared,
-): AsyncGenerator<Chunk> {
+/**
+ * A source that fills a buffer: resolves to the number of bytes placed at its start,
+ * 0 only at the end. A FileHandle fits: `(b) => fh.read(b, 0, b.byteLength, null)
+ * .then((r) => r.bytesRead)`. The chunker reads straight into its window, so file
+ * bytes are copied once on their way in.
+ */
+export interface ReadIntoSource {
+  read(into: Uint8Array): Promise<number>;
+}
+
+/** Adapts an iterable of byte pieces to a ReadIntoSource. */
+export function iterableSource(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): ReadIntoSource {
+  const it =
+    Symbol.asyncIterator in source
+      ? (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
+      : (source as Iterable<Uint8Array>)[Symbol.iterator]();
+  let piece: Uint8Array = new Uint8Array(0);
+  return {
+    async read(into) {
+      while (piece.byteLength === 0) {
+        const next = await it.next();
+        if (next.done) return 0;
+        piece = next.value;
+      }
+      const n = Math.min(into.byteLength, piece.byteLength);
+      into.set(piece.subarray(0, n));
+      piece = piece.subarray(n);
+      return n;
+    },
+  };
+}
+
+/** Splits a source into content-defined chunks. */
+export async function* chunkSource(source: ReadIntoSource, chunker: Prepared): AsyncGenerator<Chunk> {
   const max = chunker.params.maxSize;
   const cap = max * 2;
   const scanner = new WasmScanner(chunker, cap);
@@ -186,24 +215,23 @@ export async function* chunkStream(
   let start = 0;
   let end = 0;
   let offset = 0;
-  for await (const piece of source) {
-    let p = 0;
-    while (p < piece.byteLength) {
-      if (end === cap) {
-        buf.copyWithin(0, start, end);
-        end -= start;
-        start = 0;
-      }
-      const n = Math.min(cap - end, piece.byteLength - p);
-      buf.set(piece.subarray(p, p + n), end);
-      end += n;
-      p += n;
-      while (end - start >= max) {
-        const cut = boundary(chunker, scanner, start, end);
-        yield { offset, data: buf.slice(start, cut) };
-        offset += cut - start;
-        start = cut;
-      }
+  for (;;) {
+    if (end === cap) {
+      buf.copyWithin(0, start, end);
+      end -= start;
+      start = 0;
+    }
+    const n = await source.read(buf.subarray(end, cap));
+    if (n === 0) break;
+    if (!Number.isSafeInteger(n) || n < 0 || n > cap - end) {
+      throw new KinvaultError('INTERNAL', `A chunker source reported ${n} bytes read into ${cap - end}.`);
+    }
+    end += n;
+    while (end - start >= max) {
+      const cut = boundary(chunker, scanner, start, end);
+      yield { offset, data: buf.slice(start, cut) };
+      offset += cut - start;
+      start = cut;
     }
   }
   while (end > start) {
@@ -212,6 +240,14 @@ export async function* chunkStream(
     offset += cut - start;
     start = cut;
   }
+}
+
+/** Splits a stream of byte pieces into content-defined chunks. */
+export function chunkStream(
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  chunker: Prepared,
+): AsyncGenerator<Chunk> {
+  return chunkSource(iterableSource(source), chunker);
 }
 
 /** Chunks a whole buffer (tests, small files). */

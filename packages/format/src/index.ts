@@ -4,14 +4,14 @@
  */
 export * from './aead.js';
 export * from './blob.js';
-export * from './blob-crypto.js';
+export * from './blob-packer.js';
+export * from './pack-builder.js';
 export * from './bytes.js';
 export * from './catalog.js';
 export * from './chunker.js';
 export * from './keyfile.js';
 export * from './keys.js';
 export * from './pack.js';
-export * from './packer.js';
 export { systemRandom, type RandomSource } from './random.js';
 export * from './recovery-code.js';
 export * from './snapshot.js';

@@ -4,7 +4,6 @@ import { isKinvaultError } from '@kinvault/protocol';
 import { blobId, BlobType, sealBlob } from './blob.js';
 import { deriveKeys } from './keys.js';
 import { bufferSource, buildPack, PACK_TRAILER_BYTES, readBlob, readPackHeader, verifyPackHash, type RandomAccessSource } from './pack.js';
-import { Packer, type PackSink } from './packer.js';
 import { deterministicRandom } from './random.js';
 
 const random = deterministicRandom('pack.test');
@@ -97,42 +96,5 @@ describe('packs', () => {
     const [item] = blobs(2, 100).filter((b) => b.type === BlobType.data);
     const { bytes, info } = await buildPack(keys, [item!], random);
     expect(await codeOf(() => readBlob(bufferSource(bytes), keys, { ...info.entries[0]!, type: BlobType.tree }))).toBe('DECRYPT_FAILED');
-  });
-});
-
-describe('packer', () => {
-  it('rolls packs at the target size and reports every blob once', async () => {
-    const stored = new Map<string, Uint8Array>();
-    const packer = new Packer(
-      keys,
-      () => {
-        const parts: Uint8Array[] = [];
-        const sink: PackSink = {
-          write: (b) => void parts.push(b.slice()),
-          close: async (info) => void stored.set(info.name, Buffer.concat(parts)),
-        };
-        return sink;
-      },
-      { target: 50_000, random },
-    );
-    const items = blobs(40, 4000);
-    const infos = [];
-    for (const b of items) {
-      const done = await packer.add(b.type, b.id, b.sealed);
-      if (done) infos.push(done);
-    }
-    expect(packer.pendingBytes).toBeGreaterThan(0);
-    const last = await packer.flush();
-    if (last) infos.push(last);
-    expect(await packer.flush()).toBeNull();
-    expect(infos.length).toBeGreaterThanOrEqual(3);
-    const seen = infos.flatMap((i) => i.entries.map((e) => Buffer.from(e.id).toString('hex')));
-    expect(seen).toEqual(items.map((b) => Buffer.from(b.id).toString('hex')));
-    for (const info of infos) {
-      const bytes = stored.get(info.name)!;
-      expect(createHash('sha256').update(bytes).digest('hex')).toBe(info.name);
-      expect(await readPackHeader(bufferSource(bytes), keys)).toEqual(info.entries);
-      expect(info.size).toBeLessThan(50_000 + 4100 + 2000);
-    }
   });
 });

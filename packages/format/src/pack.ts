@@ -80,8 +80,12 @@ export function encodePackHeader(entries: readonly PackEntry[]): Uint8Array {
   return w.finish();
 }
 
-/** Writes one pack to a sink, hashing as it goes. */
-export class PackWriter {
+/**
+ * Builds one pack without doing any I/O: the caller writes each sealed blob where it
+ * wants, in the order given to `append`, then the `tail` that `finish` returns.
+ * The SHA-256 is computed as blobs are appended.
+ */
+export class PackAssembler {
   private readonly hash: Hash = createHash('sha256');
   private readonly entries: PackEntry[] = [];
   private bytes = 0;
@@ -89,46 +93,85 @@ export class PackWriter {
 
   constructor(
     private readonly keys: Pick<RepositoryKeys, 'metadataKey'>,
-    private readonly sink: ByteSink,
     private readonly random: RandomSource = systemRandom,
   ) {}
 
-  /** Bytes written so far (blobs only). */
+  /** Bytes of blobs appended so far. */
   get size(): number {
     return this.bytes;
   }
   get count(): number {
     return this.entries.length;
   }
-
-  private async emit(bytes: Uint8Array): Promise<void> {
-    this.hash.update(bytes);
-    this.bytes += bytes.byteLength;
-    await this.sink.write(bytes);
+  /** True when no further blob may be added. */
+  get full(): boolean {
+    return this.entries.length >= MAX_PACK_ENTRIES;
   }
 
-  async add(type: BlobType, id: Uint8Array, sealed: Uint8Array): Promise<void> {
-    if (this.finished) throw new KinvaultError('INTERNAL', 'PackWriter.add after finish.');
+  append(type: BlobType, id: Uint8Array, sealed: Uint8Array): PackEntry {
+    if (this.finished) throw new KinvaultError('INTERNAL', 'PackAssembler.append after finish.');
     if (id.byteLength !== BLOB_ID_BYTES) throw new KinvaultError('INVALID_ARGUMENT', 'A blob id is 32 bytes.');
     if (sealed.byteLength < SEAL_OVERHEAD || sealed.byteLength > MAX_SEALED_BLOB) {
       throw new KinvaultError('INVALID_ARGUMENT', `A sealed blob of ${sealed.byteLength} bytes is out of range.`);
     }
-    if (this.entries.length >= MAX_PACK_ENTRIES || this.bytes + sealed.byteLength > MAX_PACK_BYTES - MAX_PACK_HEADER_BYTES) {
+    if (this.full || this.bytes + sealed.byteLength > MAX_PACK_BYTES - MAX_PACK_HEADER_BYTES) {
       throw new KinvaultError('PACK_TOO_LARGE', 'The pack is full; start a new one.');
     }
-    this.entries.push({ type, id: id.slice(), offset: this.bytes, length: sealed.byteLength });
-    await this.emit(sealed);
+    const entry = { type, id: id.slice(), offset: this.bytes, length: sealed.byteLength };
+    this.entries.push(entry);
+    this.hash.update(sealed);
+    this.bytes += sealed.byteLength;
+    return entry;
   }
 
-  /** Writes header and trailer; returns the pack's name, size and entries. */
-  async finish(): Promise<PackInfo> {
-    if (this.finished) throw new KinvaultError('INTERNAL', 'PackWriter.finish called twice.');
+  /** The sealed header and trailer (the pack's last bytes), and the pack's name and entries. */
+  finish(): { tail: Uint8Array; info: PackInfo } {
+    if (this.finished) throw new KinvaultError('INTERNAL', 'PackAssembler.finish called twice.');
     this.finished = true;
     const header = seal(this.keys.metadataKey, this.random(NONCE_BYTES), encodePackHeader(this.entries), PACK_HEADER_AD);
-    await this.emit(header);
-    const trailer = new ByteWriter(PACK_TRAILER_BYTES).u32(header.byteLength).u8(PACK_VERSION).u8(0).u8(0).u8(0).bytes(PACK_MAGIC).finish();
-    await this.emit(trailer);
-    return { name: this.hash.digest('hex'), size: this.bytes, entries: this.entries };
+    const tail = new ByteWriter(header.byteLength + PACK_TRAILER_BYTES)
+      .bytes(header)
+      .u32(header.byteLength)
+      .u8(PACK_VERSION)
+      .u8(0)
+      .u8(0)
+      .u8(0)
+      .bytes(PACK_MAGIC)
+      .finish();
+    this.hash.update(tail);
+    const info = { name: this.hash.digest('hex'), size: this.bytes + tail.byteLength, entries: this.entries };
+    return { tail, info };
+  }
+}
+
+/** Writes one pack to a sink as blobs arrive. */
+export class PackWriter {
+  private readonly assembler: PackAssembler;
+
+  constructor(
+    keys: Pick<RepositoryKeys, 'metadataKey'>,
+    private readonly sink: ByteSink,
+    random: RandomSource = systemRandom,
+  ) {
+    this.assembler = new PackAssembler(keys, random);
+  }
+
+  get size(): number {
+    return this.assembler.size;
+  }
+  get count(): number {
+    return this.assembler.count;
+  }
+
+  async add(type: BlobType, id: Uint8Array, sealed: Uint8Array): Promise<void> {
+    this.assembler.append(type, id, sealed);
+    await this.sink.write(sealed);
+  }
+
+  async finish(): Promise<PackInfo> {
+    const { tail, info } = this.assembler.finish();
+    await this.sink.write(tail);
+    return info;
   }
 }
 

@@ -1,0 +1,128 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { blobId, BlobType } from './blob.js';
+import { inlineBlobPacker, workerBlobPacker, type BlobPacker, type OpenPackSink } from './blob-packer.js';
+import { deriveKeys } from './keys.js';
+import { bufferSource, readBlob, readPackHeader, type PackInfo } from './pack.js';
+import { deterministicRandom } from './random.js';
+
+const random = deterministicRandom('blob-packer.test');
+const keys = deriveKeys(random(32));
+
+/** Sinks that keep every finished pack in memory, keyed by name. */
+function memorySinks() {
+  const packs = new Map<string, Buffer>();
+  let aborted = 0;
+  const open: OpenPackSink = () => {
+    const parts: Uint8Array[] = [];
+    return {
+      write: (b) => void parts.push(Buffer.from(b)),
+      close: async (info: PackInfo) => void packs.set(info.name, Buffer.concat(parts)),
+      abort: async () => void aborted++,
+    };
+  };
+  return { packs, open, aborted: () => aborted };
+}
+
+const makers: [string, (open: OpenPackSink, target: number) => BlobPacker][] = [
+  ['inline', (open, target) => inlineBlobPacker(keys, open, { target, random })],
+  ['worker threads', (open, target) => workerBlobPacker(keys, open, { target, threads: 2 })],
+];
+
+describe.each(makers)('blob packer (%s)', (_name, make) => {
+  it('hashes, seals and packs; every pack is valid and holds what was sealed', async () => {
+    const sinks = memorySinks();
+    const packer = make(sinks.open, 200_000);
+    try {
+      const inputs = Array.from({ length: 40 }, (_, i) => random(10_000 + i * 997));
+      const held = await Promise.all(inputs.map((d, i) => packer.hash(i % 5 === 0 ? BlobType.tree : BlobType.data, d.slice())));
+      held.forEach((h, i) => {
+        expect(h.id).toEqual(blobId(keys, h.type, inputs[i]!));
+        expect(h.size).toBe(inputs[i]!.byteLength);
+      });
+      // Drop every fourth blob (as if the coordinator had it already).
+      const infos: PackInfo[] = [];
+      await Promise.all(
+        held.map(async (h, i) => {
+          if (i % 4 === 3) return packer.drop(h);
+          const info = await packer.seal(h);
+          if (info) infos.push(info);
+        }),
+      );
+      infos.push(...(await packer.flush()));
+      expect(await packer.flush()).toEqual([]);
+      expect(infos.length).toBeGreaterThanOrEqual(2);
+      expect([...sinks.packs.keys()].sort()).toEqual(infos.map((i) => i.name).sort());
+      const found = new Map<string, Uint8Array>();
+      for (const info of infos) {
+        const bytes = sinks.packs.get(info.name)!;
+        expect(createHash('sha256').update(bytes).digest('hex')).toBe(info.name);
+        expect(info.size).toBe(bytes.byteLength);
+        const entries = await readPackHeader(bufferSource(bytes), keys);
+        expect(entries).toEqual(info.entries);
+        for (const e of entries) found.set(Buffer.from(e.id).toString('hex'), await readBlob(bufferSource(bytes), keys, e));
+      }
+      expect(found.size).toBe(30);
+      held.forEach((h, i) => {
+        const got = found.get(Buffer.from(h.id).toString('hex'));
+        if (i % 4 === 3) expect(got).toBeUndefined();
+        else expect(Buffer.from(got!).equals(inputs[i]!)).toBe(true);
+      });
+    } finally {
+      await packer.close();
+    }
+  });
+
+  it('reports a refused blob as a KinvaultError', async () => {
+    const packer = make(memorySinks().open, 1000);
+    try {
+      const held = await packer.hash(BlobType.data, new Uint8Array(64 * 1024 * 1024 + 1));
+      await expect(packer.seal(held)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    } finally {
+      await packer.close();
+    }
+  });
+
+  it('breaks on a failed sink write: later calls fail, nothing hangs', async () => {
+    let writes = 0;
+    const packer = make(
+      () => ({
+        write: () => {
+          if (++writes === 2) throw new Error('disk full');
+        },
+        close: async () => {},
+      }),
+      1_000_000,
+    );
+    try {
+      const a = await packer.hash(BlobType.data, random(1000));
+      const b = await packer.hash(BlobType.data, random(1000));
+      await packer.seal(a);
+      await expect(packer.seal(b)).rejects.toThrow(/disk full/);
+      await expect(packer.hash(BlobType.data, random(10))).rejects.toThrow(/disk full/);
+    } finally {
+      await packer.close();
+    }
+  });
+});
+
+describe('worker blob packer', () => {
+  it('fails requests in flight when it is closed, instead of hanging', async () => {
+    const packer = workerBlobPacker(keys, memorySinks().open, { threads: 1 });
+    const pending = packer.hash(BlobType.data, new Uint8Array(64 * 1024 * 1024));
+    await packer.close();
+    await expect(pending).rejects.toMatchObject({ code: 'INTERNAL' });
+    await expect(packer.hash(BlobType.data, Uint8Array.of(1))).rejects.toThrow(/closed/);
+  });
+
+  it('takes ownership of the buffers it is given', async () => {
+    const packer = workerBlobPacker(keys, memorySinks().open, { threads: 1 });
+    try {
+      const data = random(5000);
+      await packer.hash(BlobType.data, data);
+      expect(data.byteLength).toBe(0);
+    } finally {
+      await packer.close();
+    }
+  });
+});

@@ -1,0 +1,274 @@
+/**
+ * Turns blobs into packs: hash (for the dedup decision), then seal or drop, with the
+ * heavy work (HMAC, encryption, pack SHA-256) inline or in worker threads.
+ *
+ * Each lane (the inline builder, or one worker) keeps its own open pack and writes it
+ * to a sink from `openSink`; a blob is sealed into the pack of the lane that hashed it.
+ *
+ * Contract:
+ * - `hash` takes ownership of `data` (it may be transferred to a worker).
+ * - `seal` resolves once the sealed bytes are written to the sink and, if the blob
+ *   completed its pack, the tail written and `close(info)` awaited; it then returns that
+ *   pack's info. Uploads therefore apply backpressure.
+ * - Each held blob must be sealed or dropped once.
+ * - After any failure (a sink write, a worker) the packer is broken: every later call
+ *   rejects with that error. Packs already closed are complete and valid.
+ */
+import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import { KinvaultError, type ErrorCode } from '@kinvault/protocol';
+import type { BlobType } from './blob.js';
+import { DEFAULT_PACK_TARGET, type ByteSink, type PackInfo } from './pack.js';
+import { PackBuilder, type BlobKeys, type FinishedPack } from './pack-builder.js';
+import type { RandomSource } from './random.js';
+
+/** Where one pack's bytes go (a file, a tus upload). */
+export interface PackSink extends ByteSink {
+  /** The pack is complete and named: store it (rename into place, finish the upload). */
+  close(info: PackInfo): Promise<void>;
+  /** The pack is abandoned (the packer failed or closed before finishing it). */
+  abort?(): Promise<void>;
+}
+
+export interface HeldBlob {
+  readonly id: Uint8Array;
+  readonly type: BlobType;
+  /** Plaintext length. */
+  readonly size: number;
+  readonly lane: number;
+  readonly handle: number;
+}
+
+export interface BlobPacker {
+  hash(type: BlobType, data: Uint8Array): Promise<HeldBlob>;
+  seal(blob: HeldBlob): Promise<PackInfo | null>;
+  drop(blob: HeldBlob): void;
+  /** Finishes every open pack; returns their infos. */
+  flush(): Promise<PackInfo[]>;
+  close(): Promise<void>;
+}
+
+export interface BlobPackerOptions {
+  /** Pack size at which a pack is finished (default 16 MiB). */
+  target?: number;
+  /** Worker threads (worker packer only; default: CPU count). */
+  threads?: number;
+  /** Nonces (inline packer only; tests and vectors). */
+  random?: RandomSource;
+}
+
+export type OpenPackSink = () => PackSink | Promise<PackSink>;
+
+/** Writes one lane's packs, in order, to sinks it opens as needed. */
+class LaneOutput {
+  private sink: PackSink | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly openSink: OpenPackSink,
+    private readonly onError: (e: unknown) => void,
+  ) {}
+
+  write(sealed: Uint8Array | null, finished: FinishedPack | null): Promise<PackInfo | null> {
+    const run = async (): Promise<PackInfo | null> => {
+      if (sealed) {
+        this.sink ??= await this.openSink();
+        await this.sink.write(sealed);
+      }
+      if (!finished) return null;
+      const sink = this.sink;
+      this.sink = undefined;
+      if (!sink) throw new KinvaultError('INTERNAL', 'A pack finished without an open sink.');
+      await sink.write(finished.tail);
+      await sink.close(finished.info);
+      return finished.info;
+    };
+    const p = this.chain.then(run);
+    this.chain = p.catch((e: unknown) => this.onError(e));
+    return p;
+  }
+
+  async abort(): Promise<void> {
+    await this.chain;
+    const sink = this.sink;
+    this.sink = undefined;
+    await sink?.abort?.();
+  }
+}
+
+/** Shared bookkeeping: the first failure breaks the packer. */
+class Breaker {
+  error: unknown;
+  closed = false;
+  check(): void {
+    if (this.closed) throw new KinvaultError('INTERNAL', 'The blob packer is closed.');
+    if (this.error !== undefined) throw this.error;
+  }
+  fail(e: unknown): void {
+    this.error ??= e;
+  }
+}
+
+/** Hashing and sealing on the calling thread. */
+export function inlineBlobPacker(keys: BlobKeys, openSink: OpenPackSink, options: BlobPackerOptions = {}): BlobPacker {
+  const breaker = new Breaker();
+  const builder = new PackBuilder(keys, options.target ?? DEFAULT_PACK_TARGET, options.random);
+  const out = new LaneOutput(openSink, (e) => breaker.fail(e));
+  let handles = 0;
+  return {
+    async hash(type, data) {
+      breaker.check();
+      const handle = handles++;
+      return { id: builder.hash(handle, type, data), type, size: data.byteLength, lane: 0, handle };
+    },
+    async seal(blob) {
+      breaker.check();
+      const r = builder.seal(blob.handle);
+      return out.write(r.sealed, r.finished);
+    },
+    drop(blob) {
+      builder.drop(blob.handle);
+    },
+    async flush() {
+      breaker.check();
+      const info = await out.write(null, builder.flush());
+      return info ? [info] : [];
+    },
+    async close() {
+      breaker.closed = true;
+      await out.abort();
+    },
+  };
+}
+
+export interface WorkerSetup {
+  keys: BlobKeys;
+  target: number;
+}
+
+export type PackerRequest =
+  | { op: 'hash'; seq: number; type: BlobType; data: Uint8Array }
+  | { op: 'seal'; seq: number; handle: number }
+  | { op: 'drop'; seq: number; handle: number }
+  | { op: 'flush'; seq: number };
+
+export type PackerResponse =
+  | { seq: number; id: Uint8Array }
+  | { seq: number; sealed: Uint8Array; finished: FinishedPack | null }
+  | { seq: number; finished: FinishedPack | null }
+  | { seq: number; error: { code: string; message: string } };
+
+/**
+ * The worker's entry. From compiled JavaScript it is the sibling .js file. From the
+ * TypeScript sources (tests) a one-line bootstrap registers tsx first, with the
+ * workspace's source condition, then imports the .ts worker.
+ */
+function spawnWorker(setup: WorkerSetup): Worker {
+  if (!import.meta.url.endsWith('.ts')) {
+    return new Worker(new URL('./blob-packer.worker.js', import.meta.url), { workerData: setup });
+  }
+  const entry = new URL('./blob-packer.worker.ts', import.meta.url).href;
+  const bootstrap = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+  return new Worker(bootstrap, { eval: true, workerData: setup, execArgv: ['--conditions=kinvault-source'] });
+}
+
+/** Owns its ArrayBuffer outright, so it can be transferred without touching other data. */
+function transferable(data: Uint8Array): Uint8Array {
+  const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+  return whole && data.buffer instanceof ArrayBuffer ? data : data.slice();
+}
+
+interface Lane {
+  worker: Worker;
+  out: LaneOutput;
+  pending: Map<number, (r: PackerResponse) => void>;
+}
+
+/** Hashing, sealing and pack hashing in worker threads; the caller's thread only writes. */
+export function workerBlobPacker(keys: BlobKeys, openSink: OpenPackSink, options: BlobPackerOptions = {}): BlobPacker {
+  const breaker = new Breaker();
+  const setup: WorkerSetup = {
+    keys: { idKey: keys.idKey, dataKey: keys.dataKey, metadataKey: keys.metadataKey },
+    target: options.target ?? DEFAULT_PACK_TARGET,
+  };
+  let seq = 0;
+  const lanes: Lane[] = Array.from({ length: Math.max(1, options.threads ?? availableParallelism()) }, () => {
+    const lane: Lane = { worker: spawnWorker(setup), out: new LaneOutput(openSink, (e) => breaker.fail(e)), pending: new Map() };
+    lane.worker.on('message', (r: PackerResponse) => {
+      const handler = lane.pending.get(r.seq);
+      lane.pending.delete(r.seq);
+      handler?.(r);
+    });
+    // A worker that stops fails what it had in hand and breaks the packer, so no
+    // caller waits for an answer that will never come.
+    const stopped = (why: string, cause?: unknown) => {
+      breaker.fail(new KinvaultError('INTERNAL', `A pack-building worker thread stopped (${why}).`, { cause }));
+      for (const handler of lane.pending.values()) handler({ seq: -1, error: { code: 'INTERNAL', message: String(why) } });
+      lane.pending.clear();
+    };
+    lane.worker.on('error', (e) => stopped(e.message, e));
+    lane.worker.on('exit', (code) => stopped(breaker.closed ? 'the packer was closed' : `exit code ${code}`));
+    return lane;
+  });
+
+  /**
+   * Sends a request; `onReply` runs inside the message event, so each lane's replies
+   * reach its LaneOutput in the order the worker produced them.
+   */
+  function call<T>(lane: Lane, req: PackerRequest, transfer: ArrayBuffer[], onReply: (r: PackerResponse) => T): Promise<Awaited<T>> {
+    return new Promise<Awaited<T>>((resolve, reject) => {
+      breaker.check();
+      lane.pending.set(req.seq, (r) => {
+        if ('error' in r) {
+          const e = new KinvaultError(r.error.code as ErrorCode, r.error.message);
+          reject(breaker.error ?? e);
+          return;
+        }
+        Promise.resolve(onReply(r)).then(resolve, reject);
+      });
+      lane.worker.postMessage(req, transfer);
+    });
+  }
+
+  return {
+    hash(type, data) {
+      let lane = 0;
+      for (let i = 1; i < lanes.length; i++) if (lanes[i]!.pending.size < lanes[lane]!.pending.size) lane = i;
+      const d = transferable(data);
+      const size = d.byteLength; // read before the buffer is transferred away
+      const handle = seq++;
+      return call(lanes[lane]!, { op: 'hash', seq: handle, type, data: d }, [d.buffer as ArrayBuffer], (r) => {
+        if (!('id' in r)) throw new KinvaultError('INTERNAL', 'Unexpected worker reply to hash.');
+        return { id: r.id, type, size, lane, handle };
+      });
+    },
+    seal(blob) {
+      const lane = lanes[blob.lane]!;
+      return call(lane, { op: 'seal', seq: seq++, handle: blob.handle }, [], (r) => {
+        if (!('sealed' in r)) throw new KinvaultError('INTERNAL', 'Unexpected worker reply to seal.');
+        return lane.out.write(r.sealed, r.finished);
+      });
+    },
+    drop(blob) {
+      if (breaker.error === undefined && !breaker.closed) {
+        lanes[blob.lane]!.worker.postMessage({ op: 'drop', seq: seq++, handle: blob.handle } satisfies PackerRequest);
+      }
+    },
+    async flush() {
+      const infos = await Promise.all(
+        lanes.map((lane) =>
+          call(lane, { op: 'flush', seq: seq++ }, [], (r) => {
+            if (!('finished' in r)) throw new KinvaultError('INTERNAL', 'Unexpected worker reply to flush.');
+            return lane.out.write(null, r.finished);
+          }),
+        ),
+      );
+      return infos.filter((i): i is PackInfo => i !== null);
+    },
+    async close() {
+      breaker.closed = true;
+      await Promise.all(lanes.map((l) => l.worker.terminate()));
+      await Promise.all(lanes.map((l) => l.out.abort().catch(() => {})));
+    },
+  };
+}
