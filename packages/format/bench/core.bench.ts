@@ -60,7 +60,9 @@ async function makeData(path: string, bytes: number): Promise<void> {
 async function withFile<T>(path: string, use: (source: ReadIntoSource) => Promise<T>): Promise<T> {
   const fh = await open(path, 'r');
   try {
-    return await use({ read: async (into) => (await fh.read(into, 0, into.byteLength, null)).bytesRead });
+    return await use({
+      read: async (into) => (await fh.read(into, 0, into.byteLength, null)).bytesRead,
+    });
   } finally {
     await fh.close();
   }
@@ -69,14 +71,26 @@ const mbs = (bytes: number, ns: bigint) => Math.round((bytes / 1e6 / (Number(ns)
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { 'size-mb': { type: 'string' }, threads: { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      'size-mb': { type: 'string' },
+      threads: { type: 'string' },
+      help: { type: 'boolean' },
+    },
   });
   if (values.help) {
     console.log(usage());
     return;
   }
-  const sizeMb = positive('--size-mb', values['size-mb'] ?? process.env.KINVAULT_BENCH_SIZE_MB, 1024);
-  const threads = positive('--threads', values.threads ?? process.env.KINVAULT_BENCH_THREADS, availableParallelism());
+  const sizeMb = positive(
+    '--size-mb',
+    values['size-mb'] ?? process.env.KINVAULT_BENCH_SIZE_MB,
+    1024,
+  );
+  const threads = positive(
+    '--threads',
+    values.threads ?? process.env.KINVAULT_BENCH_THREADS,
+    availableParallelism(),
+  );
   const dir = join(tmpdir(), 'kinvault-bench');
   await mkdir(dir, { recursive: true });
   const path = join(dir, `random-${sizeMb}m.bin`);
@@ -121,28 +135,41 @@ async function main(): Promise<void> {
     packs: 0,
     peak_rss_mib: 0,
   };
-  console.log(`chunking ${figures.chunking_mb_s} MB/s (${chunks} chunks), id hashing ${figures.id_hashing_mb_s} MB/s, sealing ${figures.sealing_mb_s} MB/s (one thread each)`);
+  console.log(
+    `chunking ${figures.chunking_mb_s} MB/s (${chunks} chunks), id hashing ${figures.id_hashing_mb_s} MB/s, sealing ${figures.sealing_mb_s} MB/s (one thread each)`,
+  );
 
   // 2. The whole pipeline: packs go to a sink that only counts (the pack writer hashes them).
   let packs = 0;
-  const packer = workerBlobPacker(keys, () => ({ write: () => {}, close: async () => void packs++ }), { threads });
+  const packer = workerBlobPacker(
+    keys,
+    () => ({ write: () => {}, close: async () => void packs++ }),
+    { threads },
+  );
   try {
     packer.drop(await packer.hash(BlobType.data, new Uint8Array(1))); // start the workers before timing
     const cpu0 = process.cpuUsage();
     const p0 = process.hrtime.bigint();
-    const result = await withFile(path, (source) => runPipeline(source, chunker, packer, new Set(), threads * 4));
+    const result = await withFile(path, (source) =>
+      runPipeline(source, chunker, packer, new Set(), threads * 4),
+    );
     const ns = process.hrtime.bigint() - p0;
     const cpu = process.cpuUsage(cpu0);
-    figures.pipeline_cpu_cores = Math.round(((cpu.user + cpu.system) * 1000 / Number(ns)) * 100) / 100;
-    if (result.bytes !== bytes) throw new Error(`pipeline saw ${result.bytes} bytes, expected ${bytes}`);
+    figures.pipeline_cpu_cores =
+      Math.round((((cpu.user + cpu.system) * 1000) / Number(ns)) * 100) / 100;
+    if (result.bytes !== bytes)
+      throw new Error(`pipeline saw ${result.bytes} bytes, expected ${bytes}`);
     figures.pipeline_mb_s = mbs(bytes, ns);
     figures.packs = packs;
-    if (result.packs !== packs) throw new Error(`pipeline reported ${result.packs} packs, sinks closed ${packs}`);
+    if (result.packs !== packs)
+      throw new Error(`pipeline reported ${result.packs} packs, sinks closed ${packs}`);
   } finally {
     await packer.close();
   }
   figures.peak_rss_mib = Math.round(process.resourceUsage().maxRSS / 1024);
-  console.log(`pipeline ${figures.pipeline_mb_s} MB/s with ${threads} worker threads using ${figures.pipeline_cpu_cores} cores, ${packs} packs, peak RSS ${figures.peak_rss_mib} MiB`);
+  console.log(
+    `pipeline ${figures.pipeline_mb_s} MB/s with ${threads} worker threads using ${figures.pipeline_cpu_cores} cores, ${packs} packs, peak RSS ${figures.peak_rss_mib} MiB`,
+  );
   console.log(JSON.stringify(figures));
 }
 

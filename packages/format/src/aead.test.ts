@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { isKinvaultError } from '@kinvault/protocol';
-import { nativeAvailable, openNative, openReference, sealNative, sealReference, SEAL_OVERHEAD } from './aead.js';
+import {
+  nativeAvailable,
+  openNative,
+  openReference,
+  sealNative,
+  sealReference,
+  SEAL_OVERHEAD,
+} from './aead.js';
 import { deterministicRandom } from './random.js';
 
 const random = deterministicRandom('aead.test');
@@ -51,7 +58,11 @@ describe('XChaCha20-Poly1305 fast path', () => {
   });
 
   it('rejects keys and nonces of the wrong size', () => {
-    expect(() => sealNative(new Uint8Array(31), new Uint8Array(24), new Uint8Array(1))).toThrow(/32 bytes/);
-    expect(() => sealNative(new Uint8Array(32), new Uint8Array(12), new Uint8Array(1))).toThrow(/24 bytes/);
+    expect(() => sealNative(new Uint8Array(31), new Uint8Array(24), new Uint8Array(1))).toThrow(
+      /32 bytes/,
+    );
+    expect(() => sealNative(new Uint8Array(32), new Uint8Array(12), new Uint8Array(1))).toThrow(
+      /24 bytes/,
+    );
   });
 });

@@ -69,7 +69,11 @@ export function sealNative(
 }
 
 /** Opens with the native fast path. */
-export function openNative(key: Uint8Array, sealed: Uint8Array, ad: Uint8Array = EMPTY): Uint8Array {
+export function openNative(
+  key: Uint8Array,
+  sealed: Uint8Array,
+  ad: Uint8Array = EMPTY,
+): Uint8Array {
   check(key);
   if (sealed.byteLength < SEAL_OVERHEAD) throw decryptFailed();
   const nonce = sealed.subarray(0, NONCE_BYTES);
@@ -103,7 +107,11 @@ export function sealReference(
 }
 
 /** Opens with libsodium (reference implementation). */
-export function openReference(key: Uint8Array, sealed: Uint8Array, ad: Uint8Array = EMPTY): Uint8Array {
+export function openReference(
+  key: Uint8Array,
+  sealed: Uint8Array,
+  ad: Uint8Array = EMPTY,
+): Uint8Array {
   check(key);
   if (sealed.byteLength < SEAL_OVERHEAD) throw decryptFailed();
   try {

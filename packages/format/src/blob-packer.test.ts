@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { blobId, BlobType } from './blob.js';
-import { inlineBlobPacker, workerBlobPacker, type BlobPacker, type OpenPackSink } from './blob-packer.js';
+import {
+  inlineBlobPacker,
+  workerBlobPacker,
+  type BlobPacker,
+  type OpenPackSink,
+} from './blob-packer.js';
 import { deriveKeys } from './keys.js';
 import { bufferSource, readBlob, readPackHeader, type PackInfo } from './pack.js';
 import { deterministicRandom } from './random.js';
@@ -35,7 +40,9 @@ describe.each(makers)('blob packer (%s)', (_name, make) => {
     const packer = make(sinks.open, 200_000);
     try {
       const inputs = Array.from({ length: 40 }, (_, i) => random(10_000 + i * 997));
-      const held = await Promise.all(inputs.map((d, i) => packer.hash(i % 5 === 0 ? BlobType.tree : BlobType.data, d.slice())));
+      const held = await Promise.all(
+        inputs.map((d, i) => packer.hash(i % 5 === 0 ? BlobType.tree : BlobType.data, d.slice())),
+      );
       held.forEach((h, i) => {
         expect(h.id).toEqual(blobId(keys, h.type, inputs[i]!));
         expect(h.size).toBe(inputs[i]!.byteLength);
@@ -60,7 +67,11 @@ describe.each(makers)('blob packer (%s)', (_name, make) => {
         expect(info.size).toBe(bytes.byteLength);
         const entries = await readPackHeader(bufferSource(bytes), keys);
         expect(entries).toEqual(info.entries);
-        for (const e of entries) found.set(Buffer.from(e.id).toString('hex'), await readBlob(bufferSource(bytes), keys, e));
+        for (const e of entries)
+          found.set(
+            Buffer.from(e.id).toString('hex'),
+            await readBlob(bufferSource(bytes), keys, e),
+          );
       }
       expect(found.size).toBe(30);
       held.forEach((h, i) => {

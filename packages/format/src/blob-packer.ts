@@ -110,7 +110,11 @@ class Breaker {
 }
 
 /** Hashing and sealing on the calling thread. */
-export function inlineBlobPacker(keys: BlobKeys, openSink: OpenPackSink, options: BlobPackerOptions = {}): BlobPacker {
+export function inlineBlobPacker(
+  keys: BlobKeys,
+  openSink: OpenPackSink,
+  options: BlobPackerOptions = {},
+): BlobPacker {
   const breaker = new Breaker();
   const builder = new PackBuilder(keys, options.target ?? DEFAULT_PACK_TARGET, options.random);
   const out = new LaneOutput(openSink, (e) => breaker.fail(e));
@@ -169,7 +173,11 @@ function spawnWorker(setup: WorkerSetup): Worker {
   }
   const entry = new URL('./blob-packer.worker.ts', import.meta.url).href;
   const bootstrap = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData: setup, execArgv: ['--conditions=kinvault-source'] });
+  return new Worker(bootstrap, {
+    eval: true,
+    workerData: setup,
+    execArgv: ['--conditions=kinvault-source'],
+  });
 }
 
 /** Owns its ArrayBuffer outright, so it can be transferred without touching other data. */
@@ -185,37 +193,60 @@ interface Lane {
 }
 
 /** Hashing, sealing and pack hashing in worker threads; the caller's thread only writes. */
-export function workerBlobPacker(keys: BlobKeys, openSink: OpenPackSink, options: BlobPackerOptions = {}): BlobPacker {
+export function workerBlobPacker(
+  keys: BlobKeys,
+  openSink: OpenPackSink,
+  options: BlobPackerOptions = {},
+): BlobPacker {
   const breaker = new Breaker();
   const setup: WorkerSetup = {
     keys: { idKey: keys.idKey, dataKey: keys.dataKey, metadataKey: keys.metadataKey },
     target: options.target ?? DEFAULT_PACK_TARGET,
   };
   let seq = 0;
-  const lanes: Lane[] = Array.from({ length: Math.max(1, options.threads ?? availableParallelism()) }, () => {
-    const lane: Lane = { worker: spawnWorker(setup), out: new LaneOutput(openSink, (e) => breaker.fail(e)), pending: new Map() };
-    lane.worker.on('message', (r: PackerResponse) => {
-      const handler = lane.pending.get(r.seq);
-      lane.pending.delete(r.seq);
-      handler?.(r);
-    });
-    // A worker that stops fails what it had in hand and breaks the packer, so no
-    // caller waits for an answer that will never come.
-    const stopped = (why: string, cause?: unknown) => {
-      breaker.fail(new KinvaultError('INTERNAL', `A pack-building worker thread stopped (${why}).`, { cause }));
-      for (const handler of lane.pending.values()) handler({ seq: -1, error: { code: 'INTERNAL', message: String(why) } });
-      lane.pending.clear();
-    };
-    lane.worker.on('error', (e) => stopped(e.message, e));
-    lane.worker.on('exit', (code) => stopped(breaker.closed ? 'the packer was closed' : `exit code ${code}`));
-    return lane;
-  });
+  const lanes: Lane[] = Array.from(
+    { length: Math.max(1, options.threads ?? availableParallelism()) },
+    () => {
+      const lane: Lane = {
+        worker: spawnWorker(setup),
+        out: new LaneOutput(openSink, (e) => breaker.fail(e)),
+        pending: new Map(),
+      };
+      lane.worker.on('message', (r: PackerResponse) => {
+        const handler = lane.pending.get(r.seq);
+        lane.pending.delete(r.seq);
+        handler?.(r);
+      });
+      // A worker that stops fails what it had in hand and breaks the packer, so no
+      // caller waits for an answer that will never come.
+      const stopped = (why: string, cause?: unknown) => {
+        breaker.fail(
+          new KinvaultError('INTERNAL', `A pack-building worker thread stopped (${why}).`, {
+            cause,
+          }),
+        );
+        for (const handler of lane.pending.values())
+          handler({ seq: -1, error: { code: 'INTERNAL', message: String(why) } });
+        lane.pending.clear();
+      };
+      lane.worker.on('error', (e) => stopped(e.message, e));
+      lane.worker.on('exit', (code) =>
+        stopped(breaker.closed ? 'the packer was closed' : `exit code ${code}`),
+      );
+      return lane;
+    },
+  );
 
   /**
    * Sends a request; `onReply` runs inside the message event, so each lane's replies
    * reach its LaneOutput in the order the worker produced them.
    */
-  function call<T>(lane: Lane, req: PackerRequest, transfer: ArrayBuffer[], onReply: (r: PackerResponse) => T): Promise<Awaited<T>> {
+  function call<T>(
+    lane: Lane,
+    req: PackerRequest,
+    transfer: ArrayBuffer[],
+    onReply: (r: PackerResponse) => T,
+  ): Promise<Awaited<T>> {
     return new Promise<Awaited<T>>((resolve, reject) => {
       breaker.check();
       lane.pending.set(req.seq, (r) => {
@@ -233,32 +264,44 @@ export function workerBlobPacker(keys: BlobKeys, openSink: OpenPackSink, options
   return {
     hash(type, data) {
       let lane = 0;
-      for (let i = 1; i < lanes.length; i++) if (lanes[i]!.pending.size < lanes[lane]!.pending.size) lane = i;
+      for (let i = 1; i < lanes.length; i++)
+        if (lanes[i]!.pending.size < lanes[lane]!.pending.size) lane = i;
       const d = transferable(data);
       const size = d.byteLength; // read before the buffer is transferred away
       const handle = seq++;
-      return call(lanes[lane]!, { op: 'hash', seq: handle, type, data: d }, [d.buffer as ArrayBuffer], (r) => {
-        if (!('id' in r)) throw new KinvaultError('INTERNAL', 'Unexpected worker reply to hash.');
-        return { id: r.id, type, size, lane, handle };
-      });
+      return call(
+        lanes[lane]!,
+        { op: 'hash', seq: handle, type, data: d },
+        [d.buffer as ArrayBuffer],
+        (r) => {
+          if (!('id' in r)) throw new KinvaultError('INTERNAL', 'Unexpected worker reply to hash.');
+          return { id: r.id, type, size, lane, handle };
+        },
+      );
     },
     seal(blob) {
       const lane = lanes[blob.lane]!;
       return call(lane, { op: 'seal', seq: seq++, handle: blob.handle }, [], (r) => {
-        if (!('sealed' in r)) throw new KinvaultError('INTERNAL', 'Unexpected worker reply to seal.');
+        if (!('sealed' in r))
+          throw new KinvaultError('INTERNAL', 'Unexpected worker reply to seal.');
         return lane.out.write(r.sealed, r.finished);
       });
     },
     drop(blob) {
       if (breaker.error === undefined && !breaker.closed) {
-        lanes[blob.lane]!.worker.postMessage({ op: 'drop', seq: seq++, handle: blob.handle } satisfies PackerRequest);
+        lanes[blob.lane]!.worker.postMessage({
+          op: 'drop',
+          seq: seq++,
+          handle: blob.handle,
+        } satisfies PackerRequest);
       }
     },
     async flush() {
       const infos = await Promise.all(
         lanes.map((lane) =>
           call(lane, { op: 'flush', seq: seq++ }, [], (r) => {
-            if (!('finished' in r)) throw new KinvaultError('INTERNAL', 'Unexpected worker reply to flush.');
+            if (!('finished' in r))
+              throw new KinvaultError('INTERNAL', 'Unexpected worker reply to flush.');
             return lane.out.write(null, r.finished);
           }),
         ),

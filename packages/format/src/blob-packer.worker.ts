@@ -44,7 +44,9 @@ port.on('message', (req: PackerRequest) => {
   } catch (error) {
     const reply: PackerResponse = {
       seq: req.seq,
-      error: isKinvaultError(error) ? { code: error.code, message: error.message } : { code: 'INTERNAL', message: String(error) },
+      error: isKinvaultError(error)
+        ? { code: error.code, message: error.message }
+        : { code: 'INTERNAL', message: String(error) },
     };
     port.postMessage(reply);
   }

@@ -29,7 +29,11 @@ function typeByte(type: BlobType): Uint8Array {
   return Uint8Array.of(type);
 }
 
-export function blobId(keys: Pick<RepositoryKeys, 'idKey'>, type: BlobType, plaintext: Uint8Array): Uint8Array {
+export function blobId(
+  keys: Pick<RepositoryKeys, 'idKey'>,
+  type: BlobType,
+  plaintext: Uint8Array,
+): Uint8Array {
   const mac = createHmac('sha256', keys.idKey).update(typeByte(type)).update(plaintext).digest();
   return new Uint8Array(mac); // a copy with a buffer of its own (safe to transfer)
 }

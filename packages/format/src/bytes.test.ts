@@ -5,19 +5,35 @@ describe('ByteWriter and ByteReader', () => {
   it('grow from a tiny buffer without losing or misplacing any field', () => {
     const w = new ByteWriter(1);
     for (let i = 0; i < 200; i++) {
-      w.u8(i & 0xff).u16(i * 3).u32(i * 100_003).u64(BigInt(i) * 1_000_000_007n).i64(-BigInt(i) * 3n).bytes(Uint8Array.of(i, i)).str16(`é${i}`);
+      w.u8(i & 0xff)
+        .u16(i * 3)
+        .u32(i * 100_003)
+        .u64(BigInt(i) * 1_000_000_007n)
+        .i64(-BigInt(i) * 3n)
+        .bytes(Uint8Array.of(i, i))
+        .str16(`é${i}`);
     }
     const r = new ByteReader(w.finish(), 'INVALID_ARGUMENT', 'test');
     for (let i = 0; i < 200; i++) {
       expect([r.u8(), r.u16(), r.u32(), r.u64(), r.i64(), [...r.bytes(2)], r.str16()]).toEqual([
-        i & 0xff, i * 3, i * 100_003, i * 1_000_000_007, -BigInt(i) * 3n, [i, i], `é${i}`,
+        i & 0xff,
+        i * 3,
+        i * 100_003,
+        i * 1_000_000_007,
+        -BigInt(i) * 3n,
+        [i, i],
+        `é${i}`,
       ]);
     }
     r.end();
   });
 
   it('keep a leading byte-order mark in text', () => {
-    const r = new ByteReader(new ByteWriter().str16('\uFEFFnotes.txt').finish(), 'TREE_INVALID', 'x');
+    const r = new ByteReader(
+      new ByteWriter().str16('\uFEFFnotes.txt').finish(),
+      'TREE_INVALID',
+      'x',
+    );
     expect(r.str16()).toBe('\uFEFFnotes.txt');
   });
 
@@ -30,8 +46,12 @@ describe('ByteWriter and ByteReader', () => {
     const r = new ByteReader(Uint8Array.of(1, 2), 'TREE_INVALID', 'Invalid tree');
     expect(() => r.u32()).toThrow(expect.objectContaining({ code: 'TREE_INVALID' }));
     expect(() => new ByteReader(Uint8Array.of(1), 'PACK_CORRUPT', 'x').end()).toThrow(/trailing/);
-    expect(() => new ByteReader(Uint8Array.of(1, 0, 0xff), 'TREE_INVALID', 'x').str16()).toThrow(/UTF-8/);
-    expect(() => new ByteReader(new Uint8Array(8).fill(0xff), 'TREE_INVALID', 'x').u64()).toThrow(/too large/);
+    expect(() => new ByteReader(Uint8Array.of(1, 0, 0xff), 'TREE_INVALID', 'x').str16()).toThrow(
+      /UTF-8/,
+    );
+    expect(() => new ByteReader(new Uint8Array(8).fill(0xff), 'TREE_INVALID', 'x').u64()).toThrow(
+      /too large/,
+    );
   });
 
   it('convert hex both ways and refuse non-hex', () => {

@@ -110,7 +110,10 @@ export class ByteWriter {
   str16(text: string): this {
     const b = utf8.encode(text);
     if (b.byteLength > 0xffff) {
-      throw new KinvaultError('INVALID_ARGUMENT', `Text too long to encode (${b.byteLength} bytes).`);
+      throw new KinvaultError(
+        'INVALID_ARGUMENT',
+        `Text too long to encode (${b.byteLength} bytes).`,
+      );
     }
     return this.u16(b.byteLength).bytes(b);
   }

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { isKinvaultError } from '@kinvault/protocol';
-import { CATALOG_FRAME_PLAINTEXT, openCatalog, openCatalogBytes, sealCatalog, sealCatalogBytes } from './catalog.js';
+import {
+  CATALOG_FRAME_PLAINTEXT,
+  openCatalog,
+  openCatalogBytes,
+  sealCatalog,
+  sealCatalogBytes,
+} from './catalog.js';
 import { deriveKeys } from './keys.js';
 import { deterministicRandom } from './random.js';
 
@@ -21,7 +27,11 @@ describe('sealed catalogs', () => {
     for (const size of [0, 1, 1000, CATALOG_FRAME_PLAINTEXT, CATALOG_FRAME_PLAINTEXT * 2 + 17]) {
       const plain = random(size);
       const sealed = await sealCatalogBytes(keys.boxPublicKey, plain);
-      expect(Buffer.from(await openCatalogBytes(keys.boxPublicKey, keys.boxSecretKey, sealed)).equals(Buffer.from(plain))).toBe(true);
+      expect(
+        Buffer.from(await openCatalogBytes(keys.boxPublicKey, keys.boxSecretKey, sealed)).equals(
+          Buffer.from(plain),
+        ),
+      ).toBe(true);
     }
   });
 
@@ -35,16 +45,23 @@ describe('sealed catalogs', () => {
       for (let i = 0; i < sealed.byteLength; i += 4099) yield sealed.subarray(i, i + 4099);
     })();
     const out: Uint8Array[] = [];
-    for await (const p of openCatalog(keys.boxPublicKey, keys.boxSecretKey, byteAtATime)) out.push(p);
+    for await (const p of openCatalog(keys.boxPublicKey, keys.boxSecretKey, byteAtATime))
+      out.push(p);
     expect(Buffer.concat(out).equals(Buffer.from(plain))).toBe(true);
   });
 
   it('detect truncation, extra bytes, damage and the wrong household', async () => {
     const sealed = await sealCatalogBytes(keys.boxPublicKey, random(CATALOG_FRAME_PLAINTEXT + 10));
     const open = (b: Uint8Array, k = keys) => openCatalogBytes(k.boxPublicKey, k.boxSecretKey, b);
-    expect(await codeOf(() => open(sealed.subarray(0, sealed.byteLength - 1)))).toBe('CATALOG_INVALID');
-    expect(await codeOf(() => open(sealed.subarray(0, 9 + 80 + 24 + 4 + CATALOG_FRAME_PLAINTEXT + 17)))).toBe('CATALOG_INVALID');
-    expect(await codeOf(() => open(Buffer.concat([sealed, Uint8Array.of(0)])))).toBe('CATALOG_INVALID');
+    expect(await codeOf(() => open(sealed.subarray(0, sealed.byteLength - 1)))).toBe(
+      'CATALOG_INVALID',
+    );
+    expect(
+      await codeOf(() => open(sealed.subarray(0, 9 + 80 + 24 + 4 + CATALOG_FRAME_PLAINTEXT + 17))),
+    ).toBe('CATALOG_INVALID');
+    expect(await codeOf(() => open(Buffer.concat([sealed, Uint8Array.of(0)])))).toBe(
+      'CATALOG_INVALID',
+    );
     const flipped = Buffer.from(sealed);
     flipped[200]! ^= 1;
     expect(await codeOf(() => open(flipped))).toBe('CATALOG_INVALID');

@@ -36,7 +36,10 @@ function u32(n: number): Uint8Array {
 }
 
 /** Re-cuts a byte stream into pieces of exactly `size` bytes (the last may be shorter). */
-async function* rechunk(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+async function* rechunk(
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  size: number,
+): AsyncGenerator<Uint8Array> {
   let buf = new Uint8Array(size);
   let fill = 0;
   for await (const piece of source) {
@@ -74,13 +77,23 @@ export async function* sealCatalog(
   let pending: Uint8Array | undefined;
   for await (const frame of rechunk(plaintext, CATALOG_FRAME_PLAINTEXT)) {
     if (pending !== undefined) {
-      const c = sodium.crypto_secretstream_xchacha20poly1305_push(state, pending, null, TAG_MESSAGE);
+      const c = sodium.crypto_secretstream_xchacha20poly1305_push(
+        state,
+        pending,
+        null,
+        TAG_MESSAGE,
+      );
       yield u32(c.byteLength);
       yield c;
     }
     pending = frame.slice();
   }
-  const last = sodium.crypto_secretstream_xchacha20poly1305_push(state, pending ?? new Uint8Array(0), null, TAG_FINAL);
+  const last = sodium.crypto_secretstream_xchacha20poly1305_push(
+    state,
+    pending ?? new Uint8Array(0),
+    null,
+    TAG_FINAL,
+  );
   yield u32(last.byteLength);
   yield last;
 }
@@ -123,7 +136,10 @@ export async function* openCatalog(
   if (!bytesEqual(magic, CATALOG_MAGIC)) throw invalid('it does not start with "KINVCATL"');
   const version = (await r.take(1))[0];
   if (version !== CATALOG_VERSION) {
-    throw new KinvaultError('CATALOG_INVALID', `Catalog version ${version} is not supported by this program. Update Kinvault.`);
+    throw new KinvaultError(
+      'CATALOG_INVALID',
+      `Catalog version ${version} is not supported by this program. Update Kinvault.`,
+    );
   }
   const sealedKey = await r.take(SEALED_KEY_BYTES);
   if (sealedKey.byteLength !== SEALED_KEY_BYTES) throw invalid('it is truncated');
@@ -140,7 +156,8 @@ export async function* openCatalog(
     const len = await r.take(4);
     if (len.byteLength < 4) throw invalid('it ends before its final frame (truncated)');
     const n = new DataView(len.buffer, len.byteOffset, 4).getUint32(0, true);
-    if (n < SS_ABYTES || n > CATALOG_FRAME_PLAINTEXT + SS_ABYTES) throw invalid(`a frame claims ${n} bytes`);
+    if (n < SS_ABYTES || n > CATALOG_FRAME_PLAINTEXT + SS_ABYTES)
+      throw invalid(`a frame claims ${n} bytes`);
     const frame = await r.take(n);
     if (frame.byteLength < n) throw invalid('it ends inside a frame (truncated)');
     let result: { message: Uint8Array; tag: number } | false;
@@ -157,13 +174,20 @@ export async function* openCatalog(
 }
 
 /** Convenience: seal or open a whole buffer. */
-export async function sealCatalogBytes(publicKey: Uint8Array, plaintext: Uint8Array): Promise<Uint8Array> {
+export async function sealCatalogBytes(
+  publicKey: Uint8Array,
+  plaintext: Uint8Array,
+): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   for await (const p of sealCatalog(publicKey, [plaintext])) parts.push(p);
   return Buffer.concat(parts);
 }
 
-export async function openCatalogBytes(publicKey: Uint8Array, secretKey: Uint8Array, sealed: Uint8Array): Promise<Uint8Array> {
+export async function openCatalogBytes(
+  publicKey: Uint8Array,
+  secretKey: Uint8Array,
+  sealed: Uint8Array,
+): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   for await (const p of openCatalog(publicKey, secretKey, [sealed])) parts.push(p);
   return Buffer.concat(parts);

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { chunkBuffer, chunkStream, findBoundary, prepareChunker, type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from './chunker.js';
+import {
+  chunkBuffer,
+  chunkStream,
+  findBoundary,
+  prepareChunker,
+  type ChunkerParams,
+  DEFAULT_CHUNKER_PARAMS,
+} from './chunker.js';
 import { gearTable } from './keys.js';
 import { deterministicRandom } from './random.js';
 
@@ -7,7 +14,13 @@ const small: ChunkerParams = { minSize: 2048, avgSize: 8192, maxSize: 32768 };
 const gear = gearTable(new Uint8Array(32).fill(1));
 
 /** The cut-point rule written as plainly as docs/design.md states it, one byte per step. */
-function referenceBoundary(p: ChunkerParams, table: Uint32Array, b: Uint8Array, start: number, end: number): number {
+function referenceBoundary(
+  p: ChunkerParams,
+  table: Uint32Array,
+  b: Uint8Array,
+  start: number,
+  end: number,
+): number {
   const n = end - start;
   if (n <= p.minSize) return end;
   const bits = Math.log2(p.avgSize);
@@ -24,9 +37,13 @@ function referenceBoundary(p: ChunkerParams, table: Uint32Array, b: Uint8Array, 
   return limit;
 }
 
-async function collect(pieces: Iterable<Uint8Array>, params: ChunkerParams): Promise<[number, number][]> {
+async function collect(
+  pieces: Iterable<Uint8Array>,
+  params: ChunkerParams,
+): Promise<[number, number][]> {
   const out: [number, number][] = [];
-  for await (const c of chunkStream(pieces, prepareChunker(gear, params))) out.push([c.offset, c.data.byteLength]);
+  for await (const c of chunkStream(pieces, prepareChunker(gear, params)))
+    out.push([c.offset, c.data.byteLength]);
   return out;
 }
 
@@ -57,7 +74,10 @@ describe('FastCDC chunker', () => {
   });
 
   it('finds the same boundaries however the stream is split into pieces', async () => {
-    const whole = chunkBuffer(data, prepareChunker(gear, small)).map((c) => [c.offset, c.data.byteLength]);
+    const whole = chunkBuffer(data, prepareChunker(gear, small)).map((c) => [
+      c.offset,
+      c.data.byteLength,
+    ]);
     expect(await collect([data], small)).toEqual(whole);
     expect(await collect(split(data, deterministicRandom('split-1')), small)).toEqual(whole);
     expect(await collect(split(data, deterministicRandom('split-2')), small)).toEqual(whole);
@@ -67,7 +87,9 @@ describe('FastCDC chunker', () => {
     const big = deterministicRandom('chunker.test big')(24 * 1024 * 1024);
     const whole = chunkBuffer(big, prepareChunker(gear)).map((c) => [c.offset, c.data.byteLength]);
     expect(whole.length).toBeGreaterThan(12);
-    expect(await collect(split(big, deterministicRandom('split-3')), DEFAULT_CHUNKER_PARAMS)).toEqual(whole);
+    expect(
+      await collect(split(big, deterministicRandom('split-3')), DEFAULT_CHUNKER_PARAMS),
+    ).toEqual(whole);
   });
 
   it('keeps every chunk within min..max, except a short final one, and loses no byte', async () => {
@@ -112,9 +134,19 @@ describe('FastCDC chunker', () => {
   });
 
   it('uses 512 KiB / 1 MiB / 8 MiB by default and refuses bad sizes', () => {
-    expect(DEFAULT_CHUNKER_PARAMS).toEqual({ minSize: 512 * 1024, avgSize: 1024 * 1024, maxSize: 8 * 1024 * 1024 });
-    expect(() => prepareChunker(gear, { minSize: 100, avgSize: 1000, maxSize: 5000 })).toThrow(/power of two/);
-    expect(() => prepareChunker(gear, { minSize: 4096, avgSize: 4096, maxSize: 5000 })).toThrow(/min < avg/);
-    expect(() => prepareChunker(gear, { minSize: 64, avgSize: 4096, maxSize: 4096 })).toThrow(/max > avg/);
+    expect(DEFAULT_CHUNKER_PARAMS).toEqual({
+      minSize: 512 * 1024,
+      avgSize: 1024 * 1024,
+      maxSize: 8 * 1024 * 1024,
+    });
+    expect(() => prepareChunker(gear, { minSize: 100, avgSize: 1000, maxSize: 5000 })).toThrow(
+      /power of two/,
+    );
+    expect(() => prepareChunker(gear, { minSize: 4096, avgSize: 4096, maxSize: 5000 })).toThrow(
+      /min < avg/,
+    );
+    expect(() => prepareChunker(gear, { minSize: 64, avgSize: 4096, maxSize: 4096 })).toThrow(
+      /max > avg/,
+    );
   });
 });

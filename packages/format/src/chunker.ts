@@ -47,7 +47,10 @@ interface Prepared {
 
 export function validateChunkerParams(p: ChunkerParams): void {
   const bad = (why: string): never => {
-    throw new KinvaultError('INVALID_ARGUMENT', `Chunker sizes min=${p.minSize} avg=${p.avgSize} max=${p.maxSize}: ${why}.`);
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      `Chunker sizes min=${p.minSize} avg=${p.avgSize} max=${p.maxSize}: ${why}.`,
+    );
   };
   if (![p.minSize, p.avgSize, p.maxSize].every(Number.isSafeInteger)) bad('sizes must be integers');
   const bits = Math.log2(p.avgSize);
@@ -62,9 +65,13 @@ function ones(n: number): number {
   return n >= 32 ? -1 : (1 << n) - 1;
 }
 
-export function prepareChunker(gear: Uint32Array, params: ChunkerParams = DEFAULT_CHUNKER_PARAMS): Prepared {
+export function prepareChunker(
+  gear: Uint32Array,
+  params: ChunkerParams = DEFAULT_CHUNKER_PARAMS,
+): Prepared {
   validateChunkerParams(params);
-  if (gear.length !== 256) throw new KinvaultError('INVALID_ARGUMENT', 'A gear table has 256 entries.');
+  if (gear.length !== 256)
+    throw new KinvaultError('INVALID_ARGUMENT', 'A gear table has 256 entries.');
   const bits = Math.log2(params.avgSize);
   const g = new Int32Array(256);
   const g2 = new Int32Array(256);
@@ -135,7 +142,9 @@ class WasmScanner implements Scanner {
   private readonly hGlobal: WebAssembly.Global;
 
   constructor(c: Prepared, size: number) {
-    const memory = new WebAssembly.Memory({ initial: Math.ceil((WASM_DATA_OFFSET + size) / 65536) });
+    const memory = new WebAssembly.Memory({
+      initial: Math.ceil((WASM_DATA_OFFSET + size) / 65536),
+    });
     const tables = new Int32Array(memory.buffer, 0, 512);
     tables.set(c.gear, 0);
     tables.set(c.gear2, 256);
@@ -185,7 +194,9 @@ export interface ReadIntoSource {
 }
 
 /** Adapts an iterable of byte pieces to a ReadIntoSource. */
-export function iterableSource(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): ReadIntoSource {
+export function iterableSource(
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): ReadIntoSource {
   const it =
     Symbol.asyncIterator in source
       ? (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
@@ -207,7 +218,10 @@ export function iterableSource(source: AsyncIterable<Uint8Array> | Iterable<Uint
 }
 
 /** Splits a source into content-defined chunks. */
-export async function* chunkSource(source: ReadIntoSource, chunker: Prepared): AsyncGenerator<Chunk> {
+export async function* chunkSource(
+  source: ReadIntoSource,
+  chunker: Prepared,
+): AsyncGenerator<Chunk> {
   const max = chunker.params.maxSize;
   const cap = max * 2;
   const scanner = new WasmScanner(chunker, cap);
@@ -224,7 +238,10 @@ export async function* chunkSource(source: ReadIntoSource, chunker: Prepared): A
     const n = await source.read(buf.subarray(end, cap));
     if (n === 0) break;
     if (!Number.isSafeInteger(n) || n < 0 || n > cap - end) {
-      throw new KinvaultError('INTERNAL', `A chunker source reported ${n} bytes read into ${cap - end}.`);
+      throw new KinvaultError(
+        'INTERNAL',
+        `A chunker source reported ${n} bytes read into ${cap - end}.`,
+      );
     }
     end += n;
     while (end - start >= max) {

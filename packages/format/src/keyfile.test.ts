@@ -14,7 +14,11 @@ import { generateRecoveryCode } from './recovery-code.js';
 import { deterministicRandom } from './random.js';
 
 const random = deterministicRandom('keyfile.test');
-const fast: CreateKeyFileOptions = { kdf: { opslimit: 1, memlimit: 8 * 1024 * 1024 }, allowWeakKdf: true, random };
+const fast: CreateKeyFileOptions = {
+  kdf: { opslimit: 1, memlimit: 8 * 1024 * 1024 },
+  allowWeakKdf: true,
+  random,
+};
 const masterKey = random(32);
 const repositoryId = random(16);
 
@@ -46,7 +50,9 @@ describe('key files', () => {
 
   it('say WRONG_PASSPHRASE for a wrong passphrase', () => {
     const file = createKeyFile(masterKey, repositoryId, { passphrase: 'correct horse' }, fast);
-    expect(codeOf(() => openKeyFile(file, { passphrase: 'Correct horse' }))).toBe('WRONG_PASSPHRASE');
+    expect(codeOf(() => openKeyFile(file, { passphrase: 'Correct horse' }))).toBe(
+      'WRONG_PASSPHRASE',
+    );
   });
 
   it('treat NFC and NFD spellings of a passphrase as the same passphrase', () => {
@@ -76,7 +82,10 @@ describe('key files', () => {
     for (let at = 0; at < file.byteLength; at += 7) {
       const bad = file.slice();
       bad[at]! ^= 0x10;
-      expect(codeOf(() => openKeyFile(bad, { passphrase: 'pw' })), `byte ${at}`).toBe('KEY_FILE_CORRUPT');
+      expect(
+        codeOf(() => openKeyFile(bad, { passphrase: 'pw' })),
+        `byte ${at}`,
+      ).toBe('KEY_FILE_CORRUPT');
     }
     expect(codeOf(() => decodeKeyFile(file.subarray(0, 100)))).toBe('KEY_FILE_CORRUPT');
     expect(codeOf(() => decodeKeyFile(new Uint8Array(0)))).toBe('KEY_FILE_CORRUPT');
@@ -88,11 +97,15 @@ describe('key files', () => {
     newer[8] = 2;
     expect(codeOf(() => decodeKeyFile(resum(newer)))).toBe('KEY_FILE_UNSUPPORTED');
     // A future version may have another size: still "unsupported", not "damaged".
-    expect(codeOf(() => decodeKeyFile(Buffer.concat([newer, new Uint8Array(20)])))).toBe('KEY_FILE_UNSUPPORTED');
+    expect(codeOf(() => decodeKeyFile(Buffer.concat([newer, new Uint8Array(20)])))).toBe(
+      'KEY_FILE_UNSUPPORTED',
+    );
     const greedy = file.slice();
     new DataView(greedy.buffer).setUint32(16, 0xffff_ffff, true);
     const started = Date.now();
-    expect(codeOf(() => openKeyFile(resum(greedy), { passphrase: 'pw' }))).toBe('KEY_FILE_UNSUPPORTED');
+    expect(codeOf(() => openKeyFile(resum(greedy), { passphrase: 'pw' }))).toBe(
+      'KEY_FILE_UNSUPPORTED',
+    );
     expect(Date.now() - started).toBeLessThan(1000);
     const slow = file.slice();
     new DataView(slow.buffer).setUint32(12, 1_000_000, true);
@@ -100,8 +113,19 @@ describe('key files', () => {
   });
 
   it('refuse limits below MODERATE unless a test asks for them', () => {
-    expect(codeOf(() => createKeyFile(masterKey, repositoryId, { passphrase: 'pw' }, { kdf: { opslimit: 1, memlimit: 8 << 20 } }))).toBe('WEAK_KDF_PARAMS');
-    expect(codeOf(() => createKeyFile(masterKey, repositoryId, { passphrase: '' }, fast))).toBe('INVALID_ARGUMENT');
+    expect(
+      codeOf(() =>
+        createKeyFile(
+          masterKey,
+          repositoryId,
+          { passphrase: 'pw' },
+          { kdf: { opslimit: 1, memlimit: 8 << 20 } },
+        ),
+      ),
+    ).toBe('WEAK_KDF_PARAMS');
+    expect(codeOf(() => createKeyFile(masterKey, repositoryId, { passphrase: '' }, fast))).toBe(
+      'INVALID_ARGUMENT',
+    );
   });
 
   it('use MODERATE limits by default', () => {

@@ -87,7 +87,12 @@ function wrappingKey(secret: Uint8Array, salt: Uint8Array, kdf: KdfParams): Uint
   return sodium.crypto_pwhash(32, secret, salt, kdf.opslimit, kdf.memlimit, ALG_ARGON2ID13);
 }
 
-function encodeHead(kind: KeyFileKind, kdf: KdfParams, repositoryId: Uint8Array, salt: Uint8Array): Uint8Array {
+function encodeHead(
+  kind: KeyFileKind,
+  kdf: KdfParams,
+  repositoryId: Uint8Array,
+  salt: Uint8Array,
+): Uint8Array {
   return new ByteWriter(AD_END)
     .bytes(KEY_FILE_MAGIC)
     .u8(KEY_FILE_VERSION)
@@ -151,24 +156,37 @@ function checkReadableKdf(kdf: KdfParams): void {
 /** Parses and checks a key file's structure (no secret needed). */
 export function decodeKeyFile(bytes: Uint8Array): KeyFile {
   const corrupt = (why: string): never => {
-    throw new KinvaultError('KEY_FILE_CORRUPT', `The key file is damaged: ${why}. Use the other key file (passphrase or recovery code).`);
+    throw new KinvaultError(
+      'KEY_FILE_CORRUPT',
+      `The key file is damaged: ${why}. Use the other key file (passphrase or recovery code).`,
+    );
   };
-  if (bytes.byteLength < 9 || !bytesEqual(bytes.subarray(0, 8), KEY_FILE_MAGIC)) corrupt('it does not start with "KINVKEYF"');
+  if (bytes.byteLength < 9 || !bytesEqual(bytes.subarray(0, 8), KEY_FILE_MAGIC))
+    corrupt('it does not start with "KINVKEYF"');
   // The version comes before the length check: another version may have another size.
   const version = bytes[8];
   if (version !== KEY_FILE_VERSION) {
-    throw new KinvaultError('KEY_FILE_UNSUPPORTED', `Key file version ${version} is not understood by this program (it reads ${KEY_FILE_VERSION}). Update Kinvault.`);
+    throw new KinvaultError(
+      'KEY_FILE_UNSUPPORTED',
+      `Key file version ${version} is not understood by this program (it reads ${KEY_FILE_VERSION}). Update Kinvault.`,
+    );
   }
-  if (bytes.byteLength !== KEY_FILE_BYTES) corrupt(`it is ${bytes.byteLength} bytes, not ${KEY_FILE_BYTES}`);
+  if (bytes.byteLength !== KEY_FILE_BYTES)
+    corrupt(`it is ${bytes.byteLength} bytes, not ${KEY_FILE_BYTES}`);
   const sum = createHash('sha256').update(bytes.subarray(0, BODY_END)).digest();
-  if (!bytesEqual(new Uint8Array(sum), bytes.subarray(BODY_END))) corrupt('its checksum does not match');
+  if (!bytesEqual(new Uint8Array(sum), bytes.subarray(BODY_END)))
+    corrupt('its checksum does not match');
   const r = new ByteReader(bytes, 'KEY_FILE_CORRUPT', 'Key file');
   r.bytes(9);
   const kind = r.u8();
-  if (kind !== KeyFileKind.passphrase && kind !== KeyFileKind.recoveryCode) corrupt(`unknown kind ${kind}`);
+  if (kind !== KeyFileKind.passphrase && kind !== KeyFileKind.recoveryCode)
+    corrupt(`unknown kind ${kind}`);
   const alg = r.u8();
   if (alg !== ALG_ARGON2ID13) {
-    throw new KinvaultError('KEY_FILE_UNSUPPORTED', `Key file uses KDF algorithm ${alg}; only Argon2id (2) is supported.`);
+    throw new KinvaultError(
+      'KEY_FILE_UNSUPPORTED',
+      `Key file uses KDF algorithm ${alg}; only Argon2id (2) is supported.`,
+    );
   }
   if (r.u8() !== 0) corrupt('a reserved byte is not zero');
   const kdf = { opslimit: r.u32(), memlimit: r.u32() };
@@ -184,7 +202,10 @@ export function decodeKeyFile(bytes: Uint8Array): KeyFile {
 }
 
 /** Unwraps the master key. Throws WRONG_PASSPHRASE / WRONG_RECOVERY_CODE / KEY_FILE_*. */
-export function openKeyFile(bytes: Uint8Array, secret: KeySecret): { masterKey: Uint8Array; keyFile: KeyFile } {
+export function openKeyFile(
+  bytes: Uint8Array,
+  secret: KeySecret,
+): { masterKey: Uint8Array; keyFile: KeyFile } {
   const keyFile = decodeKeyFile(bytes);
   const { kind, bytes: secretRaw } = secretBytes(secret);
   if (kind !== keyFile.kind) {
@@ -197,7 +218,13 @@ export function openKeyFile(bytes: Uint8Array, secret: KeySecret): { masterKey: 
     return { masterKey: open(key, sealed, bytes.subarray(0, AD_END)), keyFile };
   } catch {
     throw kind === KeyFileKind.passphrase
-      ? new KinvaultError('WRONG_PASSPHRASE', 'The passphrase is wrong. Try again, or unlock with the recovery code.')
-      : new KinvaultError('WRONG_RECOVERY_CODE', 'The recovery code is valid but does not open this repository. Is it the code printed for this household?');
+      ? new KinvaultError(
+          'WRONG_PASSPHRASE',
+          'The passphrase is wrong. Try again, or unlock with the recovery code.',
+        )
+      : new KinvaultError(
+          'WRONG_RECOVERY_CODE',
+          'The recovery code is valid but does not open this repository. Is it the code printed for this household?',
+        );
   }
 }

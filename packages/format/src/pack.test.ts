@@ -3,7 +3,15 @@ import { describe, expect, it } from 'vitest';
 import { isKinvaultError } from '@kinvault/protocol';
 import { blobId, BlobType, sealBlob } from './blob.js';
 import { deriveKeys } from './keys.js';
-import { bufferSource, buildPack, PACK_TRAILER_BYTES, readBlob, readPackHeader, verifyPackHash, type RandomAccessSource } from './pack.js';
+import {
+  bufferSource,
+  buildPack,
+  PACK_TRAILER_BYTES,
+  readBlob,
+  readPackHeader,
+  verifyPackHash,
+  type RandomAccessSource,
+} from './pack.js';
 import { deterministicRandom } from './random.js';
 
 const random = deterministicRandom('pack.test');
@@ -36,9 +44,13 @@ describe('packs', () => {
     const entries = await readPackHeader(bufferSource(bytes), keys);
     expect(entries).toEqual(info.entries);
     for (const [i, e] of entries.entries()) {
-      expect(Buffer.from(await readBlob(bufferSource(bytes), keys, e)).equals(items[i]!.plaintext)).toBe(true);
+      expect(
+        Buffer.from(await readBlob(bufferSource(bytes), keys, e)).equals(items[i]!.plaintext),
+      ).toBe(true);
     }
-    expect(await verifyPackHash([bytes.subarray(0, 7), bytes.subarray(7)], info.name)).toMatchObject({ ok: true, size: bytes.byteLength });
+    expect(
+      await verifyPackHash([bytes.subarray(0, 7), bytes.subarray(7)], info.name),
+    ).toMatchObject({ ok: true, size: bytes.byteLength });
   });
 
   it('reads only the tail to list a pack', async () => {
@@ -60,8 +72,16 @@ describe('packs', () => {
   it('a tree for a directory of thousands of files encodes and packs', async () => {
     const { encodeTree, decodeTree } = await import('./tree.js');
     const nodes = Array.from({ length: 5000 }, (_, i) => ({
-      kind: 'file' as const, name: `IMG_${String(i).padStart(5, '0')}.jpg`, mode: 0o644, mtimeNs: BigInt(i) * 1_000_000_007n,
-      ctimeNs: 0n, inode: BigInt(i), uid: 501, gid: 20, size: 3_000_000 + i, chunks: [random(32), random(32), random(32)],
+      kind: 'file' as const,
+      name: `IMG_${String(i).padStart(5, '0')}.jpg`,
+      mode: 0o644,
+      mtimeNs: BigInt(i) * 1_000_000_007n,
+      ctimeNs: 0n,
+      inode: BigInt(i),
+      uid: 501,
+      gid: 20,
+      size: 3_000_000 + i,
+      chunks: [random(32), random(32), random(32)],
     }));
     const bytes = encodeTree({ nodes });
     expect(decodeTree(bytes).nodes).toHaveLength(5000);
@@ -75,16 +95,30 @@ describe('packs', () => {
 
   it('names what is wrong: truncation, damage, wrong key, newer version', async () => {
     const { bytes, info } = await buildPack(keys, blobs(3, 1000), random);
-    expect(await codeOf(() => readPackHeader(bufferSource(bytes.subarray(0, 10)), keys))).toBe('PACK_TRUNCATED');
-    expect(await codeOf(() => readPackHeader(bufferSource(bytes.subarray(0, bytes.byteLength - 1)), keys))).toBe('PACK_CORRUPT');
-    expect(await codeOf(() => readPackHeader(bufferSource(bytes.subarray(info.entries[2]!.offset + 10)), keys))).toBe('PACK_TRUNCATED');
-    expect(await codeOf(() => readPackHeader(bufferSource(bytes), deriveKeys(random(32))))).toBe('DECRYPT_FAILED');
+    expect(await codeOf(() => readPackHeader(bufferSource(bytes.subarray(0, 10)), keys))).toBe(
+      'PACK_TRUNCATED',
+    );
+    expect(
+      await codeOf(() =>
+        readPackHeader(bufferSource(bytes.subarray(0, bytes.byteLength - 1)), keys),
+      ),
+    ).toBe('PACK_CORRUPT');
+    expect(
+      await codeOf(() =>
+        readPackHeader(bufferSource(bytes.subarray(info.entries[2]!.offset + 10)), keys),
+      ),
+    ).toBe('PACK_TRUNCATED');
+    expect(await codeOf(() => readPackHeader(bufferSource(bytes), deriveKeys(random(32))))).toBe(
+      'DECRYPT_FAILED',
+    );
     const newer = bytes.slice();
     newer[bytes.byteLength - 12] = 2;
     expect(await codeOf(() => readPackHeader(bufferSource(newer), keys))).toBe('PACK_UNSUPPORTED');
     const flipped = bytes.slice();
     flipped[info.entries[1]!.offset + 30]! ^= 4;
-    expect(await codeOf(() => readBlob(bufferSource(flipped), keys, info.entries[1]!))).toBe('DECRYPT_FAILED');
+    expect(await codeOf(() => readBlob(bufferSource(flipped), keys, info.entries[1]!))).toBe(
+      'DECRYPT_FAILED',
+    );
     expect((await verifyPackHash([flipped], info.name)).ok).toBe(false);
     const swapped = { ...info.entries[1]!, id: info.entries[0]!.id };
     expect(await codeOf(() => readBlob(bufferSource(bytes), keys, swapped))).toBe('DECRYPT_FAILED');
@@ -95,6 +129,10 @@ describe('packs', () => {
   it('a data blob presented as a tree blob does not open', async () => {
     const [item] = blobs(2, 100).filter((b) => b.type === BlobType.data);
     const { bytes, info } = await buildPack(keys, [item!], random);
-    expect(await codeOf(() => readBlob(bufferSource(bytes), keys, { ...info.entries[0]!, type: BlobType.tree }))).toBe('DECRYPT_FAILED');
+    expect(
+      await codeOf(() =>
+        readBlob(bufferSource(bytes), keys, { ...info.entries[0]!, type: BlobType.tree }),
+      ),
+    ).toBe('DECRYPT_FAILED');
   });
 });

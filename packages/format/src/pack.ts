@@ -67,7 +67,10 @@ export function bufferSource(bytes: Uint8Array): RandomAccessSource {
     size: bytes.byteLength,
     read: async (offset, length) => {
       if (offset < 0 || length < 0 || offset + length > bytes.byteLength) {
-        throw new KinvaultError('PACK_TRUNCATED', `Read of ${length} bytes at ${offset} is past the end (${bytes.byteLength}).`);
+        throw new KinvaultError(
+          'PACK_TRUNCATED',
+          `Read of ${length} bytes at ${offset} is past the end (${bytes.byteLength}).`,
+        );
       }
       return bytes.subarray(offset, offset + length);
     },
@@ -110,9 +113,13 @@ export class PackAssembler {
 
   append(type: BlobType, id: Uint8Array, sealed: Uint8Array): PackEntry {
     if (this.finished) throw new KinvaultError('INTERNAL', 'PackAssembler.append after finish.');
-    if (id.byteLength !== BLOB_ID_BYTES) throw new KinvaultError('INVALID_ARGUMENT', 'A blob id is 32 bytes.');
+    if (id.byteLength !== BLOB_ID_BYTES)
+      throw new KinvaultError('INVALID_ARGUMENT', 'A blob id is 32 bytes.');
     if (sealed.byteLength < SEAL_OVERHEAD || sealed.byteLength > MAX_SEALED_BLOB) {
-      throw new KinvaultError('INVALID_ARGUMENT', `A sealed blob of ${sealed.byteLength} bytes is out of range.`);
+      throw new KinvaultError(
+        'INVALID_ARGUMENT',
+        `A sealed blob of ${sealed.byteLength} bytes is out of range.`,
+      );
     }
     if (this.full || this.bytes + sealed.byteLength > MAX_PACK_BYTES - MAX_PACK_HEADER_BYTES) {
       throw new KinvaultError('PACK_TOO_LARGE', 'The pack is full; start a new one.');
@@ -128,7 +135,12 @@ export class PackAssembler {
   finish(): { tail: Uint8Array; info: PackInfo } {
     if (this.finished) throw new KinvaultError('INTERNAL', 'PackAssembler.finish called twice.');
     this.finished = true;
-    const header = seal(this.keys.metadataKey, this.random(NONCE_BYTES), encodePackHeader(this.entries), PACK_HEADER_AD);
+    const header = seal(
+      this.keys.metadataKey,
+      this.random(NONCE_BYTES),
+      encodePackHeader(this.entries),
+      PACK_HEADER_AD,
+    );
     const tail = new ByteWriter(header.byteLength + PACK_TRAILER_BYTES)
       .bytes(header)
       .u32(header.byteLength)
@@ -139,7 +151,11 @@ export class PackAssembler {
       .bytes(PACK_MAGIC)
       .finish();
     this.hash.update(tail);
-    const info = { name: this.hash.digest('hex'), size: this.bytes + tail.byteLength, entries: this.entries };
+    const info = {
+      name: this.hash.digest('hex'),
+      size: this.bytes + tail.byteLength,
+      entries: this.entries,
+    };
     return { tail, info };
   }
 }
@@ -189,7 +205,11 @@ export async function buildPack(
 }
 
 function corrupt(why: string, details: Record<string, unknown> = {}): KinvaultError {
-  return new KinvaultError('PACK_CORRUPT', `The pack is damaged: ${why}. Another copy of it may be intact; run a check.`, { details });
+  return new KinvaultError(
+    'PACK_CORRUPT',
+    `The pack is damaged: ${why}. Another copy of it may be intact; run a check.`,
+    { details },
+  );
 }
 
 /** Parses a trailer; returns the header length. */
@@ -200,10 +220,16 @@ export function parsePackTrailer(trailer: Uint8Array, packSize: number): number 
   const reserved = r.bytes(3);
   const magic = r.bytes(8);
   if (!bytesEqual(magic, PACK_MAGIC)) {
-    throw new KinvaultError('PACK_CORRUPT', 'Not a Kinvault pack, or its end is missing: the last 8 bytes are not "KINVPACK".');
+    throw new KinvaultError(
+      'PACK_CORRUPT',
+      'Not a Kinvault pack, or its end is missing: the last 8 bytes are not "KINVPACK".',
+    );
   }
   if (version !== PACK_VERSION) {
-    throw new KinvaultError('PACK_UNSUPPORTED', `Pack format version ${version} is not supported by this program (it reads ${PACK_VERSION}). Update Kinvault.`);
+    throw new KinvaultError(
+      'PACK_UNSUPPORTED',
+      `Pack format version ${version} is not supported by this program (it reads ${PACK_VERSION}). Update Kinvault.`,
+    );
   }
   if (reserved.some((b) => b !== 0)) throw corrupt('reserved trailer bytes are not zero');
   const minHeader = SEAL_OVERHEAD + 4;
@@ -211,9 +237,14 @@ export function parsePackTrailer(trailer: Uint8Array, packSize: number): number 
     throw corrupt(`header length ${headerLength} is out of range`, { headerLength });
   }
   if (headerLength > packSize - PACK_TRAILER_BYTES) {
-    throw new KinvaultError('PACK_TRUNCATED', `The pack is truncated: its header claims ${headerLength} bytes but the file has only ${packSize} bytes.`, { details: { headerLength, packSize } });
+    throw new KinvaultError(
+      'PACK_TRUNCATED',
+      `The pack is truncated: its header claims ${headerLength} bytes but the file has only ${packSize} bytes.`,
+      { details: { headerLength, packSize } },
+    );
   }
-  if ((headerLength - minHeader) % PACK_ENTRY_BYTES !== 0) throw corrupt(`header length ${headerLength} does not fit whole entries`);
+  if ((headerLength - minHeader) % PACK_ENTRY_BYTES !== 0)
+    throw corrupt(`header length ${headerLength} does not fit whole entries`);
   return headerLength;
 }
 
@@ -221,7 +252,8 @@ export function parsePackTrailer(trailer: Uint8Array, packSize: number): number 
 export function decodePackHeader(plain: Uint8Array, blobAreaBytes: number): PackEntry[] {
   const r = new ByteReader(plain, 'PACK_CORRUPT', 'Pack header');
   const count = r.u32();
-  if (count * PACK_ENTRY_BYTES !== r.remaining) throw corrupt(`header says ${count} entries but holds ${r.remaining} bytes of them`);
+  if (count * PACK_ENTRY_BYTES !== r.remaining)
+    throw corrupt(`header says ${count} entries but holds ${r.remaining} bytes of them`);
   const entries: PackEntry[] = [];
   let expected = 0;
   for (let i = 0; i < count; i++) {
@@ -231,47 +263,80 @@ export function decodePackHeader(plain: Uint8Array, blobAreaBytes: number): Pack
     const length = r.u32();
     if (!isBlobType(type)) throw corrupt(`entry ${i} has unknown blob type ${type}`);
     if (offset !== expected) throw corrupt(`entry ${i} starts at ${offset}, expected ${expected}`);
-    if (length < SEAL_OVERHEAD || length > MAX_SEALED_BLOB) throw corrupt(`entry ${i} has impossible length ${length}`);
+    if (length < SEAL_OVERHEAD || length > MAX_SEALED_BLOB)
+      throw corrupt(`entry ${i} has impossible length ${length}`);
     expected += length;
     if (expected > blobAreaBytes) {
-      throw new KinvaultError('PACK_TRUNCATED', `The pack is missing bytes: blob ${i} ends at ${expected} but only ${blobAreaBytes} bytes of blobs are present.`, { details: { blob: i, expected, present: blobAreaBytes } });
+      throw new KinvaultError(
+        'PACK_TRUNCATED',
+        `The pack is missing bytes: blob ${i} ends at ${expected} but only ${blobAreaBytes} bytes of blobs are present.`,
+        { details: { blob: i, expected, present: blobAreaBytes } },
+      );
     }
     entries.push({ type, id, offset, length });
   }
-  if (expected !== blobAreaBytes) throw corrupt(`entries cover ${expected} bytes but the blob area has ${blobAreaBytes}`);
+  if (expected !== blobAreaBytes)
+    throw corrupt(`entries cover ${expected} bytes but the blob area has ${blobAreaBytes}`);
   return entries;
 }
 
 /** Reads and decrypts a pack's header from its tail: two small reads, never the whole pack. */
-export async function readPackHeader(source: RandomAccessSource, keys: Pick<RepositoryKeys, 'metadataKey'>): Promise<PackEntry[]> {
+export async function readPackHeader(
+  source: RandomAccessSource,
+  keys: Pick<RepositoryKeys, 'metadataKey'>,
+): Promise<PackEntry[]> {
   const size = source.size;
   if (!Number.isSafeInteger(size) || size < PACK_TRAILER_BYTES) {
-    throw new KinvaultError('PACK_TRUNCATED', `The pack is truncated: ${size} bytes is shorter than its ${PACK_TRAILER_BYTES}-byte trailer.`);
+    throw new KinvaultError(
+      'PACK_TRUNCATED',
+      `The pack is truncated: ${size} bytes is shorter than its ${PACK_TRAILER_BYTES}-byte trailer.`,
+    );
   }
   if (size > MAX_PACK_BYTES) throw corrupt(`${size} bytes is larger than any pack`);
-  const headerLength = parsePackTrailer(await source.read(size - PACK_TRAILER_BYTES, PACK_TRAILER_BYTES), size);
+  const headerLength = parsePackTrailer(
+    await source.read(size - PACK_TRAILER_BYTES, PACK_TRAILER_BYTES),
+    size,
+  );
   const headerStart = size - PACK_TRAILER_BYTES - headerLength;
   const sealedHeader = await source.read(headerStart, headerLength);
   let plain: Uint8Array;
   try {
     plain = open(keys.metadataKey, sealedHeader, PACK_HEADER_AD);
   } catch (error) {
-    throw new KinvaultError('DECRYPT_FAILED', 'The pack header could not be decrypted: the master key is wrong or the pack is damaged.', { cause: error });
+    throw new KinvaultError(
+      'DECRYPT_FAILED',
+      'The pack header could not be decrypted: the master key is wrong or the pack is damaged.',
+      { cause: error },
+    );
   }
   return decodePackHeader(plain, headerStart);
 }
 
 /** Reads one blob by its entry and returns its verified plaintext. */
-export async function readBlob(source: RandomAccessSource, keys: Pick<RepositoryKeys, 'idKey' | 'dataKey' | 'metadataKey'>, entry: PackEntry): Promise<Uint8Array> {
-  if (entry.offset < 0 || entry.length < SEAL_OVERHEAD || entry.offset + entry.length > source.size) {
-    throw new KinvaultError('PACK_TRUNCATED', `Blob ${toHex(entry.id)} at ${entry.offset}+${entry.length} lies past the end of the pack (${source.size} bytes).`);
+export async function readBlob(
+  source: RandomAccessSource,
+  keys: Pick<RepositoryKeys, 'idKey' | 'dataKey' | 'metadataKey'>,
+  entry: PackEntry,
+): Promise<Uint8Array> {
+  if (
+    entry.offset < 0 ||
+    entry.length < SEAL_OVERHEAD ||
+    entry.offset + entry.length > source.size
+  ) {
+    throw new KinvaultError(
+      'PACK_TRUNCATED',
+      `Blob ${toHex(entry.id)} at ${entry.offset}+${entry.length} lies past the end of the pack (${source.size} bytes).`,
+    );
   }
   const sealed = await source.read(entry.offset, entry.length);
   return openBlob(keys, entry.type, entry.id, sealed);
 }
 
 /** Streams a pack's bytes through SHA-256 and compares with its name. Needs no key. */
-export async function verifyPackHash(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, name: string): Promise<{ ok: boolean; actual: string; size: number }> {
+export async function verifyPackHash(
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  name: string,
+): Promise<{ ok: boolean; actual: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
   for await (const c of chunks) {

@@ -36,7 +36,10 @@ function toBase32(bytes: Uint8Array): string {
 /** The printable code for 16 bytes of entropy. */
 export function formatRecoveryCode(entropy: Uint8Array): string {
   if (entropy.byteLength !== RECOVERY_ENTROPY_BYTES) {
-    throw new KinvaultError('INVALID_ARGUMENT', `Recovery entropy is ${RECOVERY_ENTROPY_BYTES} bytes.`);
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      `Recovery entropy is ${RECOVERY_ENTROPY_BYTES} bytes.`,
+    );
   }
   const raw = new Uint8Array(RECOVERY_ENTROPY_BYTES + CHECKSUM_BYTES);
   raw.set(entropy);

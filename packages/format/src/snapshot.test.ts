@@ -2,7 +2,13 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { isKinvaultError } from '@kinvault/protocol';
 import { deriveKeys } from './keys.js';
-import { decodeSnapshot, encodeSnapshot, openSnapshot, sealSnapshot, type Snapshot } from './snapshot.js';
+import {
+  decodeSnapshot,
+  encodeSnapshot,
+  openSnapshot,
+  sealSnapshot,
+  type Snapshot,
+} from './snapshot.js';
 import { deterministicRandom } from './random.js';
 
 const random = deterministicRandom('snapshot.test');

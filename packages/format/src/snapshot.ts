@@ -65,7 +65,8 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
   if (s.tree.byteLength !== BLOB_ID_BYTES) invalid('tree id is not 32 bytes');
   if (s.parent && s.parent.byteLength !== 32) invalid('parent id is not 32 bytes');
   if (s.paths.length > 0xffff || s.tags.length > 0xffff) invalid('too many paths or tags');
-  if (s.partial !== s.errors.length > 0) invalid('partial must be set exactly when errors are listed');
+  if (s.partial !== s.errors.length > 0)
+    invalid('partial must be set exactly when errors are listed');
   const w = new ByteWriter(512).u8(SNAPSHOT_VERSION).i64(s.startNs).i64(s.endNs).bytes(s.tree);
   if (s.parent) w.u8(1).bytes(s.parent);
   else w.u8(0);
@@ -80,14 +81,18 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
     if (!Number.isSafeInteger(v) || v < 0) invalid(`statistic ${v} is not a count`);
     w.u64(v);
   }
-  if (w.length + 40 > MAX_SNAPSHOT_BYTES) invalid(`it would be ${w.length} bytes; the limit is ${MAX_SNAPSHOT_BYTES} (too many errors listed?)`);
+  if (w.length + 40 > MAX_SNAPSHOT_BYTES)
+    invalid(
+      `it would be ${w.length} bytes; the limit is ${MAX_SNAPSHOT_BYTES} (too many errors listed?)`,
+    );
   return w.finish();
 }
 
 export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   const r = new ByteReader(bytes, 'SNAPSHOT_INVALID', 'Invalid snapshot manifest');
   const version = r.u8();
-  if (version !== SNAPSHOT_VERSION) invalid(`version ${version} is not supported (this program reads ${SNAPSHOT_VERSION})`);
+  if (version !== SNAPSHOT_VERSION)
+    invalid(`version ${version} is not supported (this program reads ${SNAPSHOT_VERSION})`);
   const startNs = r.i64();
   const endNs = r.i64();
   const tree = r.bytes(32).slice();
@@ -107,9 +112,27 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   const errors: SnapshotError[] = [];
   for (let i = 0; i < errorCount; i++) errors.push({ path: r.str16(), message: r.str16() });
   if ((flags === 1) !== errors.length > 0) invalid('partial flag and error list disagree');
-  const stats = { files: r.u64(), dirs: r.u64(), bytes: r.u64(), filesNew: r.u64(), bytesNew: r.u64() };
+  const stats = {
+    files: r.u64(),
+    dirs: r.u64(),
+    bytes: r.u64(),
+    filesNew: r.u64(),
+    bytesNew: r.u64(),
+  };
   r.end();
-  return { startNs, endNs, tree, parent, hostname, device, paths, tags, partial: flags === 1, errors, stats };
+  return {
+    startNs,
+    endNs,
+    tree,
+    parent,
+    hostname,
+    device,
+    paths,
+    tags,
+    partial: flags === 1,
+    errors,
+    stats,
+  };
 }
 
 export function sealSnapshot(
@@ -125,13 +148,21 @@ export function snapshotId(sealed: Uint8Array): string {
   return createHash('sha256').update(sealed).digest('hex');
 }
 
-export function openSnapshot(keys: Pick<RepositoryKeys, 'metadataKey'>, sealed: Uint8Array): Snapshot {
-  if (sealed.byteLength > MAX_SNAPSHOT_BYTES) invalid(`${sealed.byteLength} bytes is larger than any snapshot`);
+export function openSnapshot(
+  keys: Pick<RepositoryKeys, 'metadataKey'>,
+  sealed: Uint8Array,
+): Snapshot {
+  if (sealed.byteLength > MAX_SNAPSHOT_BYTES)
+    invalid(`${sealed.byteLength} bytes is larger than any snapshot`);
   let plain: Uint8Array;
   try {
     plain = open(keys.metadataKey, sealed, SNAPSHOT_AD);
   } catch (error) {
-    throw new KinvaultError('DECRYPT_FAILED', 'The snapshot could not be decrypted: the master key is wrong or the snapshot is damaged.', { cause: error });
+    throw new KinvaultError(
+      'DECRYPT_FAILED',
+      'The snapshot could not be decrypted: the master key is wrong or the snapshot is damaged.',
+      { cause: error },
+    );
   }
   return decodeSnapshot(plain);
 }

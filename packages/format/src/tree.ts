@@ -66,7 +66,8 @@ export function compareNames(a: string, b: string): number {
 
 export function checkName(name: string): void {
   const bytes = encodeUtf8(name).byteLength;
-  if (bytes === 0 || bytes > MAX_NAME_BYTES) invalid(`name of ${bytes} bytes (allowed 1..${MAX_NAME_BYTES})`);
+  if (bytes === 0 || bytes > MAX_NAME_BYTES)
+    invalid(`name of ${bytes} bytes (allowed 1..${MAX_NAME_BYTES})`);
   if (name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
     invalid(`name ${JSON.stringify(name)} is not a single path component`);
   }
@@ -75,21 +76,33 @@ export function checkName(name: string): void {
 
 function checkNode(n: TreeNode): void {
   checkName(n.name);
-  if (!Number.isInteger(n.mode) || n.mode < 0 || n.mode > 0o7777) invalid(`mode ${n.mode} of ${n.name}`);
-  for (const [k, v] of [['uid', n.uid], ['gid', n.gid]] as const) {
+  if (!Number.isInteger(n.mode) || n.mode < 0 || n.mode > 0o7777)
+    invalid(`mode ${n.mode} of ${n.name}`);
+  for (const [k, v] of [
+    ['uid', n.uid],
+    ['gid', n.gid],
+  ] as const) {
     if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) invalid(`${k} ${v} of ${n.name}`);
   }
   if (n.inode < 0n || n.inode > 0xffffffffffffffffn) invalid(`inode of ${n.name}`);
   if (n.kind === 'file') {
     if (!Number.isSafeInteger(n.size) || n.size < 0) invalid(`size ${n.size} of ${n.name}`);
-    if ((n.size === 0) !== (n.chunks.length === 0)) invalid(`${n.name} has size ${n.size} and ${n.chunks.length} chunks`);
+    if ((n.size === 0) !== (n.chunks.length === 0))
+      invalid(`${n.name} has size ${n.size} and ${n.chunks.length} chunks`);
     if (n.chunks.length > n.size) invalid(`${n.name} has more chunks than bytes`);
-    for (const c of n.chunks) if (c.byteLength !== BLOB_ID_BYTES) invalid(`a chunk id of ${n.name} is not 32 bytes`);
+    for (const c of n.chunks)
+      if (c.byteLength !== BLOB_ID_BYTES) invalid(`a chunk id of ${n.name} is not 32 bytes`);
   } else if (n.kind === 'dir') {
     if (n.subtree.byteLength !== BLOB_ID_BYTES) invalid(`subtree id of ${n.name} is not 32 bytes`);
   } else {
     const t = encodeUtf8(n.target).byteLength;
-    if (t === 0 || t > MAX_SYMLINK_BYTES || n.target.includes('\0') || /\p{Surrogate}/u.test(n.target)) invalid(`symlink target of ${n.name} (${t} bytes)`);
+    if (
+      t === 0 ||
+      t > MAX_SYMLINK_BYTES ||
+      n.target.includes('\0') ||
+      /\p{Surrogate}/u.test(n.target)
+    )
+      invalid(`symlink target of ${n.name} (${t} bytes)`);
   }
 }
 
@@ -131,7 +144,8 @@ export function encodeTree(tree: Tree): Uint8Array {
 export function decodeTree(bytes: Uint8Array): Tree {
   const r = new ByteReader(bytes, 'TREE_INVALID', 'Invalid tree');
   const version = r.u8();
-  if (version !== TREE_VERSION) invalid(`version ${version} is not supported (this program reads ${TREE_VERSION})`);
+  if (version !== TREE_VERSION)
+    invalid(`version ${version} is not supported (this program reads ${TREE_VERSION})`);
   const count = r.u32();
   // Smallest entry: a symlink with 1-byte name and target is 43 bytes.
   if (count > r.remaining / 43) invalid(`it claims ${count} entries in ${r.remaining} bytes`);
@@ -153,7 +167,8 @@ export function decodeTree(bytes: Uint8Array): Tree {
     if (kind === NodeKind.file) {
       const size = r.u64();
       const n = r.u32();
-      if (n > r.remaining / BLOB_ID_BYTES) invalid(`${JSON.stringify(name)} claims ${n} chunks in ${r.remaining} bytes`);
+      if (n > r.remaining / BLOB_ID_BYTES)
+        invalid(`${JSON.stringify(name)} claims ${n} chunks in ${r.remaining} bytes`);
       const chunks: Uint8Array[] = [];
       for (let j = 0; j < n; j++) chunks.push(r.bytes(BLOB_ID_BYTES).slice());
       node = { ...base, kind: 'file', size, chunks };
@@ -165,7 +180,8 @@ export function decodeTree(bytes: Uint8Array): Tree {
       invalid(`entry ${JSON.stringify(name)} has unknown kind ${kind}`);
     }
     checkNode(node);
-    if (prev !== undefined && compareNames(prev, name) >= 0) invalid(`entries are not sorted and unique at ${JSON.stringify(name)}`);
+    if (prev !== undefined && compareNames(prev, name) >= 0)
+      invalid(`entries are not sorted and unique at ${JSON.stringify(name)}`);
     prev = name;
     nodes.push(node);
   }

@@ -12,7 +12,9 @@ import { SNAPSHOT_AD } from './snapshot.js';
 import { decodeTree, encodeTree } from './tree.js';
 import { computeVectors, input, MASTER_KEY, type Vectors } from '../vectors/compute.js';
 
-const committed = JSON.parse(readFileSync(new URL('../vectors/v1.json', import.meta.url), 'utf8')) as Vectors & {
+const committed = JSON.parse(
+  readFileSync(new URL('../vectors/v1.json', import.meta.url), 'utf8'),
+) as Vectors & {
   catalog: { plaintext: string; sealed: string };
 };
 const keys = deriveKeys(MASTER_KEY);
@@ -32,12 +34,19 @@ describe('known-answer vectors (vectors/v1.json)', () => {
       expect(toHex(blobId(keys, v.type as BlobType, fromHex(v.plaintext)))).toBe(v.id);
     }
     const snapshot = fromHex(committed.snapshot.sealed);
-    expect(toHex(openReference(keys.metadataKey, snapshot, SNAPSHOT_AD))).toBe(committed.snapshot.plaintext);
+    expect(toHex(openReference(keys.metadataKey, snapshot, SNAPSHOT_AD))).toBe(
+      committed.snapshot.plaintext,
+    );
     // The last 512 bytes of the pack hold the whole sealed header and the trailer.
     const tail = fromHex(committed.pack.tail);
-    const headerLength = new DataView(tail.buffer, tail.byteOffset).getUint32(tail.byteLength - 16, true);
+    const headerLength = new DataView(tail.buffer, tail.byteOffset).getUint32(
+      tail.byteLength - 16,
+      true,
+    );
     const sealedHeader = tail.subarray(tail.byteLength - 16 - headerLength, tail.byteLength - 16);
-    expect(toHex(openReference(keys.metadataKey, sealedHeader, PACK_HEADER_AD))).toBe(committed.pack.headerPlaintext);
+    expect(toHex(openReference(keys.metadataKey, sealedHeader, PACK_HEADER_AD))).toBe(
+      committed.pack.headerPlaintext,
+    );
   });
 
   it('chunk the same way when streamed through the WebAssembly scanner', async () => {
@@ -47,7 +56,8 @@ describe('known-answer vectors (vectors/v1.json)', () => {
       const data = input(committed.inputs[which].label, committed.inputs[which].length);
       const pieces = [data.subarray(0, 1234567), data.subarray(1234567)];
       const got: [number, number][] = [];
-      for await (const c of chunkStream(pieces, prepareChunker(gear, v.params))) got.push([c.offset, c.data.byteLength]);
+      for await (const c of chunkStream(pieces, prepareChunker(gear, v.params)))
+        got.push([c.offset, c.data.byteLength]);
       expect(got).toEqual(v.chunks.map((c) => [c.offset, c.length]));
     }
   });
@@ -56,9 +66,17 @@ describe('known-answer vectors (vectors/v1.json)', () => {
     const tree = fromHex(committed.tree.encoded);
     expect(toHex(encodeTree(decodeTree(tree)))).toBe(committed.tree.encoded);
     const k = committed.keyFiles;
-    expect(openKeyFile(fromHex(k.passphraseFile), { passphrase: k.passphrase }).masterKey).toEqual(MASTER_KEY);
-    expect(openKeyFile(fromHex(k.recoveryFile), { recoveryCode: k.recoveryCode }).masterKey).toEqual(MASTER_KEY);
-    const plain = await openCatalogBytes(keys.boxPublicKey, keys.boxSecretKey, fromHex(committed.catalog.sealed));
+    expect(openKeyFile(fromHex(k.passphraseFile), { passphrase: k.passphrase }).masterKey).toEqual(
+      MASTER_KEY,
+    );
+    expect(
+      openKeyFile(fromHex(k.recoveryFile), { recoveryCode: k.recoveryCode }).masterKey,
+    ).toEqual(MASTER_KEY);
+    const plain = await openCatalogBytes(
+      keys.boxPublicKey,
+      keys.boxSecretKey,
+      fromHex(committed.catalog.sealed),
+    );
     expect(toHex(plain)).toBe(committed.catalog.plaintext);
   });
 });

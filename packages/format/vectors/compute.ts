@@ -7,7 +7,12 @@
 import { createHash } from 'node:crypto';
 import { blobId, BlobType, sealBlob } from '../src/blob.js';
 import { toHex } from '../src/bytes.js';
-import { chunkBuffer, DEFAULT_CHUNKER_PARAMS, prepareChunker, type ChunkerParams } from '../src/chunker.js';
+import {
+  chunkBuffer,
+  DEFAULT_CHUNKER_PARAMS,
+  prepareChunker,
+  type ChunkerParams,
+} from '../src/chunker.js';
 import { createKeyFile } from '../src/keyfile.js';
 import { deriveKeys, gearTable } from '../src/keys.js';
 import { buildPack, encodePackHeader } from '../src/pack.js';
@@ -50,23 +55,61 @@ export async function computeVectors() {
     const id = blobId(keys, type, plaintext);
     const nonce = nonces(24);
     const sealed = sealBlob(keys, type, id, plaintext, () => nonce);
-    return { type, plaintext: toHex(plaintext), nonce: toHex(nonce), id: toHex(id), sealed: toHex(sealed) };
+    return {
+      type,
+      plaintext: toHex(plaintext),
+      nonce: toHex(nonce),
+      id: toHex(id),
+      sealed: toHex(sealed),
+    };
   });
 
   // A pack of the first five chunks of the small input and one tree.
   const chunker = prepareChunker(gear, SMALL_CHUNKER);
   const packChunks = chunkBuffer(smallInput, chunker).slice(0, 5);
   const fileNode = (name: string, chunks: Uint8Array[], size: number): TreeNode => ({
-    kind: 'file', name, mode: 0o644, mtimeNs: 1_700_000_000_123_456_789n, ctimeNs: 1_700_000_001_000_000_000n,
-    inode: 4242n, uid: 1000, gid: 1000, size, chunks,
+    kind: 'file',
+    name,
+    mode: 0o644,
+    mtimeNs: 1_700_000_000_123_456_789n,
+    ctimeNs: 1_700_000_001_000_000_000n,
+    inode: 4242n,
+    uid: 1000,
+    gid: 1000,
+    size,
+    chunks,
   });
   const chunkIds = packChunks.map((c) => blobId(keys, BlobType.data, c.data));
   const tree = {
     nodes: sortNodes([
-      fileNode('photo.jpg', chunkIds, packChunks.reduce((s, c) => s + c.data.byteLength, 0)),
+      fileNode(
+        'photo.jpg',
+        chunkIds,
+        packChunks.reduce((s, c) => s + c.data.byteLength, 0),
+      ),
       fileNode('empty.txt', [], 0),
-      { kind: 'symlink', name: 'latest', mode: 0o777, mtimeNs: 1_700_000_002_000_000_000n, ctimeNs: 1_700_000_002_000_000_000n, inode: 7n, uid: 1000, gid: 1000, target: 'photo.jpg' },
-      { kind: 'dir', name: 'Vacances été', mode: 0o755, mtimeNs: -1_000_000_000n, ctimeNs: 0n, inode: 9n, uid: 0, gid: 0, subtree: new Uint8Array(32).fill(0xab) },
+      {
+        kind: 'symlink',
+        name: 'latest',
+        mode: 0o777,
+        mtimeNs: 1_700_000_002_000_000_000n,
+        ctimeNs: 1_700_000_002_000_000_000n,
+        inode: 7n,
+        uid: 1000,
+        gid: 1000,
+        target: 'photo.jpg',
+      },
+      {
+        kind: 'dir',
+        name: 'Vacances été',
+        mode: 0o755,
+        mtimeNs: -1_000_000_000n,
+        ctimeNs: 0n,
+        inode: 9n,
+        uid: 0,
+        gid: 0,
+        subtree: new Uint8Array(32).fill(0xab),
+      },
     ]),
   };
   const treeBytes = encodeTree(tree);
@@ -95,10 +138,20 @@ export async function computeVectors() {
   const repositoryId = input('kinvault vectors v1 repository id', 16);
   const kdf = { opslimit: 1, memlimit: 8 * 1024 * 1024 };
   const passphrase = 'correct horse battery staple';
-  const keyFile = createKeyFile(MASTER_KEY, repositoryId, { passphrase }, { kdf, allowWeakKdf: true, random: nonces });
+  const keyFile = createKeyFile(
+    MASTER_KEY,
+    repositoryId,
+    { passphrase },
+    { kdf, allowWeakKdf: true, random: nonces },
+  );
   const recoveryEntropy = input('kinvault vectors v1 recovery entropy', 16);
   const recoveryCode = formatRecoveryCode(recoveryEntropy);
-  const recoveryFile = createKeyFile(MASTER_KEY, repositoryId, { recoveryCode }, { kdf, allowWeakKdf: true, random: nonces });
+  const recoveryFile = createKeyFile(
+    MASTER_KEY,
+    repositoryId,
+    { recoveryCode },
+    { kdf, allowWeakKdf: true, random: nonces },
+  );
 
   return {
     format: 'Kinvault repository format v1 — known-answer vectors (see docs/design.md)',
@@ -113,25 +166,42 @@ export async function computeVectors() {
     },
     gearTable: { first8: Array.from(gear.subarray(0, 8)), sha256OfTableBytes: sha256(gearBytes) },
     inputs: {
-      howMade: 'deterministicRandom(label)(length): ChaCha20 (RFC 8439) keystream, key = SHA-256(UTF-8 label), nonce = 12 zero bytes, counter 0',
-      small: { label: 'kinvault vectors v1 small input', length: smallInput.byteLength, sha256: sha256(smallInput) },
-      default: { label: 'kinvault vectors v1 default input', length: defaultInput.byteLength, sha256: sha256(defaultInput) },
+      howMade:
+        'deterministicRandom(label)(length): ChaCha20 (RFC 8439) keystream, key = SHA-256(UTF-8 label), nonce = 12 zero bytes, counter 0',
+      small: {
+        label: 'kinvault vectors v1 small input',
+        length: smallInput.byteLength,
+        sha256: sha256(smallInput),
+      },
+      default: {
+        label: 'kinvault vectors v1 default input',
+        length: defaultInput.byteLength,
+        sha256: sha256(defaultInput),
+      },
     },
     chunks: {
       small: { params: SMALL_CHUNKER, chunks: chunkList(smallInput, SMALL_CHUNKER, keys) },
-      default: { params: DEFAULT_CHUNKER_PARAMS, chunks: chunkList(defaultInput, DEFAULT_CHUNKER_PARAMS, keys) },
+      default: {
+        params: DEFAULT_CHUNKER_PARAMS,
+        chunks: chunkList(defaultInput, DEFAULT_CHUNKER_PARAMS, keys),
+      },
     },
     blobs,
     tree: { encoded: toHex(treeBytes), id: toHex(treeId) },
     pack: {
-      blobsFrom: 'the first five chunks of the small input, then the tree above; nonces drawn in order from deterministicRandom("kinvault vectors v1 nonces") after the three blob vectors',
+      blobsFrom:
+        'the first five chunks of the small input, then the tree above; nonces drawn in order from deterministicRandom("kinvault vectors v1 nonces") after the three blob vectors',
       headerPlaintext: toHex(encodePackHeader(info.entries)),
       size: info.size,
       name: info.name,
       sha256OfPack: sha256(packBytes),
       tail: toHex(packBytes.subarray(packBytes.byteLength - 512)),
     },
-    snapshot: { plaintext: toHex(encodeSnapshot(snapshot)), sealed: toHex(sealedSnapshot.bytes), id: sealedSnapshot.id },
+    snapshot: {
+      plaintext: toHex(encodeSnapshot(snapshot)),
+      sealed: toHex(sealedSnapshot.bytes),
+      id: sealedSnapshot.id,
+    },
     keyFiles: {
       repositoryId: toHex(repositoryId),
       kdf,

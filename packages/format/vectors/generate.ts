@@ -14,7 +14,10 @@ import { computeVectors, input, MASTER_KEY } from './compute.js';
 const vectors = await computeVectors();
 const keys = deriveKeys(MASTER_KEY);
 const catalogPlain = input('kinvault vectors v1 catalog', 3000);
-const catalog = { plaintext: toHex(catalogPlain), sealed: toHex(await sealCatalogBytes(keys.boxPublicKey, catalogPlain)) };
+const catalog = {
+  plaintext: toHex(catalogPlain),
+  sealed: toHex(await sealCatalogBytes(keys.boxPublicKey, catalogPlain)),
+};
 // Written next to the sources (this file runs from dist/vectors/).
 const out = fileURLToPath(new URL('../../vectors/v1.json', import.meta.url));
 await writeFile(out, JSON.stringify({ ...vectors, catalog }, null, 1) + '\n');

@@ -54,8 +54,18 @@ export class KinvaultError extends Error {
     this.details = options.details ?? {};
   }
 
-  toJSON(): { code: ErrorCode; message: string; retryable: boolean; details: Record<string, unknown> } {
-    return { code: this.code, message: this.message, retryable: this.retryable, details: this.details };
+  toJSON(): {
+    code: ErrorCode;
+    message: string;
+    retryable: boolean;
+    details: Record<string, unknown>;
+  } {
+    return {
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+      details: this.details,
+    };
   }
 }
 
