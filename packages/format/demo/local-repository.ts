@@ -7,7 +7,16 @@
  * repository can be read back from its files and a passphrase alone.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BlobType,
@@ -42,20 +51,33 @@ export function fileSource(fh: FileHandle, size: number): RandomAccessSource {
   };
 }
 
-export async function initRepository(dir: string, passphrase: string): Promise<{ masterKey: Uint8Array; recoveryCode: string }> {
+export async function initRepository(
+  dir: string,
+  passphrase: string,
+): Promise<{ masterKey: Uint8Array; recoveryCode: string }> {
   await mkdir(join(dir, 'keys'), { recursive: true, mode: 0o700 });
   await mkdir(join(dir, 'packs'), { recursive: true });
   await mkdir(join(dir, 'snapshots'), { recursive: true });
   const masterKey = generateMasterKey(systemRandom);
   const repositoryId = systemRandom(16);
   const { code } = generateRecoveryCode(systemRandom);
-  await writeFile(join(dir, 'keys', 'passphrase.key'), createKeyFile(masterKey, repositoryId, { passphrase }), { mode: 0o600, flag: 'wx' });
-  await writeFile(join(dir, 'keys', 'recovery.key'), createKeyFile(masterKey, repositoryId, { recoveryCode: code }), { mode: 0o600, flag: 'wx' });
+  await writeFile(
+    join(dir, 'keys', 'passphrase.key'),
+    createKeyFile(masterKey, repositoryId, { passphrase }),
+    { mode: 0o600, flag: 'wx' },
+  );
+  await writeFile(
+    join(dir, 'keys', 'recovery.key'),
+    createKeyFile(masterKey, repositoryId, { recoveryCode: code }),
+    { mode: 0o600, flag: 'wx' },
+  );
   return { masterKey, recoveryCode: code };
 }
 
 export async function unlockRepository(dir: string, passphrase: string): Promise<RepositoryKeys> {
-  const { masterKey } = openKeyFile(await readFile(join(dir, 'keys', 'passphrase.key')), { passphrase });
+  const { masterKey } = openKeyFile(await readFile(join(dir, 'keys', 'passphrase.key')), {
+    passphrase,
+  });
   return deriveKeys(masterKey);
 }
 
@@ -80,7 +102,11 @@ export function packFileSinks(dir: string): OpenPackSink {
   };
 }
 
-export async function saveSnapshot(dir: string, keys: RepositoryKeys, snapshot: Snapshot): Promise<string> {
+export async function saveSnapshot(
+  dir: string,
+  keys: RepositoryKeys,
+  snapshot: Snapshot,
+): Promise<string> {
   const { id, bytes } = sealSnapshot(keys, snapshot);
   await writeFile(join(dir, 'snapshots', id), bytes, { flag: 'wx' });
   return id;
@@ -92,7 +118,10 @@ export interface IndexedBlob {
 }
 
 /** Rebuilds the blob index from the pack headers alone (two small reads per pack). */
-export async function rebuildIndex(dir: string, keys: RepositoryKeys): Promise<Map<string, IndexedBlob>> {
+export async function rebuildIndex(
+  dir: string,
+  keys: RepositoryKeys,
+): Promise<Map<string, IndexedBlob>> {
   const index = new Map<string, IndexedBlob>();
   for (const prefix of await readdir(join(dir, 'packs'))) {
     if (prefix.startsWith('.')) continue;
@@ -110,18 +139,27 @@ export async function rebuildIndex(dir: string, keys: RepositoryKeys): Promise<M
   return index;
 }
 
-export async function listSnapshots(dir: string, keys: RepositoryKeys): Promise<{ id: string; snapshot: Snapshot }[]> {
+export async function listSnapshots(
+  dir: string,
+  keys: RepositoryKeys,
+): Promise<{ id: string; snapshot: Snapshot }[]> {
   const out = [];
   for (const id of await readdir(join(dir, 'snapshots'))) {
     const bytes = await readFile(join(dir, 'snapshots', id));
-    if (snapshotId(bytes) !== id) throw new Error(`snapshot file ${id} does not match its name: it is damaged`);
+    if (snapshotId(bytes) !== id)
+      throw new Error(`snapshot file ${id} does not match its name: it is damaged`);
     out.push({ id, snapshot: openSnapshot(keys, bytes) });
   }
   return out.sort((a, b) => (a.snapshot.startNs < b.snapshot.startNs ? -1 : 1));
 }
 
 /** Reads one blob's plaintext through the index. */
-export async function loadBlob(keys: RepositoryKeys, index: Map<string, IndexedBlob>, id: Uint8Array, type: BlobType): Promise<Uint8Array> {
+export async function loadBlob(
+  keys: RepositoryKeys,
+  index: Map<string, IndexedBlob>,
+  id: Uint8Array,
+  type: BlobType,
+): Promise<Uint8Array> {
   const found = index.get(toHex(id));
   if (!found || found.entry.type !== type) throw new Error(`blob ${toHex(id)} is in no pack`);
   const fh = await open(found.pack, 'r');

@@ -11,7 +11,13 @@ import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { deriveKeys } from '../src/index.js';
-import { initRepository, listSnapshots, rebuildIndex, saveSnapshot, unlockRepository } from './local-repository.js';
+import {
+  initRepository,
+  listSnapshots,
+  rebuildIndex,
+  saveSnapshot,
+  unlockRepository,
+} from './local-repository.js';
 import { backupFolder, restoreTree, type BackupStats } from './tree-io.js';
 import { compareTrees } from './verify.js';
 
@@ -37,7 +43,8 @@ class UsageError extends Error {}
 function positiveInt(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`${flag} must be a whole number from 1 to 64, got "${value}".`);
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new UsageError(`${flag} must be a whole number from 1 to 64, got "${value}".`);
   return n;
 }
 
@@ -50,13 +57,23 @@ async function makeSample(dir: string): Promise<void> {
   let seed = 1;
   for (let i = 1; i <= 24; i++) {
     const size = 2_000_000 + ((seed = (seed * 48271) % 2147483647) % 4_000_000);
-    await writeFile(join(year, `IMG_${String(i).padStart(4, '0')}.JPG`), randomBytes(size), { mode: 0o644 });
+    await writeFile(join(year, `IMG_${String(i).padStart(4, '0')}.JPG`), randomBytes(size), {
+      mode: 0o644,
+    });
   }
-  await writeFile(join(dir, 'Photos', 'IMG_0001 copy.JPG'), await import('node:fs/promises').then((f) => f.readFile(join(year, 'IMG_0001.JPG'))));
-  for (let i = 0; i < 200; i++) await writeFile(join(dir, 'Documents', `note-${i}.txt`), `Note ${i}\n`.repeat(i + 1));
+  await writeFile(
+    join(dir, 'Photos', 'IMG_0001 copy.JPG'),
+    await import('node:fs/promises').then((f) => f.readFile(join(year, 'IMG_0001.JPG'))),
+  );
+  for (let i = 0; i < 200; i++)
+    await writeFile(join(dir, 'Documents', `note-${i}.txt`), `Note ${i}\n`.repeat(i + 1));
   await writeFile(join(dir, 'Documents', 'private.sh'), '#!/bin/sh\necho hello\n', { mode: 0o700 });
   await symlink('Photos/2025/IMG_0001.JPG', join(dir, 'favourite.jpg'));
-  await utimes(join(dir, 'Documents', 'note-0.txt'), new Date('2001-02-03T04:05:06Z'), new Date('2001-02-03T04:05:06Z'));
+  await utimes(
+    join(dir, 'Documents', 'note-0.txt'),
+    new Date('2001-02-03T04:05:06Z'),
+    new Date('2001-02-03T04:05:06Z'),
+  );
 }
 
 function progressLine(s: BackupStats, started: number): string {
@@ -79,7 +96,8 @@ async function main(): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (positionals.length > 1) throw new UsageError(`Give one folder to back up, not ${positionals.length}.`);
+  if (positionals.length > 1)
+    throw new UsageError(`Give one folder to back up, not ${positionals.length}.`);
   const threads = positiveInt('--threads', values.threads ?? process.env.KINVAULT_THREADS);
   const json = values.json === true;
   const say = (line: string) => (json ? process.stderr : process.stdout).write(line + '\n');
@@ -89,7 +107,9 @@ async function main(): Promise<number> {
   let folder = positionals[0] ? resolve(positionals[0]) : undefined;
   if (folder) {
     await readdir(folder).catch((e: NodeJS.ErrnoException) => {
-      throw new UsageError(`Cannot read the folder ${folder}: ${e.code ?? e.message}. Give a folder you can read.`);
+      throw new UsageError(
+        `Cannot read the folder ${folder}: ${e.code ?? e.message}. Give a folder you can read.`,
+      );
     });
   } else {
     folder = join(work, 'sample-library');
@@ -97,16 +117,25 @@ async function main(): Promise<number> {
     await makeSample(folder);
   }
   const repo = resolve(values.repo ?? process.env.KINVAULT_REPO ?? join(work, 'repository'));
-  const restoreTo = resolve(values['restore-to'] ?? process.env.KINVAULT_RESTORE_TO ?? join(work, 'restored'));
+  const restoreTo = resolve(
+    values['restore-to'] ?? process.env.KINVAULT_RESTORE_TO ?? join(work, 'restored'),
+  );
   if ((await readdir(restoreTo).catch(() => null)) !== null) {
-    throw new UsageError(`The restore target ${restoreTo} already exists. Choose a new directory with --restore-to.`);
+    throw new UsageError(
+      `The restore target ${restoreTo} already exists. Choose a new directory with --restore-to.`,
+    );
   }
 
   let passphrase = process.env.KINVAULT_PASSPHRASE ?? '';
   let recoveryCode: string | undefined;
-  const existing = (await readdir(join(repo, 'keys')).catch((): string[] => [])).includes('passphrase.key');
+  const existing = (await readdir(join(repo, 'keys')).catch((): string[] => [])).includes(
+    'passphrase.key',
+  );
   if (!passphrase) {
-    if (existing) throw new UsageError(`${repo} is an existing repository: set KINVAULT_PASSPHRASE to its passphrase.`);
+    if (existing)
+      throw new UsageError(
+        `${repo} is an existing repository: set KINVAULT_PASSPHRASE to its passphrase.`,
+      );
     passphrase = randomBytes(12).toString('base64url');
   }
   let keys;
@@ -148,9 +177,18 @@ async function main(): Promise<number> {
     tags: ['demo'],
     partial: stats.errors.length > 0,
     errors: stats.errors,
-    stats: { files: stats.files, dirs: stats.dirs, bytes: stats.bytes, filesNew: stats.filesNew, bytesNew: stats.bytesNew },
+    stats: {
+      files: stats.files,
+      dirs: stats.dirs,
+      bytes: stats.bytes,
+      filesNew: stats.filesNew,
+      bytesNew: stats.bytesNew,
+    },
   });
-  say(progressLine(stats, started).trimStart() + ` — snapshot ${snapshotId.slice(0, 12)} in ${backupSeconds.toFixed(1)} s`);
+  say(
+    progressLine(stats, started).trimStart() +
+      ` — snapshot ${snapshotId.slice(0, 12)} in ${backupSeconds.toFixed(1)} s`,
+  );
   for (const e of stats.errors) say(`  could not back up ${e.path}: ${e.message}`);
 
   say('Restoring from the repository files and the passphrase alone …');
@@ -166,17 +204,29 @@ async function main(): Promise<number> {
   const dedup = stats.bytes > 0 ? stats.bytes / Math.max(stats.bytesNew, 1) : 1;
 
   say('');
-  say(problems.length === 0 ? 'Restore verified: identical bytes, modes, mtimes and links.' : `Restore DIFFERS in ${problems.length} places:`);
+  say(
+    problems.length === 0
+      ? 'Restore verified: identical bytes, modes, mtimes and links.'
+      : `Restore DIFFERS in ${problems.length} places:`,
+  );
   for (const p of problems.slice(0, 20)) say(`  ${p}`);
-  say(`  backed up  ${stats.files} files, ${(stats.bytes / 1e6).toFixed(1)} MB in ${backupSeconds.toFixed(1)} s; stored ${(stats.bytesNew / 1e6).toFixed(1)} MB new (dedup ${dedup.toFixed(2)}x) in ${stats.packs} packs`);
-  say(`  restored   ${restored.files} files, ${(restored.bytes / 1e6).toFixed(1)} MB in ${restoreSeconds.toFixed(1)} s, index rebuilt from ${new Set([...index.values()].map((v) => v.pack)).size} pack headers`);
+  say(
+    `  backed up  ${stats.files} files, ${(stats.bytes / 1e6).toFixed(1)} MB in ${backupSeconds.toFixed(1)} s; stored ${(stats.bytesNew / 1e6).toFixed(1)} MB new (dedup ${dedup.toFixed(2)}x) in ${stats.packs} packs`,
+  );
+  say(
+    `  restored   ${restored.files} files, ${(restored.bytes / 1e6).toFixed(1)} MB in ${restoreSeconds.toFixed(1)} s, index rebuilt from ${new Set([...index.values()].map((v) => v.pack)).size} pack headers`,
+  );
   say(`  repository ${repo}`);
   say(`  restored   ${restoreTo}`);
   if (recoveryCode) {
-    say(`  passphrase ${process.env.KINVAULT_PASSPHRASE ? '(from KINVAULT_PASSPHRASE)' : passphrase}`);
+    say(
+      `  passphrase ${process.env.KINVAULT_PASSPHRASE ? '(from KINVAULT_PASSPHRASE)' : passphrase}`,
+    );
     say(`  recovery   ${recoveryCode}   (opens keys/recovery.key; a real household prints this)`);
   }
-  say('Next: run it again with --repo and KINVAULT_PASSPHRASE to see deduplication against the first run;');
+  say(
+    'Next: run it again with --repo and KINVAULT_PASSPHRASE to see deduplication against the first run;',
+  );
   say('      npm test runs the test suite; docs/design.md specifies every byte of the repository.');
   if (json) {
     console.log(

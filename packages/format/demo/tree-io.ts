@@ -3,7 +3,17 @@
  * the format core: chunks and trees go through a BlobPacker; blobs already in the
  * repository are not stored again.
  */
-import { lstat, mkdir, open, readdir, readlink, symlink, chmod, lutimes, utimes } from 'node:fs/promises';
+import {
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readlink,
+  symlink,
+  chmod,
+  lutimes,
+  utimes,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BlobType,
@@ -42,7 +52,9 @@ class Limiter {
   async start<T>(task: () => Promise<T>): Promise<{ done: Promise<T> }> {
     while (this.running.size >= this.max) await Promise.race(this.running);
     const done = task();
-    const tracked: Promise<unknown> = done.catch(() => {}).finally(() => this.running.delete(tracked));
+    const tracked: Promise<unknown> = done
+      .catch(() => {})
+      .finally(() => this.running.delete(tracked));
     this.running.add(tracked);
     return { done };
   }
@@ -56,12 +68,26 @@ export async function backupFolder(
   options: { threads?: number; progress?: Progress } = {},
 ): Promise<{ tree: Uint8Array; stats: BackupStats }> {
   const chunker = prepareChunker(gearTable(keys.cdcSeed));
-  const stats: BackupStats = { files: 0, dirs: 0, bytes: 0, filesNew: 0, bytesNew: 0, blobsNew: 0, packs: 0, errors: [] };
+  const stats: BackupStats = {
+    files: 0,
+    dirs: 0,
+    bytes: 0,
+    filesNew: 0,
+    bytesNew: 0,
+    blobsNew: 0,
+    packs: 0,
+    errors: [],
+  };
   const stored = new Set(known.keys());
   const limiter = new Limiter((options.threads ?? 2) * 4);
-  const packer: BlobPacker = workerBlobPacker(keys, packFileSinks(repo), { threads: options.threads });
+  const packer: BlobPacker = workerBlobPacker(keys, packFileSinks(repo), {
+    threads: options.threads,
+  });
 
-  async function store(type: BlobType, data: Uint8Array): Promise<{ id: Uint8Array; isNew: boolean }> {
+  async function store(
+    type: BlobType,
+    data: Uint8Array,
+  ): Promise<{ id: Uint8Array; isNew: boolean }> {
     const held = await packer.hash(type, data);
     const key = toHex(held.id);
     if (stored.has(key)) {
@@ -79,7 +105,9 @@ export async function backupFolder(
     const fh = await open(path, 'r');
     try {
       const pending: Promise<{ id: Uint8Array; isNew: boolean }>[] = [];
-      const source = { read: async (into: Uint8Array) => (await fh.read(into, 0, into.byteLength, null)).bytesRead };
+      const source = {
+        read: async (into: Uint8Array) => (await fh.read(into, 0, into.byteLength, null)).bytesRead,
+      };
       for await (const chunk of chunkSource(source, chunker)) {
         stats.bytes += chunk.data.byteLength;
         pending.push((await limiter.start(() => store(BlobType.data, chunk.data))).done);
@@ -118,10 +146,16 @@ export async function backupFolder(
         } else if (st.isSymbolicLink()) {
           nodes.push({ ...base, kind: 'symlink', target: await readlink(full) });
         } else {
-          stats.errors.push({ path: full, message: 'not a file, directory or symbolic link: skipped' });
+          stats.errors.push({
+            path: full,
+            message: 'not a file, directory or symbolic link: skipped',
+          });
         }
       } catch (error) {
-        stats.errors.push({ path: full, message: error instanceof Error ? error.message : String(error) });
+        stats.errors.push({
+          path: full,
+          message: error instanceof Error ? error.message : String(error),
+        });
       }
     }
     return (await store(BlobType.tree, encodeTree({ nodes: sortNodes(nodes) }))).id;
@@ -137,7 +171,12 @@ export async function backupFolder(
 }
 
 /** Restores a tree into `target` (which must be empty or missing). */
-export async function restoreTree(keys: RepositoryKeys, index: Map<string, IndexedBlob>, tree: Uint8Array, target: string): Promise<{ files: number; bytes: number }> {
+export async function restoreTree(
+  keys: RepositoryKeys,
+  index: Map<string, IndexedBlob>,
+  tree: Uint8Array,
+  target: string,
+): Promise<{ files: number; bytes: number }> {
   const totals = { files: 0, bytes: 0 };
   await mkdir(target, { recursive: true });
   async function dir(id: Uint8Array, path: string): Promise<void> {

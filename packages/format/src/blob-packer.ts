@@ -183,7 +183,7 @@ function spawnWorker(setup: WorkerSetup): Worker {
 /** Owns its ArrayBuffer outright, so it can be transferred without touching other data. */
 function transferable(data: Uint8Array): Uint8Array {
   const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
-  return whole && data.buffer instanceof ArrayBuffer ? data : data.slice();
+  return whole && data.buffer instanceof ArrayBuffer ? data : new Uint8Array(data); // a copy (Buffer#slice would not copy)
 }
 
 interface Lane {

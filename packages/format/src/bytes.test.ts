@@ -28,6 +28,13 @@ describe('ByteWriter and ByteReader', () => {
     r.end();
   });
 
+  it('copy() returns bytes that do not share memory with a Buffer input', () => {
+    const input = Buffer.from([1, 2, 3, 4]);
+    const copied = new ByteReader(input, 'TREE_INVALID', 'x').copy(4);
+    input.fill(9);
+    expect([...copied]).toEqual([1, 2, 3, 4]);
+  });
+
   it('keep a leading byte-order mark in text', () => {
     const r = new ByteReader(
       new ByteWriter().str16('\uFEFFnotes.txt').finish(),

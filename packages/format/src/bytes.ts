@@ -181,6 +181,10 @@ export class ByteReader {
     const at = this.take(n);
     return this.buf.subarray(at, at + n);
   }
+  /** n bytes in a buffer of their own (a Buffer's slice() would share memory). */
+  copy(n: number): Uint8Array {
+    return new Uint8Array(this.bytes(n));
+  }
   str16(): string {
     const raw = this.bytes(this.u16());
     try {

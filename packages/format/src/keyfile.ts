@@ -194,10 +194,10 @@ export function decodeKeyFile(bytes: Uint8Array): KeyFile {
   return {
     kind: kind as KeyFileKind,
     kdf,
-    repositoryId: r.bytes(REPOSITORY_ID_BYTES).slice(),
-    salt: r.bytes(16).slice(),
-    nonce: r.bytes(NONCE_BYTES).slice(),
-    wrappedKey: r.bytes(48).slice(),
+    repositoryId: r.copy(REPOSITORY_ID_BYTES),
+    salt: r.copy(16),
+    nonce: r.copy(NONCE_BYTES),
+    wrappedKey: r.copy(48),
   };
 }
 

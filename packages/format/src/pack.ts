@@ -124,7 +124,7 @@ export class PackAssembler {
     if (this.full || this.bytes + sealed.byteLength > MAX_PACK_BYTES - MAX_PACK_HEADER_BYTES) {
       throw new KinvaultError('PACK_TOO_LARGE', 'The pack is full; start a new one.');
     }
-    const entry = { type, id: id.slice(), offset: this.bytes, length: sealed.byteLength };
+    const entry = { type, id: new Uint8Array(id), offset: this.bytes, length: sealed.byteLength };
     this.entries.push(entry);
     this.hash.update(sealed);
     this.bytes += sealed.byteLength;
@@ -258,7 +258,7 @@ export function decodePackHeader(plain: Uint8Array, blobAreaBytes: number): Pack
   let expected = 0;
   for (let i = 0; i < count; i++) {
     const type = r.u8();
-    const id = r.bytes(BLOB_ID_BYTES).slice();
+    const id = r.copy(BLOB_ID_BYTES);
     const offset = r.u32();
     const length = r.u32();
     if (!isBlobType(type)) throw corrupt(`entry ${i} has unknown blob type ${type}`);

@@ -95,10 +95,10 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
     invalid(`version ${version} is not supported (this program reads ${SNAPSHOT_VERSION})`);
   const startNs = r.i64();
   const endNs = r.i64();
-  const tree = r.bytes(32).slice();
+  const tree = r.copy(32);
   const hasParent = r.u8();
   if (hasParent > 1) invalid('has_parent is neither 0 nor 1');
-  const parent = hasParent ? r.bytes(32).slice() : null;
+  const parent = hasParent ? r.copy(32) : null;
   const hostname = r.str16();
   const device = r.str16();
   const paths: string[] = [];

@@ -170,10 +170,10 @@ export function decodeTree(bytes: Uint8Array): Tree {
       if (n > r.remaining / BLOB_ID_BYTES)
         invalid(`${JSON.stringify(name)} claims ${n} chunks in ${r.remaining} bytes`);
       const chunks: Uint8Array[] = [];
-      for (let j = 0; j < n; j++) chunks.push(r.bytes(BLOB_ID_BYTES).slice());
+      for (let j = 0; j < n; j++) chunks.push(r.copy(BLOB_ID_BYTES));
       node = { ...base, kind: 'file', size, chunks };
     } else if (kind === NodeKind.dir) {
-      node = { ...base, kind: 'dir', subtree: r.bytes(BLOB_ID_BYTES).slice() };
+      node = { ...base, kind: 'dir', subtree: r.copy(BLOB_ID_BYTES) };
     } else if (kind === NodeKind.symlink) {
       node = { ...base, kind: 'symlink', target: r.str16() };
     } else {
