@@ -14,6 +14,7 @@
  */
 import { createCipheriv, createDecipheriv, getCiphers } from 'node:crypto';
 import { KinvaultError } from '@kinvault/protocol';
+import { allocBytes } from './bytes.js';
 import { sodium } from './sodium.js';
 
 export const KEY_BYTES = 32;
@@ -61,7 +62,7 @@ export function sealNative(
   cipher.setAAD(ad, { plaintextLength: plaintext.byteLength });
   const ct = cipher.update(plaintext);
   cipher.final();
-  const out = new Uint8Array(NONCE_BYTES + plaintext.byteLength + TAG_BYTES);
+  const out = allocBytes(NONCE_BYTES + plaintext.byteLength + TAG_BYTES);
   out.set(nonce, 0);
   out.set(ct, NONCE_BYTES);
   out.set(cipher.getAuthTag(), NONCE_BYTES + plaintext.byteLength);

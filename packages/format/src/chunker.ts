@@ -17,6 +17,7 @@
 import { KinvaultError } from '@kinvault/protocol';
 import { MAX_BLOB_PLAINTEXT } from './blob.js';
 import { GEAR_SCAN_WASM } from './gear-scan.wasm.js';
+import { copyBytes } from './bytes.js';
 
 export interface ChunkerParams {
   readonly minSize: number;
@@ -217,45 +218,110 @@ export function iterableSource(
   };
 }
 
+/**
+ * Where the boundary search for the current chunk stands: the chunk starts at `start`,
+ * bytes before `pos` are already hashed into `h`.
+ */
+interface Search {
+  start: number;
+  pos: number;
+  h: number;
+}
+
+/**
+ * Continues the search over window bytes up to `end`. Returns the cut, or -1 when the
+ * cut lies beyond `end` (more data needed; `st` remembers progress, so nothing is
+ * hashed twice). The cut found is the one `boundary` would find with all data at hand:
+ * a hash cut depends only on the bytes before it.
+ */
+function resume(c: Prepared, s: Scanner, st: Search, end: number, eof: boolean): number {
+  const { minSize, avgSize, maxSize } = c.params;
+  const normalEnd = st.start + avgSize;
+  const limitEnd = st.start + maxSize;
+  if (end - st.start <= minSize) return eof ? end : -1;
+  let { pos, h } = st;
+  if (pos < normalEnd) {
+    const to = Math.min(normalEnd, end);
+    const cut = s.scan(pos, to, h, c.maskS);
+    if (cut >= 0) return cut;
+    h = s.h;
+    pos = to;
+  }
+  if (pos >= normalEnd) {
+    const to = Math.min(limitEnd, end);
+    if (pos < to) {
+      const cut = s.scan(pos, to, h, c.maskL);
+      if (cut >= 0) return cut;
+      h = s.h;
+      pos = to;
+    }
+    if (pos >= limitEnd) return limitEnd;
+  }
+  if (eof) return end;
+  st.pos = pos;
+  st.h = h;
+  return -1;
+}
+
+/** Largest single read; smaller reads let the next one overlap scanning. */
+const READ_SIZE = 4 * 1024 * 1024;
+
 /** Splits a source into content-defined chunks. */
 export async function* chunkSource(
   source: ReadIntoSource,
   chunker: Prepared,
 ): AsyncGenerator<Chunk> {
-  const max = chunker.params.maxSize;
-  const cap = max * 2;
+  const { minSize, maxSize } = chunker.params;
+  const cap = maxSize * 2;
   const scanner = new WasmScanner(chunker, cap);
   const buf = scanner.window;
-  let start = 0;
+  const st: Search = { start: 0, pos: minSize, h: 0 };
   let end = 0;
   let offset = 0;
+  let eof = false;
+  const read = (): Promise<number> => {
+    const room = Math.min(cap - end, READ_SIZE);
+    return source.read(buf.subarray(end, end + room)).then((n) => {
+      if (!Number.isSafeInteger(n) || n < 0 || n > room) {
+        throw new KinvaultError(
+          'INTERNAL',
+          `A chunker source reported ${n} bytes read into ${room}.`,
+        );
+      }
+      return n;
+    });
+  };
+  let reading: Promise<number> | undefined;
   for (;;) {
-    if (end === cap) {
-      buf.copyWithin(0, start, end);
-      end -= start;
-      start = 0;
+    // Cut every chunk the bytes at hand allow, while the next read is in flight.
+    for (;;) {
+      if (st.start === end) break;
+      const cut = resume(chunker, scanner, st, end, eof);
+      if (cut < 0) break;
+      yield { offset, data: copyBytes(buf.subarray(st.start, cut)) };
+      offset += cut - st.start;
+      st.start = cut;
+      st.pos = cut + minSize;
+      st.h = 0;
     }
-    const n = await source.read(buf.subarray(end, cap));
-    if (n === 0) break;
-    if (!Number.isSafeInteger(n) || n < 0 || n > cap - end) {
-      throw new KinvaultError(
-        'INTERNAL',
-        `A chunker source reported ${n} bytes read into ${cap - end}.`,
-      );
+    if (eof && st.start === end) return;
+    if (reading === undefined) {
+      if (end === cap) {
+        // Move the unfinished chunk to the front; only its bytes are copied.
+        const shift = st.start;
+        buf.copyWithin(0, shift, end);
+        end -= shift;
+        st.start -= shift;
+        st.pos -= shift;
+      }
+      reading = read();
     }
+    const n = await reading;
+    reading = undefined;
+    if (n === 0) eof = true;
     end += n;
-    while (end - start >= max) {
-      const cut = boundary(chunker, scanner, start, end);
-      yield { offset, data: buf.slice(start, cut) };
-      offset += cut - start;
-      start = cut;
-    }
-  }
-  while (end > start) {
-    const cut = boundary(chunker, scanner, start, end);
-    yield { offset, data: buf.slice(start, cut) };
-    offset += cut - start;
-    start = cut;
+    // Start the next read now, so that it overlaps cutting what just arrived.
+    if (!eof && end < cap) reading = read();
   }
 }
 
