@@ -11,15 +11,24 @@ import { describe, expect, it } from 'vitest';
 
 const demo = fileURLToPath(new URL('../packages/format/dist/demo/main.js', import.meta.url));
 
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [demo, ...args], { env: { ...process.env, ...env }, timeout: 120_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [demo, ...args],
+      { env: { ...process.env, ...env }, timeout: 120_000 },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
-const lastJson = (out: string) => JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
+const lastJson = (out: string) =>
+  JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
 
 describe('npm run demo (built command)', () => {
   it('backs up, restores from the repository alone, verifies; a second run stores almost nothing', async () => {
@@ -32,7 +41,10 @@ describe('npm run demo (built command)', () => {
     const env = { KINVAULT_PASSPHRASE: 'e2e passphrase' };
     const repo = join(work, 'repo');
 
-    const first = await run([folder, '--repo', repo, '--restore-to', join(work, 'r1'), '--json'], env);
+    const first = await run(
+      [folder, '--repo', repo, '--restore-to', join(work, 'r1'), '--json'],
+      env,
+    );
     expect(first.stderr).toContain('Restore verified');
     expect(first.code).toBe(0);
     const a = lastJson(first.stdout);
@@ -40,7 +52,10 @@ describe('npm run demo (built command)', () => {
     expect(a.bytes_new).toBe(6_000_005);
 
     await appendFile(join(folder, 'a', 'b', 'small.txt'), ' again');
-    const second = await run([folder, '--repo', repo, '--restore-to', join(work, 'r2'), '--json'], env);
+    const second = await run(
+      [folder, '--repo', repo, '--restore-to', join(work, 'r2'), '--json'],
+      env,
+    );
     expect(second.code).toBe(0);
     const b = lastJson(second.stdout);
     expect(b).toMatchObject({ ok: true, files: 3 });
@@ -54,9 +69,17 @@ describe('npm run demo (built command)', () => {
     await mkdir(folder);
     await writeFile(join(folder, 'x.bin'), randomBytes(100_000));
     const repo = join(work, 'repo');
-    expect((await run([folder, '--repo', repo, '--restore-to', join(work, 'r0')], { KINVAULT_PASSPHRASE: 'right' })).code).toBe(0);
+    expect(
+      (
+        await run([folder, '--repo', repo, '--restore-to', join(work, 'r0')], {
+          KINVAULT_PASSPHRASE: 'right',
+        })
+      ).code,
+    ).toBe(0);
 
-    const wrong = await run([folder, '--repo', repo, '--restore-to', join(work, 'r1')], { KINVAULT_PASSPHRASE: 'wrong' });
+    const wrong = await run([folder, '--repo', repo, '--restore-to', join(work, 'r1')], {
+      KINVAULT_PASSPHRASE: 'wrong',
+    });
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/WRONG_PASSPHRASE.*passphrase is wrong/);
 
@@ -76,7 +99,9 @@ describe('npm run demo (built command)', () => {
     const prefix = (await readdir(join(repo, 'packs'))).find((p) => !p.startsWith('.'))!;
     const pack = join(repo, 'packs', prefix, (await readdir(join(repo, 'packs', prefix)))[0]!);
     await appendFile(pack, 'garbage');
-    const damaged = await run([folder, '--repo', repo, '--restore-to', join(work, 'r2')], { KINVAULT_PASSPHRASE: 'right' });
+    const damaged = await run([folder, '--repo', repo, '--restore-to', join(work, 'r2')], {
+      KINVAULT_PASSPHRASE: 'right',
+    });
     expect(damaged.code).toBe(1);
     expect(damaged.stderr).toMatch(/PACK_CORRUPT/);
 

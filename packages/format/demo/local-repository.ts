@@ -18,8 +18,8 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { BlobType } from '../src/index.js';
 import {
-  BlobType,
   createKeyFile,
   deriveKeys,
   generateMasterKey,
