@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { blobId, BlobType, sealBlob } from '../src/blob.js';
 import { workerBlobPacker } from '../src/blob-packer.js';
+import { BufferPool } from '../src/bytes.js';
 import { chunkSource, prepareChunker, type ReadIntoSource } from '../src/chunker.js';
 import { deriveKeys, gearTable } from '../src/keys.js';
 import { runPipeline } from './pipeline.js';
@@ -141,17 +142,20 @@ async function main(): Promise<void> {
 
   // 2. The whole pipeline: packs go to a sink that only counts (the pack writer hashes them).
   let packs = 0;
+  const buffers = new BufferPool();
   const packer = workerBlobPacker(
     keys,
     () => ({ write: () => {}, close: async () => void packs++ }),
-    { threads },
+    { threads, recycle: (b) => buffers.give(b) },
   );
   try {
     packer.drop(await packer.hash(BlobType.data, new Uint8Array(1))); // start the workers before timing
     const cpu0 = process.cpuUsage();
     const p0 = process.hrtime.bigint();
     const result = await withFile(path, (source) =>
-      runPipeline(source, chunker, packer, new Set(), threads * 4),
+      runPipeline(source, chunker, packer, new Set(), threads * 4, {
+        allocate: (n) => buffers.take(n),
+      }),
     );
     const ns = process.hrtime.bigint() - p0;
     const cpu = process.cpuUsage(cpu0);

@@ -6,7 +6,12 @@
 import { BlobType } from '../src/blob.js';
 import type { BlobPacker } from '../src/blob-packer.js';
 import { toHex } from '../src/bytes.js';
-import { chunkSource, type PreparedChunker, type ReadIntoSource } from '../src/chunker.js';
+import {
+  chunkSource,
+  type ChunkOptions,
+  type PreparedChunker,
+  type ReadIntoSource,
+} from '../src/chunker.js';
 
 export interface PipelineResult {
   chunks: number;
@@ -21,6 +26,7 @@ export async function runPipeline(
   packer: BlobPacker,
   known: Set<string>,
   maxInFlight: number,
+  chunkOptions: ChunkOptions = {},
 ): Promise<PipelineResult> {
   const result: PipelineResult = { chunks: 0, bytes: 0, newChunks: 0, packs: 0 };
   const inFlight = new Set<Promise<void>>();
@@ -38,7 +44,7 @@ export async function runPipeline(
     if (await packer.seal(held)) result.packs++;
   };
 
-  for await (const chunk of chunkSource(source, chunker)) {
+  for await (const chunk of chunkSource(source, chunker, chunkOptions)) {
     result.chunks++;
     result.bytes += chunk.data.byteLength;
     const task = process(chunk.data).catch((e: unknown) => {

@@ -17,6 +17,7 @@ import {
 import { join } from 'node:path';
 import {
   BlobType,
+  BufferPool,
   chunkSource,
   decodeTree,
   encodeTree,
@@ -80,8 +81,10 @@ export async function backupFolder(
   };
   const stored = new Set(known.keys());
   const limiter = new Limiter((options.threads ?? 2) * 4);
+  const buffers = new BufferPool();
   const packer: BlobPacker = workerBlobPacker(keys, packFileSinks(repo), {
     threads: options.threads,
+    recycle: (b) => buffers.give(b),
   });
 
   async function store(
@@ -108,7 +111,9 @@ export async function backupFolder(
       const source = {
         read: async (into: Uint8Array) => (await fh.read(into, 0, into.byteLength, null)).bytesRead,
       };
-      for await (const chunk of chunkSource(source, chunker)) {
+      for await (const chunk of chunkSource(source, chunker, {
+        allocate: (n) => buffers.take(n),
+      })) {
         stats.bytes += chunk.data.byteLength;
         pending.push((await limiter.start(() => store(BlobType.data, chunk.data))).done);
       }

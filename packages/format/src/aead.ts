@@ -49,6 +49,25 @@ function decryptFailed(): KinvaultError {
   );
 }
 
+/**
+ * Seals with the native fast path and returns the sealed bytes as three parts,
+ * nonce ‖ ciphertext ‖ tag, so that large blobs are not copied once more to join them.
+ */
+export function sealNativeParts(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  ad: Uint8Array = EMPTY,
+): [Uint8Array, Uint8Array, Uint8Array] {
+  check(key, nonce);
+  const { subkey, iv } = ietfParams(key, nonce);
+  const cipher = createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: TAG_BYTES });
+  cipher.setAAD(ad, { plaintextLength: plaintext.byteLength });
+  const ct = cipher.update(plaintext);
+  cipher.final();
+  return [nonce, ct, cipher.getAuthTag()];
+}
+
 /** Seals with the native fast path. */
 export function sealNative(
   key: Uint8Array,
@@ -56,16 +75,11 @@ export function sealNative(
   plaintext: Uint8Array,
   ad: Uint8Array = EMPTY,
 ): Uint8Array {
-  check(key, nonce);
-  const { subkey, iv } = ietfParams(key, nonce);
-  const cipher = createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: TAG_BYTES });
-  cipher.setAAD(ad, { plaintextLength: plaintext.byteLength });
-  const ct = cipher.update(plaintext);
-  cipher.final();
+  const parts = sealNativeParts(key, nonce, plaintext, ad);
   const out = allocBytes(NONCE_BYTES + plaintext.byteLength + TAG_BYTES);
-  out.set(nonce, 0);
-  out.set(ct, NONCE_BYTES);
-  out.set(cipher.getAuthTag(), NONCE_BYTES + plaintext.byteLength);
+  out.set(parts[0], 0);
+  out.set(parts[1], NONCE_BYTES);
+  out.set(parts[2], NONCE_BYTES + plaintext.byteLength);
   return out;
 }
 
@@ -130,4 +144,13 @@ export function openReference(
 
 /** The implementation every other module uses: native when available. */
 export const seal = nativeAvailable ? sealNative : sealReference;
+/** `seal` as parts whose concatenation is the sealed bytes. */
+export const sealParts: (
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  ad?: Uint8Array,
+) => Uint8Array[] = nativeAvailable
+  ? sealNativeParts
+  : (key, nonce, plaintext, ad) => [sealReference(key, nonce, plaintext, ad)];
 export const open = nativeAvailable ? openNative : openReference;

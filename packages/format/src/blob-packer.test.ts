@@ -5,9 +5,12 @@ import {
   inlineBlobPacker,
   workerBlobPacker,
   type BlobPacker,
+  type BlobPackerOptions,
   type OpenPackSink,
 } from './blob-packer.js';
-import { deriveKeys } from './keys.js';
+import { BufferPool, toHex } from './bytes.js';
+import { chunkBuffer, chunkStream, prepareChunker } from './chunker.js';
+import { deriveKeys, gearTable } from './keys.js';
 import { bufferSource, readBlob, readPackHeader, type PackInfo } from './pack.js';
 import { deterministicRandom } from './random.js';
 
@@ -29,9 +32,13 @@ function memorySinks() {
   return { packs, open, aborted: () => aborted };
 }
 
-const makers: [string, (open: OpenPackSink, target: number) => BlobPacker][] = [
-  ['inline', (open, target) => inlineBlobPacker(keys, open, { target, random })],
-  ['worker threads', (open, target) => workerBlobPacker(keys, open, { target, threads: 2 })],
+type Maker = (open: OpenPackSink, target: number, extra?: BlobPackerOptions) => BlobPacker;
+const makers: [string, Maker][] = [
+  ['inline', (open, target, extra) => inlineBlobPacker(keys, open, { target, random, ...extra })],
+  [
+    'worker threads',
+    (open, target, extra) => workerBlobPacker(keys, open, { target, threads: 2, ...extra }),
+  ],
 ];
 
 describe.each(makers)('blob packer (%s)', (_name, make) => {
@@ -84,6 +91,55 @@ describe.each(makers)('blob packer (%s)', (_name, make) => {
     }
   });
 
+  it('reuses chunk buffers through a pool without corrupting any blob', async () => {
+    const data = deterministicRandom('blob-packer pool')(12 * 1024 * 1024);
+    const params = { minSize: 16 * 1024, avgSize: 64 * 1024, maxSize: 256 * 1024 };
+    const chunker = prepareChunker(gearTable(keys.cdcSeed), params);
+    const expected = new Map(
+      chunkBuffer(data, chunker).map((c) => [toHex(blobId(keys, BlobType.data, c.data)), c.data]),
+    );
+    const pool = new BufferPool(8, 256 * 1024);
+    let reused = 0;
+    const sinks = memorySinks();
+    const packer = make(sinks.open, 1024 * 1024, { recycle: (b) => pool.give(b) });
+    try {
+      const pieces = (function* () {
+        for (let at = 0; at < data.byteLength; at += 100_000) yield data.subarray(at, at + 100_000);
+      })();
+      const sealing: Promise<unknown>[] = [];
+      const allocate = (n: number) => {
+        if (pool.size > 0) reused++;
+        return pool.take(n);
+      };
+      // Hash a batch, then seal it (as the agent does around its dedup query): buffers
+      // recycled too early would be overwritten by later chunks of the batch.
+      let batch: Promise<Awaited<ReturnType<BlobPacker['hash']>>>[] = [];
+      const sealBatch = async () => {
+        for (const held of await Promise.all(batch)) sealing.push(packer.seal(held));
+        batch = [];
+        await Promise.all(sealing);
+      };
+      for await (const chunk of chunkStream(pieces, chunker, { allocate })) {
+        batch.push(packer.hash(BlobType.data, chunk.data));
+        if (batch.length === 8) await sealBatch();
+      }
+      await sealBatch();
+      await packer.flush();
+      expect(reused).toBeGreaterThan(50);
+      let blobs = 0;
+      for (const bytes of sinks.packs.values()) {
+        for (const e of await readPackHeader(bufferSource(bytes), keys)) {
+          const plain = await readBlob(bufferSource(bytes), keys, e);
+          expect(Buffer.from(plain).equals(expected.get(toHex(e.id))!)).toBe(true);
+          blobs++;
+        }
+      }
+      expect(blobs).toBe(expected.size);
+    } finally {
+      await packer.close();
+    }
+  });
+
   it('reports a refused blob as a KinvaultError', async () => {
     const packer = make(memorySinks().open, 1000);
     try {
@@ -98,7 +154,9 @@ describe.each(makers)('blob packer (%s)', (_name, make) => {
     let writes = 0;
     const packer = make(
       () => ({
-        write: () => {
+        write: () => {},
+        // One writev per sealed blob: the second blob hits a full disk.
+        writev: () => {
           if (++writes === 2) throw new Error('disk full');
         },
         close: async () => {},

@@ -6,7 +6,9 @@
  * to a sink from `openSink`; a blob is sealed into the pack of the lane that hashed it.
  *
  * Contract:
- * - `hash` takes ownership of `data` (it may be transferred to a worker).
+ * - `hash` takes ownership of `data` and of its whole ArrayBuffer, which may be
+ *   transferred to a worker (only Node's small shared Buffer pool is copied instead).
+ *   Once the blob is sealed the buffer is passed to `recycle`, if given.
  * - `seal` resolves once the sealed bytes are written to the sink and, if the blob
  *   completed its pack, the tail written and `close(info)` awaited; it then returns that
  *   pack's info. Uploads therefore apply backpressure.
@@ -24,6 +26,8 @@ import type { RandomSource } from './random.js';
 
 /** Where one pack's bytes go (a file, a tus upload). */
 export interface PackSink extends ByteSink {
+  /** Writes several pieces in order (optional; otherwise `write` is called for each). */
+  writev?(parts: readonly Uint8Array[]): void | Promise<void>;
   /** The pack is complete and named: store it (rename into place, finish the upload). */
   close(info: PackInfo): Promise<void>;
   /** The pack is abandoned (the packer failed or closed before finishing it). */
@@ -55,6 +59,8 @@ export interface BlobPackerOptions {
   threads?: number;
   /** Nonces (inline packer only; tests and vectors). */
   random?: RandomSource;
+  /** Receives each plaintext buffer once its blob is sealed (e.g. `BufferPool.give`). */
+  recycle?: (plaintext: Uint8Array) => void;
 }
 
 export type OpenPackSink = () => PackSink | Promise<PackSink>;
@@ -69,11 +75,15 @@ class LaneOutput {
     private readonly onError: (e: unknown) => void,
   ) {}
 
-  write(sealed: Uint8Array | null, finished: FinishedPack | null): Promise<PackInfo | null> {
+  write(
+    sealed: readonly Uint8Array[] | null,
+    finished: FinishedPack | null,
+  ): Promise<PackInfo | null> {
     const run = async (): Promise<PackInfo | null> => {
       if (sealed) {
-        this.sink ??= await this.openSink();
-        await this.sink.write(sealed);
+        const sink = (this.sink ??= await this.openSink());
+        if (sink.writev) await sink.writev(sealed);
+        else for (const part of sealed) await sink.write(part);
       }
       if (!finished) return null;
       const sink = this.sink;
@@ -128,6 +138,7 @@ export function inlineBlobPacker(
     async seal(blob) {
       breaker.check();
       const r = builder.seal(blob.handle);
+      options.recycle?.(r.plaintext);
       return out.write(r.sealed, r.finished);
     },
     drop(blob) {
@@ -158,7 +169,7 @@ export type PackerRequest =
 
 export type PackerResponse =
   | { seq: number; id: Uint8Array }
-  | { seq: number; sealed: Uint8Array; finished: FinishedPack | null }
+  | { seq: number; sealed: Uint8Array[]; plaintext: Uint8Array; finished: FinishedPack | null }
   | { seq: number; finished: FinishedPack | null }
   | { seq: number; error: { code: string; message: string } };
 
@@ -180,10 +191,16 @@ function spawnWorker(setup: WorkerSetup): Worker {
   });
 }
 
-/** Owns its ArrayBuffer outright, so it can be transferred without touching other data. */
+/**
+ * `data` itself when its ArrayBuffer can be transferred; a copy when it lives in Node's
+ * shared Buffer pool (small Buffers share one ArrayBuffer with unrelated data).
+ */
 function transferable(data: Uint8Array): Uint8Array {
-  const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
-  return whole && data.buffer instanceof ArrayBuffer ? data : new Uint8Array(data); // a copy (Buffer#slice would not copy)
+  const buffer = data.buffer;
+  const whole = data.byteOffset === 0 && data.byteLength === buffer.byteLength;
+  const shared =
+    !(buffer instanceof ArrayBuffer) || (buffer.byteLength <= Buffer.poolSize && !whole);
+  return shared ? new Uint8Array(data) : data;
 }
 
 interface Lane {
@@ -282,8 +299,10 @@ export function workerBlobPacker(
     seal(blob) {
       const lane = lanes[blob.lane]!;
       return call(lane, { op: 'seal', seq: seq++, handle: blob.handle }, [], (r) => {
-        if (!('sealed' in r))
+        if (!('sealed' in r) || !('plaintext' in r)) {
           throw new KinvaultError('INTERNAL', 'Unexpected worker reply to seal.');
+        }
+        options.recycle?.(r.plaintext);
         return lane.out.write(r.sealed, r.finished);
       });
     },

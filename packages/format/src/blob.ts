@@ -8,7 +8,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { KinvaultError } from '@kinvault/protocol';
-import { NONCE_BYTES, open, seal, SEAL_OVERHEAD } from './aead.js';
+import { NONCE_BYTES, open, seal, SEAL_OVERHEAD, sealParts } from './aead.js';
 import { bytesEqual, toHex } from './bytes.js';
 import type { RepositoryKeys } from './keys.js';
 import { systemRandom, type RandomSource } from './random.js';
@@ -49,13 +49,29 @@ export function sealBlob(
   plaintext: Uint8Array,
   random: RandomSource = systemRandom,
 ): Uint8Array {
+  checkPlaintext(plaintext);
+  return seal(keyFor(keys, type), random(NONCE_BYTES), plaintext, id);
+}
+
+/** `sealBlob` as parts whose concatenation is the sealed blob (no joining copy). */
+export function sealBlobParts(
+  keys: Pick<RepositoryKeys, 'dataKey' | 'metadataKey'>,
+  type: BlobType,
+  id: Uint8Array,
+  plaintext: Uint8Array,
+  random: RandomSource = systemRandom,
+): Uint8Array[] {
+  checkPlaintext(plaintext);
+  return sealParts(keyFor(keys, type), random(NONCE_BYTES), plaintext, id);
+}
+
+function checkPlaintext(plaintext: Uint8Array): void {
   if (plaintext.byteLength > MAX_BLOB_PLAINTEXT) {
     throw new KinvaultError(
       'INVALID_ARGUMENT',
       `A blob holds at most ${MAX_BLOB_PLAINTEXT} bytes; got ${plaintext.byteLength}.`,
     );
   }
-  return seal(keyFor(keys, type), random(NONCE_BYTES), plaintext, id);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ByteReader, ByteWriter, fromHex, toHex } from './bytes.js';
+import { BufferPool, ByteReader, ByteWriter, fromHex, toHex } from './bytes.js';
 
 describe('ByteWriter and ByteReader', () => {
   it('grow from a tiny buffer without losing or misplacing any field', () => {
@@ -26,6 +26,23 @@ describe('ByteWriter and ByteReader', () => {
       ]);
     }
     r.end();
+  });
+
+  it('BufferPool hands out views of pooled buffers and takes back only whole ones', () => {
+    const pool = new BufferPool(2, 1024);
+    const a = pool.take(100);
+    expect(a.byteLength).toBe(100);
+    expect(a.buffer.byteLength).toBe(1024);
+    pool.give(a);
+    expect(pool.size).toBe(1);
+    const b = pool.take(500);
+    expect(b.buffer).toBe(a.buffer);
+    expect(pool.take(2000).buffer.byteLength).toBe(2000);
+    pool.give(new Uint8Array(10)); // too small to be a pool buffer
+    pool.give(b);
+    pool.give(pool.take(1));
+    pool.give(new Uint8Array(4096));
+    expect(pool.size).toBe(2);
   });
 
   it('copy() returns bytes that do not share memory with a Buffer input', () => {

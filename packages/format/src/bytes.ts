@@ -34,6 +34,52 @@ export function allocBytes(n: number): Uint8Array {
   return Buffer.allocUnsafeSlow(n);
 }
 
+/**
+ * Reusable chunk buffers. A fresh 1 MiB buffer costs about five times its copy here
+ * (page faults on first touch), so the chunker takes buffers from a pool and the
+ * blob packer gives them back once a chunk is sealed.
+ *
+ * Contract: `give` only buffers nobody else still uses. A given view's whole
+ * ArrayBuffer goes back to the pool.
+ */
+export class BufferPool {
+  private readonly free: ArrayBuffer[] = [];
+
+  constructor(
+    private readonly maxBuffers = 64,
+    private readonly minCapacity = 2 * 1024 * 1024,
+  ) {}
+
+  /** A view of exactly n bytes, over a pooled buffer when one is large enough. */
+  take(n: number): Uint8Array {
+    for (let i = this.free.length - 1; i >= 0; i--) {
+      const ab = this.free[i]!;
+      if (ab.byteLength >= n) {
+        this.free[i] = this.free[this.free.length - 1]!;
+        this.free.pop();
+        return new Uint8Array(ab, 0, n);
+      }
+    }
+    const fresh = Buffer.allocUnsafeSlow(Math.max(n, this.minCapacity));
+    return new Uint8Array(fresh.buffer, 0, n);
+  }
+
+  give(view: Uint8Array): void {
+    const ab = view.buffer;
+    if (
+      ab instanceof ArrayBuffer &&
+      ab.byteLength >= this.minCapacity &&
+      this.free.length < this.maxBuffers
+    ) {
+      this.free.push(ab);
+    }
+  }
+
+  get size(): number {
+    return this.free.length;
+  }
+}
+
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   let total = 0;
   for (const p of parts) total += p.byteLength;

@@ -17,7 +17,7 @@
 import { KinvaultError } from '@kinvault/protocol';
 import { MAX_BLOB_PLAINTEXT } from './blob.js';
 import { GEAR_SCAN_WASM } from './gear-scan.wasm.js';
-import { copyBytes } from './bytes.js';
+import { allocBytes } from './bytes.js';
 
 export interface ChunkerParams {
   readonly minSize: number;
@@ -266,11 +266,18 @@ function resume(c: Prepared, s: Scanner, st: Search, end: number, eof: boolean):
 /** Largest single read; smaller reads let the next one overlap scanning. */
 const READ_SIZE = 4 * 1024 * 1024;
 
+export interface ChunkOptions {
+  /** Where each chunk's bytes go (default: a fresh buffer); e.g. `BufferPool.take`. */
+  allocate?: (n: number) => Uint8Array;
+}
+
 /** Splits a source into content-defined chunks. */
 export async function* chunkSource(
   source: ReadIntoSource,
   chunker: Prepared,
+  options: ChunkOptions = {},
 ): AsyncGenerator<Chunk> {
+  const allocate = options.allocate ?? allocBytes;
   const { minSize, maxSize } = chunker.params;
   const cap = maxSize * 2;
   const scanner = new WasmScanner(chunker, cap);
@@ -298,7 +305,9 @@ export async function* chunkSource(
       if (st.start === end) break;
       const cut = resume(chunker, scanner, st, end, eof);
       if (cut < 0) break;
-      yield { offset, data: copyBytes(buf.subarray(st.start, cut)) };
+      const data = allocate(cut - st.start);
+      data.set(buf.subarray(st.start, cut));
+      yield { offset, data };
       offset += cut - st.start;
       st.start = cut;
       st.pos = cut + minSize;
@@ -329,8 +338,9 @@ export async function* chunkSource(
 export function chunkStream(
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   chunker: Prepared,
+  options: ChunkOptions = {},
 ): AsyncGenerator<Chunk> {
-  return chunkSource(iterableSource(source), chunker);
+  return chunkSource(iterableSource(source), chunker, options);
 }
 
 /** Chunks a whole buffer (tests, small files). */

@@ -8,7 +8,7 @@
  * (write the sealed bytes first, then the tail).
  */
 import { KinvaultError } from '@kinvault/protocol';
-import { blobId, sealBlob, type BlobType } from './blob.js';
+import { blobId, sealBlobParts, type BlobType } from './blob.js';
 import type { RepositoryKeys } from './keys.js';
 import { PackAssembler, type PackInfo } from './pack.js';
 import { systemRandom, type RandomSource } from './random.js';
@@ -21,7 +21,10 @@ export interface FinishedPack {
 }
 
 export interface SealResult {
-  readonly sealed: Uint8Array;
+  /** The sealed blob as parts to write in order (their concatenation is the blob). */
+  readonly sealed: Uint8Array[];
+  /** The plaintext buffer, no longer needed: callers may reuse it. */
+  readonly plaintext: Uint8Array;
   readonly finished: FinishedPack | null;
 }
 
@@ -53,10 +56,11 @@ export class PackBuilder {
     const h = this.held.get(handle);
     if (!h) throw new KinvaultError('INTERNAL', `No held blob ${handle} to seal.`);
     this.held.delete(handle);
-    const sealed = sealBlob(this.keys, h.type, h.id, h.data, this.random);
+    const sealed = sealBlobParts(this.keys, h.type, h.id, h.data, this.random);
     const pack = (this.pack ??= new PackAssembler(this.keys, this.random));
     pack.append(h.type, h.id, sealed);
-    return { sealed, finished: pack.size >= this.target || pack.full ? this.flush() : null };
+    const finished = pack.size >= this.target || pack.full ? this.flush() : null;
+    return { sealed, plaintext: h.data, finished };
   }
 
   drop(handle: number): void {

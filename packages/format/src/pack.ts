@@ -111,23 +111,28 @@ export class PackAssembler {
     return this.entries.length >= MAX_PACK_ENTRIES;
   }
 
-  append(type: BlobType, id: Uint8Array, sealed: Uint8Array): PackEntry {
+  /** Records a sealed blob, given whole or as parts whose concatenation it is. */
+  append(type: BlobType, id: Uint8Array, sealed: Uint8Array | readonly Uint8Array[]): PackEntry {
     if (this.finished) throw new KinvaultError('INTERNAL', 'PackAssembler.append after finish.');
-    if (id.byteLength !== BLOB_ID_BYTES)
+    if (id.byteLength !== BLOB_ID_BYTES) {
       throw new KinvaultError('INVALID_ARGUMENT', 'A blob id is 32 bytes.');
-    if (sealed.byteLength < SEAL_OVERHEAD || sealed.byteLength > MAX_SEALED_BLOB) {
+    }
+    const parts = sealed instanceof Uint8Array ? [sealed] : sealed;
+    let length = 0;
+    for (const p of parts) length += p.byteLength;
+    if (length < SEAL_OVERHEAD || length > MAX_SEALED_BLOB) {
       throw new KinvaultError(
         'INVALID_ARGUMENT',
-        `A sealed blob of ${sealed.byteLength} bytes is out of range.`,
+        `A sealed blob of ${length} bytes is out of range.`,
       );
     }
-    if (this.full || this.bytes + sealed.byteLength > MAX_PACK_BYTES - MAX_PACK_HEADER_BYTES) {
+    if (this.full || this.bytes + length > MAX_PACK_BYTES - MAX_PACK_HEADER_BYTES) {
       throw new KinvaultError('PACK_TOO_LARGE', 'The pack is full; start a new one.');
     }
-    const entry = { type, id: new Uint8Array(id), offset: this.bytes, length: sealed.byteLength };
+    const entry = { type, id: new Uint8Array(id), offset: this.bytes, length };
     this.entries.push(entry);
-    this.hash.update(sealed);
-    this.bytes += sealed.byteLength;
+    for (const p of parts) this.hash.update(p);
+    this.bytes += length;
     return entry;
   }
 
