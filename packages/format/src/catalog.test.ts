@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isKinvaultError } from '@kinvault/protocol';
+import { asyncCodeOf } from './test-support.js';
 import {
   CATALOG_FRAME_PLAINTEXT,
   openCatalog,
@@ -12,15 +12,6 @@ import { deterministicRandom } from './random.js';
 
 const random = deterministicRandom('catalog.test');
 const keys = deriveKeys(random(32));
-
-async function codeOf(run: () => Promise<unknown>): Promise<string> {
-  try {
-    await run();
-    return 'no error';
-  } catch (e) {
-    return isKinvaultError(e) ? e.code : `not a KinvaultError: ${String(e)}`;
-  }
-}
 
 describe('sealed catalogs', () => {
   it('are opened by the household key pair, for empty, small and multi-frame catalogs', async () => {
@@ -53,22 +44,24 @@ describe('sealed catalogs', () => {
   it('detect truncation, extra bytes, damage and the wrong household', async () => {
     const sealed = await sealCatalogBytes(keys.boxPublicKey, random(CATALOG_FRAME_PLAINTEXT + 10));
     const open = (b: Uint8Array, k = keys) => openCatalogBytes(k.boxPublicKey, k.boxSecretKey, b);
-    expect(await codeOf(() => open(sealed.subarray(0, sealed.byteLength - 1)))).toBe(
+    expect(await asyncCodeOf(() => open(sealed.subarray(0, sealed.byteLength - 1)))).toBe(
       'CATALOG_INVALID',
     );
     expect(
-      await codeOf(() => open(sealed.subarray(0, 9 + 80 + 24 + 4 + CATALOG_FRAME_PLAINTEXT + 17))),
+      await asyncCodeOf(() =>
+        open(sealed.subarray(0, 9 + 80 + 24 + 4 + CATALOG_FRAME_PLAINTEXT + 17)),
+      ),
     ).toBe('CATALOG_INVALID');
-    expect(await codeOf(() => open(Buffer.concat([sealed, Uint8Array.of(0)])))).toBe(
+    expect(await asyncCodeOf(() => open(Buffer.concat([sealed, Uint8Array.of(0)])))).toBe(
       'CATALOG_INVALID',
     );
     const flipped = Buffer.from(sealed);
     flipped[200]! ^= 1;
-    expect(await codeOf(() => open(flipped))).toBe('CATALOG_INVALID');
-    expect(await codeOf(() => open(sealed, deriveKeys(random(32))))).toBe('CATALOG_INVALID');
+    expect(await asyncCodeOf(() => open(flipped))).toBe('CATALOG_INVALID');
+    expect(await asyncCodeOf(() => open(sealed, deriveKeys(random(32))))).toBe('CATALOG_INVALID');
     const frameLength = Buffer.from(sealed);
     frameLength.writeUInt32LE(0xffffffff, 9 + 80 + 24);
-    expect(await codeOf(() => open(frameLength))).toBe('CATALOG_INVALID');
-    expect(await codeOf(() => open(new Uint8Array(0)))).toBe('CATALOG_INVALID');
+    expect(await asyncCodeOf(() => open(frameLength))).toBe('CATALOG_INVALID');
+    expect(await asyncCodeOf(() => open(new Uint8Array(0)))).toBe('CATALOG_INVALID');
   });
 });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isKinvaultError, type ErrorCode } from '@kinvault/protocol';
+import { codeOf } from './test-support.js';
 import {
   createKeyFile,
   decodeKeyFile,
@@ -21,15 +21,6 @@ const fast: CreateKeyFileOptions = {
 };
 const masterKey = random(32);
 const repositoryId = random(16);
-
-function codeOf(run: () => unknown): ErrorCode | 'no error' | 'not a KinvaultError' {
-  try {
-    run();
-    return 'no error';
-  } catch (e) {
-    return isKinvaultError(e) ? e.code : 'not a KinvaultError';
-  }
-}
 
 /** Rewrites the checksum so that a structural edit reaches the field checks. */
 function resum(file: Uint8Array): Uint8Array {

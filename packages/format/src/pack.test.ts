@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isKinvaultError } from '@kinvault/protocol';
+import { asyncCodeOf } from './test-support.js';
 import { blobId, BlobType, sealBlob } from './blob.js';
 import { deriveKeys } from './keys.js';
 import {
@@ -24,15 +24,6 @@ function blobs(count: number, size: number) {
     const id = blobId(keys, type, plaintext);
     return { type, id, plaintext, sealed: sealBlob(keys, type, id, plaintext, random) };
   });
-}
-
-async function codeOf(run: () => Promise<unknown>): Promise<string> {
-  try {
-    await run();
-    return 'no error';
-  } catch (e) {
-    return isKinvaultError(e) ? e.code : `not a KinvaultError: ${String(e)}`;
-  }
 }
 
 describe('packs', () => {
@@ -95,42 +86,48 @@ describe('packs', () => {
 
   it('names what is wrong: truncation, damage, wrong key, newer version', async () => {
     const { bytes, info } = await buildPack(keys, blobs(3, 1000), random);
-    expect(await codeOf(() => readPackHeader(bufferSource(bytes.subarray(0, 10)), keys))).toBe(
+    expect(await asyncCodeOf(() => readPackHeader(bufferSource(bytes.subarray(0, 10)), keys))).toBe(
       'PACK_TRUNCATED',
     );
     expect(
-      await codeOf(() =>
+      await asyncCodeOf(() =>
         readPackHeader(bufferSource(bytes.subarray(0, bytes.byteLength - 1)), keys),
       ),
     ).toBe('PACK_CORRUPT');
     expect(
-      await codeOf(() =>
+      await asyncCodeOf(() =>
         readPackHeader(bufferSource(bytes.subarray(info.entries[2]!.offset + 10)), keys),
       ),
     ).toBe('PACK_TRUNCATED');
-    expect(await codeOf(() => readPackHeader(bufferSource(bytes), deriveKeys(random(32))))).toBe(
-      'DECRYPT_FAILED',
-    );
+    expect(
+      await asyncCodeOf(() => readPackHeader(bufferSource(bytes), deriveKeys(random(32)))),
+    ).toBe('DECRYPT_FAILED');
     const newer = bytes.slice();
     newer[bytes.byteLength - 12] = 2;
-    expect(await codeOf(() => readPackHeader(bufferSource(newer), keys))).toBe('PACK_UNSUPPORTED');
+    expect(await asyncCodeOf(() => readPackHeader(bufferSource(newer), keys))).toBe(
+      'PACK_UNSUPPORTED',
+    );
     const flipped = bytes.slice();
     flipped[info.entries[1]!.offset + 30]! ^= 4;
-    expect(await codeOf(() => readBlob(bufferSource(flipped), keys, info.entries[1]!))).toBe(
+    expect(await asyncCodeOf(() => readBlob(bufferSource(flipped), keys, info.entries[1]!))).toBe(
       'DECRYPT_FAILED',
     );
     expect((await verifyPackHash([flipped], info.name)).ok).toBe(false);
     const swapped = { ...info.entries[1]!, id: info.entries[0]!.id };
-    expect(await codeOf(() => readBlob(bufferSource(bytes), keys, swapped))).toBe('DECRYPT_FAILED');
+    expect(await asyncCodeOf(() => readBlob(bufferSource(bytes), keys, swapped))).toBe(
+      'DECRYPT_FAILED',
+    );
     const pastEnd = { ...info.entries[1]!, offset: bytes.byteLength };
-    expect(await codeOf(() => readBlob(bufferSource(bytes), keys, pastEnd))).toBe('PACK_TRUNCATED');
+    expect(await asyncCodeOf(() => readBlob(bufferSource(bytes), keys, pastEnd))).toBe(
+      'PACK_TRUNCATED',
+    );
   });
 
   it('a data blob presented as a tree blob does not open', async () => {
     const [item] = blobs(2, 100).filter((b) => b.type === BlobType.data);
     const { bytes, info } = await buildPack(keys, [item!], random);
     expect(
-      await codeOf(() =>
+      await asyncCodeOf(() =>
         readBlob(bufferSource(bytes), keys, { ...info.entries[0]!, type: BlobType.tree }),
       ),
     ).toBe('DECRYPT_FAILED');
