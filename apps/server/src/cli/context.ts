@@ -1,0 +1,52 @@
+/** What every command that touches the database needs, built from the data directory. */
+import { resolve } from 'node:path';
+import { loadConfig, dataPaths, type Config } from '../config.js';
+import { openDatabase, type Database } from '../db/database.js';
+import { migrate } from '../db/migrate.js';
+import { devicesRepository } from '../repositories/devices.repository.js';
+import { devicesService, type DevicesService } from '../services/devices.service.js';
+import { loadTls, type TlsMaterial } from '../tls.js';
+
+export interface Context {
+  dataDir: string;
+  config: Config;
+  tls: TlsMaterial;
+  db: Database;
+  devices: DevicesService;
+}
+
+export async function openContext(
+  dataDirOption: string,
+  log: (line: string) => void = () => {},
+): Promise<Context> {
+  const dataDir = resolve(dataDirOption);
+  const config = await loadConfig(dataDir);
+  const paths = dataPaths(dataDir);
+  const tls = await loadTls(paths.tlsKey, paths.tlsCert);
+  const db = await openDatabase(dataDir, config, log);
+  try {
+    await migrate(db.sql);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  const devices = devicesService(devicesRepository(db.sql), {
+    publicUrl: config.publicUrl,
+    fingerprint: tls.fingerprint,
+    ttlMinutes: config.enrollmentTtlMinutes,
+  });
+  return { dataDir, config, tls, db, devices };
+}
+
+/** Runs `use` with a context and always closes the database. */
+export async function withContext<T>(
+  dataDir: string,
+  use: (ctx: Context) => Promise<T>,
+): Promise<T> {
+  const ctx = await openContext(dataDir);
+  try {
+    return await use(ctx);
+  } finally {
+    await ctx.db.close();
+  }
+}

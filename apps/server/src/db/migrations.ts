@@ -1,0 +1,68 @@
+/**
+ * Numbered schema migrations, applied in order on start. Never edit one that has
+ * shipped; add the next number. PostgreSQL is the index and coordination layer: every
+ * row here can be rebuilt from the packs, snapshots and key files in storage.
+ */
+export interface Migration {
+  readonly id: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    id: 1,
+    name: 'devices, enrollment, packs, blobs, snapshots, key files',
+    sql: `
+      create table devices (
+        id bigserial primary key,
+        name text not null unique,
+        token_hash bytea unique,              -- SHA-256 of the device token; null until enrolled
+        created_at timestamptz not null default now(),
+        enrolled_at timestamptz,
+        revoked_at timestamptz,
+        last_seen_at timestamptz
+      );
+      create table enrollments (
+        token_hash bytea primary key,         -- SHA-256 of the single-use enrollment token
+        device_id bigint not null references devices(id) on delete cascade,
+        expires_at timestamptz not null,
+        used_at timestamptz
+      );
+      create table packs (
+        name bytea primary key check (length(name) = 32),   -- SHA-256 of the pack file
+        size bigint not null check (size > 0),
+        device_id bigint references devices(id),
+        created_at timestamptz not null default now()
+      );
+      create table blobs (
+        id bytea primary key check (length(id) = 32),       -- keyed blob id
+        type smallint not null check (type in (1, 2)),
+        pack bytea not null references packs(name)
+      );
+      create index blobs_pack on blobs(pack);
+      create table snapshots (
+        id bytea primary key check (length(id) = 32),       -- SHA-256 of the sealed manifest
+        device_id bigint not null references devices(id),
+        sealed bytea not null,
+        created_at timestamptz not null default now()
+      );
+      create table snapshot_packs (
+        snapshot bytea not null references snapshots(id) on delete cascade,
+        pack bytea not null references packs(name),
+        primary key (snapshot, pack)
+      );
+      create table key_files (
+        kind smallint primary key check (kind in (1, 2)),   -- 1 passphrase, 2 recovery code
+        bytes bytea not null,
+        updated_at timestamptz not null default now()
+      );
+      create table household (
+        id smallint primary key default 1 check (id = 1),
+        repository_id bytea not null check (length(repository_id) = 16),
+        box_public_key bytea not null check (length(box_public_key) = 32),
+        created_at timestamptz not null default now()
+      );
+    `,
+  },
+];
