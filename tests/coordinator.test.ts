@@ -4,6 +4,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, writeFile, mkdir } from 'node:fs/promises';
 import { request } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +43,7 @@ function pinnedGet(url: string, fingerprint: string): Promise<{ status: number; 
     const req = request(url, { rejectUnauthorized: false, agent: false });
     req.on('socket', (socket) => {
       socket.on('secureConnect', () => {
-        const cert = (socket as import('node:tls').TLSSocket).getPeerCertificate();
+        const cert = (socket as TLSSocket).getPeerCertificate();
         const got = cert.fingerprint256.replace(/:/g, '').toLowerCase();
         if (got !== fingerprint)
           req.destroy(new Error(`certificate fingerprint ${got} is not the pinned ${fingerprint}`));
