@@ -1,40 +1,21 @@
 /**
  * End to end: the built kinvaultd, with embedded PostgreSQL, over real HTTPS.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp, writeFile, mkdir } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile, mkdir } from 'node:fs/promises';
 import { request } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEnrollmentCode } from '@kinvault/protocol';
+import {
+  freePort,
+  kinvaultdPath as kinvaultd,
+  runKinvaultd,
+  traversableTempDir,
+} from './support/kinvaultd.js';
 
-const kinvaultd = fileURLToPath(new URL('../apps/server/dist/src/cli/main.js', import.meta.url));
-
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [kinvaultd, ...args],
-      { timeout: 60_000 },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+const run = runKinvaultd;
 
 /** GET over HTTPS, trusting exactly the certificate with this SHA-256 fingerprint. */
 function pinnedGet(url: string, fingerprint: string): Promise<{ status: number; body: string }> {
@@ -65,10 +46,7 @@ describe('kinvaultd (built command, embedded PostgreSQL, HTTPS)', () => {
   let server: ChildProcess | undefined;
 
   beforeAll(async () => {
-    const parent = await mkdtemp(join(tmpdir(), 'kinvaultd-e2e-'));
-    // As root, the embedded database runs as "postgres", which must be able to enter it.
-    await chmod(parent, 0o711);
-    dataDir = join(parent, 'data');
+    dataDir = join(await traversableTempDir('kinvaultd-e2e-'), 'data');
     port = await freePort();
     const init = await run(['init', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`]);
     expect(init.stderr).toBe('');

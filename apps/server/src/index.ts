@@ -1,2 +1,3 @@
-/** kinvaultd, the coordinator. Its services and commands arrive with issue 3. */
-export const COMMAND = 'kinvaultd';
+/** kinvaultd. The agent imports only the router's type, for its tRPC client. */
+export type { AppRouter } from './http/trpc.js';
+export { TUS_PATH } from './http/tus.js';

@@ -5,6 +5,14 @@ import { openDatabase, type Database } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
 import { devicesRepository } from '../repositories/devices.repository.js';
 import { devicesService, type DevicesService } from '../services/devices.service.js';
+import { householdRepository } from '../repositories/household.repository.js';
+import { packsRepository } from '../repositories/packs.repository.js';
+import { snapshotsRepository } from '../repositories/snapshots.repository.js';
+import { householdService } from '../services/household.service.js';
+import { packsService } from '../services/packs.service.js';
+import { snapshotsService } from '../services/snapshots.service.js';
+import { packStore, type PackStore } from '../stores/pack.store.js';
+import type { Services } from '../http/trpc.js';
 import { loadTls, type TlsMaterial } from '../tls.js';
 
 export interface Context {
@@ -13,6 +21,8 @@ export interface Context {
   tls: TlsMaterial;
   db: Database;
   devices: DevicesService;
+  services: Services;
+  packStore: PackStore;
 }
 
 export async function openContext(
@@ -35,7 +45,14 @@ export async function openContext(
     fingerprint: tls.fingerprint,
     ttlMinutes: config.enrollmentTtlMinutes,
   });
-  return { dataDir, config, tls, db, devices };
+  const store = packStore(paths.packs);
+  const services: Services = {
+    devices,
+    household: householdService(householdRepository(db.sql)),
+    packs: packsService(packsRepository(db.sql), store),
+    snapshots: snapshotsService(snapshotsRepository(db.sql)),
+  };
+  return { dataDir, config, tls, db, devices, services, packStore: store };
 }
 
 /** Runs `use` with a context and always closes the database. */

@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { buildServer } from '../http/server.js';
 import { openContext } from './context.js';
+import { dataPaths } from '../config.js';
 
 const version = (createRequire(import.meta.url)('../../../package.json') as { version: string })
   .version;
@@ -10,7 +11,9 @@ export async function runStart(opts: { dataDir: string; logLevel: string }): Pro
   const ctx = await openContext(opts.dataDir);
   const app = await buildServer({
     tls: ctx.tls,
-    devices: ctx.devices,
+    services: ctx.services,
+    packStore: ctx.packStore,
+    uploadsDir: dataPaths(ctx.dataDir).uploads,
     version,
     logLevel: opts.logLevel,
   });

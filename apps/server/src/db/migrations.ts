@@ -65,4 +65,19 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    id: 2,
+    name: 'pack declarations',
+    sql: `
+      -- What an agent says a pack holds, before it uploads it; the upload's completion
+      -- turns the declaration into rows of packs and blobs in one transaction.
+      create table pack_declarations (
+        name bytea primary key check (length(name) = 32),
+        device_id bigint not null references devices(id),
+        size bigint not null check (size > 0),
+        entries bytea not null,               -- count x (type u8 || id[32])
+        created_at timestamptz not null default now()
+      );
+    `,
+  },
 ];

@@ -1,14 +1,22 @@
 /**
- * The coordinator's HTTPS edge. Routes parse input, authorise, call one service and
- * map errors; services know nothing of fastify.
+ * The coordinator's HTTPS edge: health, tRPC control plane, tus pack uploads, pack
+ * downloads. Routes parse input, authorise, call one service and map errors; services
+ * know nothing of fastify.
  */
 import fastify, { type FastifyInstance } from 'fastify';
+import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from '@trpc/server/adapters/fastify';
 import type { TlsMaterial } from '../tls.js';
-import type { DevicesService } from '../services/devices.service.js';
+import type { PackStore } from '../stores/pack.store.js';
+import { authenticate } from './auth.js';
+import { packDownloadRoute } from './packs.route.js';
+import { appRouter, type AppRouter, type Services } from './trpc.js';
+import { tusPlugin } from './tus.js';
 
 export interface ServerDeps {
   tls: TlsMaterial;
-  devices: DevicesService;
+  services: Services;
+  packStore: PackStore;
+  uploadsDir: string;
   version: string;
   logLevel?: string;
 }
@@ -18,7 +26,21 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     https: { key: deps.tls.key, cert: deps.tls.cert },
     logger: { level: deps.logLevel ?? 'info' },
     forceCloseConnections: 'idle',
+    bodyLimit: 32 * 1024 * 1024,
+    routerOptions: { maxParamLength: 5000 },
   });
   app.get('/health', async () => ({ status: 'ok', service: 'kinvaultd', version: deps.version }));
+  await app.register(fastifyTRPCPlugin, {
+    prefix: '/trpc',
+    trpcOptions: {
+      router: appRouter,
+      createContext: async ({ req }) => ({
+        services: deps.services,
+        device: await authenticate(deps.services.devices, req.headers.authorization),
+      }),
+    },
+  } satisfies FastifyTRPCPluginOptions<AppRouter>);
+  await app.register(tusPlugin(deps.services, deps.uploadsDir));
+  await app.register(packDownloadRoute(deps.services, deps.packStore));
   return app;
 }

@@ -1,0 +1,71 @@
+/**
+ * Pack uploads with tus: resumable within a run and, through a persisted UrlStorage,
+ * across restarts (the upload is found again by the pack's name). The one file that
+ * imports tus-js-client.
+ */
+import type { ReadStream } from 'node:fs';
+import { DefaultHttpStack, Upload, type DetailedError, type UrlStorage } from 'tus-js-client';
+import { KinvaultError } from '@kinvault/protocol';
+import { TUS_PATH } from '@kinvault/server';
+import { tlsOptions } from './pinning.js';
+import type { Connection } from './api.js';
+
+export interface PackUpload {
+  conn: Connection & { token: string };
+  /** The pack's name (SHA-256, hex). */
+  name: string;
+  /** The pack's bytes, or a read stream of the pack file (resumable at any offset). */
+  data: Buffer | ReadStream;
+  size: number;
+  urlStorage?: UrlStorage;
+  onProgress?: (sent: number, total: number) => void;
+  retryDelays?: number[];
+}
+
+function statusOf(err: Error | DetailedError): number | undefined {
+  return 'originalResponse' in err ? err.originalResponse?.getStatus() : undefined;
+}
+
+export function uploadPack(u: PackUpload): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const upload = new Upload(u.data, {
+      endpoint: `${u.conn.url}${TUS_PATH}`,
+      uploadSize: u.size,
+      metadata: { pack: u.name },
+      headers: { authorization: `Bearer ${u.conn.token}` },
+      httpStack: new DefaultHttpStack(tlsOptions(u.conn.pin)),
+      chunkSize: 8 * 1024 * 1024,
+      retryDelays: u.retryDelays ?? [0, 1000, 2000, 5000, 10000, 20000, 30000],
+      ...(u.urlStorage ? { urlStorage: u.urlStorage } : {}),
+      storeFingerprintForResuming: u.urlStorage !== undefined,
+      removeFingerprintOnSuccess: true,
+      fingerprint: async () => `kinvault-pack-${u.name}`,
+      // A refusal (4xx other than a lock conflict) will not change by retrying.
+      onShouldRetry: (err) => {
+        const status = statusOf(err) ?? 0;
+        return status === 0 || status === 409 || status === 423 || status >= 500;
+      },
+      onProgress: (sent, total) => u.onProgress?.(sent, total),
+      onSuccess: () => resolve(),
+      onError: (err) => {
+        const status = statusOf(err);
+        const body =
+          'originalResponse' in err ? err.originalResponse?.getBody()?.trim() : undefined;
+        reject(
+          new KinvaultError(
+            status === 401 || status === 403 ? 'INVALID_ARGUMENT' : 'INTERNAL',
+            `Uploading pack ${u.name.slice(0, 12)} failed${status ? ` (HTTP ${status})` : ''}: ${body || err.message}`,
+            { retryable: status === undefined || status >= 500, cause: err, details: { status } },
+          ),
+        );
+      },
+    });
+    upload
+      .findPreviousUploads()
+      .then((previous) => {
+        if (previous[0]) upload.resumeFromPreviousUpload(previous[0]);
+        upload.start();
+      })
+      .catch(reject);
+  });
+}

@@ -1,0 +1,41 @@
+/** Authenticated download of a committed pack, whole or by one byte range (restore). */
+import type { FastifyInstance } from 'fastify';
+import type { PackStore } from '../stores/pack.store.js';
+import type { Services } from './trpc.js';
+import { authenticate } from './auth.js';
+
+export function packDownloadRoute(services: Services, store: PackStore) {
+  return async function register(app: FastifyInstance): Promise<void> {
+    app.get<{ Params: { name: string } }>('/packs/:name', async (req, reply) => {
+      const device = await authenticate(services.devices, req.headers.authorization);
+      if (!device)
+        return reply
+          .code(401)
+          .send({ error: 'Unauthorized: this device is not enrolled or was revoked.' });
+      const { name } = req.params;
+      if (!/^[0-9a-f]{64}$/.test(name))
+        return reply.code(400).send({ error: 'A pack name is 64 lowercase hex digits.' });
+      const size = (await services.packs.isCommitted(name)) ? await store.size(name) : null;
+      if (size === null) return reply.code(404).send({ error: `Pack ${name} is not stored here.` });
+      const binary = () =>
+        reply.header('accept-ranges', 'bytes').header('content-type', 'application/octet-stream');
+      const range = req.headers.range;
+      if (range === undefined)
+        return binary().header('content-length', size).send(store.read(name));
+      const m = /^bytes=(\d+)-(\d*)$/.exec(range);
+      const start = m ? Number(m[1]) : NaN;
+      const end = m && m[2] !== '' ? Math.min(Number(m[2]), size - 1) : size - 1;
+      if (!m || start > end || start >= size) {
+        return reply
+          .code(416)
+          .header('content-range', `bytes */${size}`)
+          .send({ error: `Range "${range}" is not one satisfiable byte range of ${size} bytes.` });
+      }
+      return binary()
+        .code(206)
+        .header('content-range', `bytes ${start}-${end}/${size}`)
+        .header('content-length', end - start + 1)
+        .send(store.read(name, start, end));
+    });
+  };
+}

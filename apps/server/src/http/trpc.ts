@@ -1,0 +1,157 @@
+/**
+ * The control plane (tRPC). Each procedure parses input with zod, authorises and calls
+ * one service; KinvaultErrors become tRPC errors here and nowhere else.
+ */
+import { initTRPC, TRPCError } from '@trpc/server';
+import { z } from 'zod';
+import { isKinvaultError } from '@kinvault/protocol';
+import type { DevicesService } from '../services/devices.service.js';
+import type { HouseholdService } from '../services/household.service.js';
+import type { PacksService, Device } from '../services/packs.service.js';
+import type { SnapshotsService } from '../services/snapshots.service.js';
+
+export interface Services {
+  devices: DevicesService;
+  household: HouseholdService;
+  packs: PacksService;
+  snapshots: SnapshotsService;
+}
+
+export interface TrpcContext {
+  services: Services;
+  device: Device | null;
+}
+
+const t = initTRPC.context<TrpcContext>().create({
+  errorFormatter({ shape, error }) {
+    const cause = error.cause;
+    return {
+      ...shape,
+      data: { ...shape.data, kinvaultCode: isKinvaultError(cause) ? cause.code : null },
+    };
+  },
+});
+
+/** Maps service errors to tRPC errors with the same message. */
+const mapErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok && isKinvaultError(result.error.cause)) {
+    const e = result.error.cause;
+    const code =
+      e.code === 'INTERNAL'
+        ? 'INTERNAL_SERVER_ERROR'
+        : e.retryable
+          ? 'SERVICE_UNAVAILABLE'
+          : 'BAD_REQUEST';
+    throw new TRPCError({ code, message: e.message, cause: e });
+  }
+  return result;
+});
+
+const publicProcedure = t.procedure.use(mapErrors);
+const deviceProcedure = publicProcedure.use(({ ctx, next }) => {
+  if (!ctx.device) {
+    throw new TRPCError({
+      code: 'UNAUTHORIZED',
+      message:
+        'This device is not enrolled or was revoked. Enroll it again with a code from "kinvaultd device add".',
+    });
+  }
+  return next({ ctx: { ...ctx, device: ctx.device } });
+});
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits');
+const base64 = z
+  .string()
+  .max(24 * 1024 * 1024)
+  .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected base64');
+const bytes = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
+
+export const appRouter = t.router({
+  enroll: publicProcedure
+    .input(z.object({ token: z.string().min(20).max(200) }).strict())
+    .mutation(async ({ ctx, input }) => {
+      const r = await ctx.services.devices.enroll(input.token);
+      return {
+        deviceToken: r.deviceToken,
+        device: r.device.name,
+        household: await ctx.services.household.get(),
+      };
+    }),
+
+  household: t.router({
+    get: deviceProcedure.query(({ ctx }) => ctx.services.household.get()),
+    create: deviceProcedure
+      .input(
+        z
+          .object({
+            repositoryId: base64,
+            boxPublicKey: base64,
+            passphraseKeyFile: base64,
+            recoveryKeyFile: base64,
+          })
+          .strict(),
+      )
+      .mutation(({ ctx, input }) =>
+        ctx.services.household.create({
+          repositoryId: bytes(input.repositoryId),
+          boxPublicKey: bytes(input.boxPublicKey),
+          passphraseKeyFile: bytes(input.passphraseKeyFile),
+          recoveryKeyFile: bytes(input.recoveryKeyFile),
+        }),
+      ),
+    replacePassphraseKeyFile: deviceProcedure
+      .input(z.object({ keyFile: base64 }).strict())
+      .mutation(({ ctx, input }) =>
+        ctx.services.household.replacePassphraseKeyFile(bytes(input.keyFile)),
+      ),
+  }),
+
+  blobs: t.router({
+    /** Dedup: which of these blob ids are already in committed packs. */
+    have: deviceProcedure
+      .input(z.object({ ids: z.array(hex64).max(20_000) }).strict())
+      .mutation(async ({ ctx, input }) => ({ ids: await ctx.services.packs.have(input.ids) })),
+  }),
+
+  packs: t.router({
+    declare: deviceProcedure
+      .input(
+        z
+          .object({
+            name: hex64,
+            size: z.number().int().positive(),
+            blobs: z.array(
+              z.object({ type: z.union([z.literal(1), z.literal(2)]), id: hex64 }).strict(),
+            ),
+          })
+          .strict(),
+      )
+      .mutation(({ ctx, input }) => ctx.services.packs.declare(ctx.device, input)),
+    missing: deviceProcedure
+      .input(z.object({ names: z.array(hex64).max(100_000) }).strict())
+      .mutation(async ({ ctx, input }) => ({
+        names: await ctx.services.packs.missing(input.names),
+      })),
+  }),
+
+  snapshots: t.router({
+    commit: deviceProcedure
+      .input(z.object({ id: hex64, sealed: base64, packs: z.array(hex64).max(1_000_000) }).strict())
+      .mutation(({ ctx, input }) =>
+        ctx.services.snapshots.commit(ctx.device, {
+          id: input.id,
+          sealed: bytes(input.sealed),
+          packs: input.packs,
+        }),
+      ),
+    list: deviceProcedure.query(({ ctx }) => ctx.services.snapshots.list()),
+    get: deviceProcedure
+      .input(z.object({ id: hex64 }).strict())
+      .query(async ({ ctx, input }) => ({
+        sealed: Buffer.from(await ctx.services.snapshots.get(input.id)).toString('base64'),
+      })),
+  }),
+});
+
+export type AppRouter = typeof appRouter;

@@ -1,0 +1,82 @@
+/**
+ * Pack uploads over tus (resumable), in their own encapsulated fastify plugin.
+ * Every request is authenticated; an upload can be continued only by the device that
+ * created it; a finished upload is verified and registered by the packs service.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { Server } from '@tus/server';
+import { FileStore } from '@tus/file-store';
+import { isKinvaultError } from '@kinvault/protocol';
+import type { Services } from './trpc.js';
+import { authenticate } from './auth.js';
+
+export const TUS_PATH = '/packs/uploads';
+const MAX_UPLOAD = 512 * 1024 * 1024;
+
+function refuse(status_code: number, body: string): { status_code: number; body: string } {
+  return { status_code, body: body + '\n' };
+}
+
+export function tusPlugin(services: Services, uploadsDir: string) {
+  return async function register(app: FastifyInstance): Promise<void> {
+    const store = new FileStore({ directory: uploadsDir });
+    const deviceOf = async (req: Request) => {
+      const device = await authenticate(services.devices, req.headers.get('authorization'));
+      if (!device) throw refuse(401, 'Unauthorized: this device is not enrolled or was revoked.');
+      return device;
+    };
+    const tus = new Server({
+      path: TUS_PATH,
+      datastore: store,
+      maxSize: MAX_UPLOAD,
+      // Relative Location headers: clients resolve them against their https:// endpoint.
+      relativeLocation: true,
+      namingFunction: () => randomBytes(16).toString('hex'),
+      async onIncomingRequest(req, uploadId) {
+        const device = await deviceOf(req);
+        if (uploadId) {
+          const upload = await store.getUpload(uploadId).catch(() => null);
+          if (upload && upload.metadata?.device !== device.id)
+            throw refuse(403, 'Forbidden: this upload belongs to another device.');
+        }
+      },
+      async onUploadCreate(req, upload) {
+        const device = await deviceOf(req);
+        const pack = upload.metadata?.pack ?? '';
+        if (!/^[0-9a-f]{64}$/.test(pack))
+          throw refuse(
+            400,
+            'Bad request: Upload-Metadata must name the pack ("pack" = its SHA-256 in lowercase hex).',
+          );
+        if (upload.size === undefined)
+          throw refuse(400, 'Bad request: the upload length must be given up front.');
+        return { metadata: { ...upload.metadata, device: device.id } };
+      },
+      async onUploadFinish(req, upload) {
+        const device = await deviceOf(req);
+        try {
+          const r = await services.packs.finishUpload(
+            device,
+            join(uploadsDir, upload.id),
+            upload.metadata?.pack ?? '',
+          );
+          await store.remove(upload.id).catch(() => {}); // the .json sidecar; the data file was moved
+          return { status_code: 204, headers: { 'Kinvault-Blobs': r.blobs } };
+        } catch (error) {
+          if (isKinvaultError(error)) {
+            await store.remove(upload.id).catch(() => {});
+            throw refuse(error.code === 'PACK_HASH_MISMATCH' ? 422 : 400, error.message);
+          }
+          throw error;
+        }
+      },
+    });
+    app.addContentTypeParser('application/offset+octet-stream', (_req, _payload, done) =>
+      done(null),
+    );
+    app.all(TUS_PATH, (req, reply) => void tus.handle(req.raw, reply.raw));
+    app.all(`${TUS_PATH}/*`, (req, reply) => void tus.handle(req.raw, reply.raw));
+  };
+}

@@ -1,0 +1,58 @@
+/** SQL for snapshot manifests (sealed, opaque to the coordinator) and their packs. */
+import type { Sql } from 'postgres';
+
+const BYTEA_ARRAY = 1001;
+
+export interface SnapshotRow {
+  id: Buffer;
+  device: string;
+  created_at: Date;
+  size: number;
+}
+
+export function snapshotsRepository(sql: Sql) {
+  return {
+    /** Inserts a snapshot if every pack is committed; returns the missing packs otherwise. */
+    async commit(
+      id: Buffer,
+      deviceId: string,
+      sealed: Buffer,
+      packs: readonly Buffer[],
+    ): Promise<Buffer[]> {
+      return sql.begin(async (tx) => {
+        const found = await tx<{ name: Buffer }[]>`
+          select name from packs where name = any(${tx.array(packs as Buffer[], BYTEA_ARRAY)}::bytea[]) for share`;
+        const have = new Set(found.map((r) => r.name.toString('hex')));
+        const missing = packs.filter((p) => !have.has(p.toString('hex')));
+        if (missing.length > 0) return missing;
+        await tx`insert into snapshots (id, device_id, sealed) values (${id}, ${deviceId}, ${sealed})
+                 on conflict (id) do nothing`;
+        if (packs.length > 0) {
+          await tx`insert into snapshot_packs (snapshot, pack)
+                   select ${id}::bytea, p from unnest(${tx.array(packs as Buffer[], BYTEA_ARRAY)}::bytea[]) as t(p)
+                   on conflict do nothing`;
+        }
+        return [];
+      });
+    },
+
+    async list(): Promise<SnapshotRow[]> {
+      return sql<SnapshotRow[]>`
+        select s.id, d.name as device, s.created_at, length(s.sealed) as size
+        from snapshots s join devices d on d.id = s.device_id order by s.created_at, s.id`;
+    },
+
+    async get(id: Buffer): Promise<Buffer | null> {
+      const [r] = await sql<{ sealed: Buffer }[]>`select sealed from snapshots where id = ${id}`;
+      return r?.sealed ?? null;
+    },
+
+    async lastPerDevice(): Promise<{ device: string; last: Date | null; snapshots: number }[]> {
+      return sql`
+        select d.name as device, max(s.created_at) as last, count(s.id)::int as snapshots
+        from devices d left join snapshots s on s.device_id = d.id group by d.name order by d.name`;
+    },
+  };
+}
+
+export type SnapshotsRepository = ReturnType<typeof snapshotsRepository>;

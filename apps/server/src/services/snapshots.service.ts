@@ -1,0 +1,68 @@
+/** Snapshot manifests: stored sealed; committed only when all their packs are. */
+import { createHash } from 'node:crypto';
+import { KinvaultError } from '@kinvault/protocol';
+import { MAX_SNAPSHOT_BYTES } from '@kinvault/format';
+import type { SnapshotsRepository } from '../repositories/snapshots.repository.js';
+import { HEX_ID, type Device } from './packs.service.js';
+
+export function snapshotsService(repo: SnapshotsRepository) {
+  return {
+    async commit(
+      device: Device,
+      input: { id: string; sealed: Uint8Array; packs: string[] },
+    ): Promise<void> {
+      if (!HEX_ID.test(input.id))
+        throw new KinvaultError('INVALID_ARGUMENT', 'A snapshot id is 64 lowercase hex digits.');
+      if (input.sealed.byteLength < 40 || input.sealed.byteLength > MAX_SNAPSHOT_BYTES) {
+        throw new KinvaultError(
+          'INVALID_ARGUMENT',
+          `A sealed snapshot of ${input.sealed.byteLength} bytes is impossible.`,
+        );
+      }
+      const actual = createHash('sha256').update(input.sealed).digest('hex');
+      if (actual !== input.id)
+        throw new KinvaultError(
+          'INVALID_ARGUMENT',
+          `The snapshot's bytes hash to ${actual}, not to its id ${input.id}.`,
+        );
+      for (const p of input.packs)
+        if (!HEX_ID.test(p))
+          throw new KinvaultError('INVALID_ARGUMENT', `"${p.slice(0, 80)}" is not a pack name.`);
+      const missing = await repo.commit(
+        Buffer.from(input.id, 'hex'),
+        device.id,
+        Buffer.from(input.sealed),
+        [...new Set(input.packs)].map((p) => Buffer.from(p, 'hex')),
+      );
+      if (missing.length > 0) {
+        throw new KinvaultError(
+          'INVALID_ARGUMENT',
+          `The snapshot depends on ${missing.length} pack(s) the coordinator does not have (first: ${missing[0]!.toString('hex')}). Upload them, then commit again.`,
+          { details: { missing: missing.map((m) => m.toString('hex')) } },
+        );
+      }
+    },
+    async list() {
+      return (await repo.list()).map((r) => ({
+        id: r.id.toString('hex'),
+        device: r.device,
+        createdAt: r.created_at.toISOString(),
+        size: r.size,
+      }));
+    },
+    async get(id: string): Promise<Uint8Array> {
+      if (!HEX_ID.test(id))
+        throw new KinvaultError('INVALID_ARGUMENT', 'A snapshot id is 64 lowercase hex digits.');
+      const sealed = await repo.get(Buffer.from(id, 'hex'));
+      if (!sealed)
+        throw new KinvaultError(
+          'INVALID_ARGUMENT',
+          `There is no snapshot ${id}. "kinvault snapshots" lists them.`,
+        );
+      return sealed;
+    },
+    lastPerDevice: () => repo.lastPerDevice(),
+  };
+}
+
+export type SnapshotsService = ReturnType<typeof snapshotsService>;

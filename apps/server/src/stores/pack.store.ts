@@ -1,0 +1,38 @@
+/**
+ * The NAS pack store: packs/<first two hex digits>/<name>. A pack enters only by an
+ * atomic rename of a verified file in the same file system.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+
+export function packStore(root: string) {
+  const path = (name: string) => join(root, name.slice(0, 2), name);
+  return {
+    path,
+    /** Moves a verified file into place and makes the rename durable. */
+    async adopt(file: string, name: string): Promise<void> {
+      const target = path(name);
+      await mkdir(dirname(target), { recursive: true, mode: 0o700 });
+      await rename(file, target);
+      const dir = await open(dirname(target), 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+    },
+    async size(name: string): Promise<number | null> {
+      return stat(path(name)).then(
+        (s) => s.size,
+        () => null,
+      );
+    },
+    read(name: string, start?: number, end?: number): Readable {
+      return createReadStream(path(name), { start, end });
+    },
+  };
+}
+
+export type PackStore = ReturnType<typeof packStore>;

@@ -1,0 +1,329 @@
+/**
+ * End to end: the coordinator's API through the agent's own transport (tRPC over
+ * pinned HTTPS, tus uploads), against the built kinvaultd with embedded PostgreSQL.
+ */
+import { createHash } from 'node:crypto';
+import { request } from 'node:https';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeEnrollmentCode } from '@kinvault/protocol';
+import {
+  blobId,
+  BlobType,
+  buildPack,
+  createKeyFile,
+  deriveKeys,
+  generateRecoveryCode,
+  sealBlob,
+  sealSnapshot,
+  systemRandom,
+  toHex,
+} from '@kinvault/format';
+import { apiClient, type ApiClient } from '../apps/agent/src/transport/api.js';
+import {
+  fetchPinnedCertificate,
+  tlsOptions,
+  type Pin,
+} from '../apps/agent/src/transport/pinning.js';
+import { uploadPack } from '../apps/agent/src/transport/upload.js';
+import {
+  initCoordinator,
+  runKinvaultd,
+  startCoordinator,
+  type Coordinator,
+} from './support/kinvaultd.js';
+
+const masterKey = systemRandom(32);
+const keys = deriveKeys(masterKey);
+const weak = { kdf: { opslimit: 1, memlimit: 8 * 1024 * 1024 }, allowWeakKdf: true };
+
+async function makePack(count: number) {
+  const blobs = Array.from({ length: count }, () => {
+    const plaintext = systemRandom(50_000);
+    const id = blobId(keys, BlobType.data, plaintext);
+    return { type: BlobType.data, id, sealed: sealBlob(keys, BlobType.data, id, plaintext) };
+  });
+  const { bytes, info } = await buildPack(keys, blobs);
+  return { bytes: Buffer.from(bytes), info, ids: blobs.map((b) => toHex(b.id)) };
+}
+
+function declaration(p: Awaited<ReturnType<typeof makePack>>) {
+  return {
+    name: p.info.name,
+    size: p.info.size,
+    blobs: p.info.entries.map((e) => ({ type: e.type as 1 | 2, id: toHex(e.id) })),
+  };
+}
+
+function get(
+  url: string,
+  pin: Pin,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ...tlsOptions(pin), headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function enroll(
+  c: Coordinator,
+  name: string,
+): Promise<{ api: ApiClient; token: string; pin: Pin }> {
+  const added = await runKinvaultd(['device', 'add', name, '--data-dir', c.dataDir, '--json']);
+  const e = decodeEnrollmentCode((JSON.parse(added.stdout) as { code: string }).code);
+  const pin = await fetchPinnedCertificate(e.url, e.fingerprint);
+  const r = await apiClient({ url: e.url, pin }).enroll.mutate({ token: e.token });
+  return { api: apiClient({ url: e.url, pin, token: r.deviceToken }), token: r.deviceToken, pin };
+}
+
+describe('coordinator API (built kinvaultd, agent transport)', () => {
+  let c: Coordinator;
+  let anna: Awaited<ReturnType<typeof enroll>>;
+
+  beforeAll(async () => {
+    const { dataDir, port } = await initCoordinator();
+    c = await startCoordinator(dataDir, port);
+    anna = await enroll(c, 'anna-laptop');
+  }, 120_000);
+
+  afterAll(async () => {
+    await c?.stop();
+  });
+
+  it('enrolls once per code, and stores the household key files sent by the first device', async () => {
+    expect(await anna.api.household.get.query()).toBeNull();
+    const repositoryId = systemRandom(16);
+    const { code } = generateRecoveryCode(systemRandom);
+    await anna.api.household.create.mutate({
+      repositoryId: Buffer.from(repositoryId).toString('base64'),
+      boxPublicKey: Buffer.from(keys.boxPublicKey).toString('base64'),
+      passphraseKeyFile: Buffer.from(
+        createKeyFile(masterKey, repositoryId, { passphrase: 'pw' }, weak),
+      ).toString('base64'),
+      recoveryKeyFile: Buffer.from(
+        createKeyFile(masterKey, repositoryId, { recoveryCode: code }, weak),
+      ).toString('base64'),
+    });
+    const h = await anna.api.household.get.query();
+    expect(h?.repositoryId).toBe(toHex(repositoryId));
+    await expect(
+      anna.api.household.create.mutate({
+        repositoryId: 'AA==',
+        boxPublicKey: 'AA==',
+        passphraseKeyFile: 'AA==',
+        recoveryKeyFile: 'AA==',
+      }),
+    ).rejects.toThrow();
+  });
+
+  it('accepts a declared pack over tus, verifies it, and answers dedup queries', async () => {
+    const p = await makePack(5);
+    expect(await anna.api.packs.declare.mutate(declaration(p))).toEqual({ needed: true });
+    expect((await anna.api.blobs.have.mutate({ ids: p.ids })).ids).toEqual([]);
+    await uploadPack({
+      conn: { url: c.url, pin: anna.pin, token: anna.token },
+      name: p.info.name,
+      data: p.bytes,
+      size: p.info.size,
+      retryDelays: [],
+    });
+    expect(
+      (await anna.api.blobs.have.mutate({ ids: [...p.ids, 'ab'.repeat(32)] })).ids.sort(),
+    ).toEqual([...p.ids].sort());
+    expect(await anna.api.packs.declare.mutate(declaration(p))).toEqual({ needed: false });
+
+    // Download, whole and by range, from the pinned coordinator.
+    const auth = { authorization: `Bearer ${anna.token}` };
+    const whole = await get(`${c.url}/packs/${p.info.name}`, anna.pin, auth);
+    expect(whole.status).toBe(200);
+    expect(createHash('sha256').update(whole.body).digest('hex')).toBe(p.info.name);
+    const e = p.info.entries[2]!;
+    const ranged = await get(`${c.url}/packs/${p.info.name}`, anna.pin, {
+      ...auth,
+      range: `bytes=${e.offset}-${e.offset + e.length - 1}`,
+    });
+    expect(ranged.status).toBe(206);
+    expect(ranged.body.equals(p.bytes.subarray(e.offset, e.offset + e.length))).toBe(true);
+    expect(
+      (await get(`${c.url}/packs/${p.info.name}`, anna.pin, { ...auth, range: 'bytes=999999999-' }))
+        .status,
+    ).toBe(416);
+    expect((await get(`${c.url}/packs/${'cd'.repeat(32)}`, anna.pin, auth)).status).toBe(404);
+  });
+
+  it('refuses an upload whose bytes do not match its name, and registers nothing', async () => {
+    const p = await makePack(3);
+    await anna.api.packs.declare.mutate(declaration(p));
+    const wrong = Buffer.from(p.bytes);
+    wrong[100]! ^= 1;
+    await expect(
+      uploadPack({
+        conn: { url: c.url, pin: anna.pin, token: anna.token },
+        name: p.info.name,
+        data: wrong,
+        size: wrong.length,
+        retryDelays: [],
+      }),
+    ).rejects.toThrow(/HTTP 422.*SHA-256/);
+    expect((await anna.api.blobs.have.mutate({ ids: p.ids })).ids).toEqual([]);
+    expect((await anna.api.packs.missing.mutate({ names: [p.info.name] })).names).toEqual([
+      p.info.name,
+    ]);
+    const undeclared = await makePack(1);
+    await expect(
+      uploadPack({
+        conn: { url: c.url, pin: anna.pin, token: anna.token },
+        name: undeclared.info.name,
+        data: undeclared.bytes,
+        size: undeclared.info.size,
+        retryDelays: [],
+      }),
+    ).rejects.toThrow(/HTTP 400.*not declared/);
+  });
+
+  it('commits a snapshot only when every pack it needs is stored', async () => {
+    const p = await makePack(2);
+    const snapshot = sealSnapshot(keys, {
+      startNs: 1n,
+      endNs: 2n,
+      tree: systemRandom(32),
+      parent: null,
+      hostname: 'h',
+      device: 'anna-laptop',
+      paths: ['/x'],
+      tags: [],
+      partial: false,
+      errors: [],
+      stats: { files: 1, dirs: 1, bytes: 1, filesNew: 1, bytesNew: 1 },
+    });
+    const commit = () =>
+      anna.api.snapshots.commit.mutate({
+        id: snapshot.id,
+        sealed: Buffer.from(snapshot.bytes).toString('base64'),
+        packs: [p.info.name],
+      });
+    await expect(commit()).rejects.toThrow(/does not have/);
+    await anna.api.packs.declare.mutate(declaration(p));
+    await uploadPack({
+      conn: { url: c.url, pin: anna.pin, token: anna.token },
+      name: p.info.name,
+      data: p.bytes,
+      size: p.info.size,
+      retryDelays: [],
+    });
+    await commit();
+    const list = await anna.api.snapshots.list.query();
+    expect(list).toEqual([expect.objectContaining({ id: snapshot.id, device: 'anna-laptop' })]);
+    const back = await anna.api.snapshots.get.query({ id: snapshot.id });
+    expect(Buffer.from(back.sealed, 'base64').equals(Buffer.from(snapshot.bytes))).toBe(true);
+    await expect(
+      anna.api.snapshots.commit.mutate({
+        id: 'ab'.repeat(32),
+        sealed: Buffer.from(snapshot.bytes).toString('base64'),
+        packs: [],
+      }),
+    ).rejects.toThrow(/hash to/);
+  });
+
+  it('rejects unauthenticated, revoked and other-device requests on every route, and malformed input with a 4xx', async () => {
+    const stranger = apiClient({ url: c.url, pin: anna.pin });
+    await expect(stranger.household.get.query()).rejects.toThrow(/not enrolled or was revoked/);
+    await expect(stranger.enroll.mutate({ token: 'x'.repeat(43) })).rejects.toThrow(
+      /unknown, already used or expired/,
+    );
+    const p = await makePack(1);
+    await expect(
+      uploadPack({
+        conn: { url: c.url, pin: anna.pin, token: 'y'.repeat(43) },
+        name: p.info.name,
+        data: p.bytes,
+        size: p.info.size,
+        retryDelays: [],
+      }),
+    ).rejects.toThrow(/HTTP 401/);
+    expect((await get(`${c.url}/packs/${'ab'.repeat(32)}`, anna.pin)).status).toBe(401);
+
+    // Another device may not continue anna's upload.
+    const bob = await enroll(c, 'bob-laptop');
+    await anna.api.packs.declare.mutate(declaration(p));
+    const created = await new Promise<{ status: number; location: string }>((resolve, reject) => {
+      const req = request(
+        `${c.url}/packs/uploads`,
+        {
+          ...tlsOptions(anna.pin),
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${anna.token}`,
+            'tus-resumable': '1.0.0',
+            'upload-length': String(p.info.size),
+            'upload-metadata': `pack ${Buffer.from(p.info.name).toString('base64')}`,
+          },
+        },
+        (res) => {
+          res.resume();
+          resolve({
+            status: res.statusCode ?? 0,
+            location: new URL(String(res.headers.location), c.url).href,
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(created.status).toBe(201);
+    const hijack = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        created.location,
+        {
+          ...tlsOptions(anna.pin),
+          method: 'PATCH',
+          headers: {
+            authorization: `Bearer ${bob.token}`,
+            'tus-resumable': '1.0.0',
+            'upload-offset': '0',
+            'content-type': 'application/offset+octet-stream',
+          },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end(p.bytes);
+    });
+    expect(hijack).toBe(403);
+
+    // Malformed input: a 4xx with a message that says what is wrong.
+    await expect(anna.api.blobs.have.mutate({ ids: ['not-hex'] })).rejects.toThrow(
+      /64 lowercase hex/,
+    );
+
+    // A revoked device loses access at once, on tRPC, tus and downloads.
+    expect(
+      (await runKinvaultd(['device', 'revoke', 'bob-laptop', '--data-dir', c.dataDir])).code,
+    ).toBe(0);
+    await expect(bob.api.snapshots.list.query()).rejects.toThrow(/not enrolled or was revoked/);
+    expect(
+      (
+        await get(`${c.url}/packs/${'ab'.repeat(32)}`, bob.pin, {
+          authorization: `Bearer ${bob.token}`,
+        })
+      ).status,
+    ).toBe(401);
+    await expect(
+      uploadPack({
+        conn: { url: c.url, pin: bob.pin, token: bob.token },
+        name: p.info.name,
+        data: p.bytes,
+        size: p.info.size,
+        retryDelays: [],
+      }),
+    ).rejects.toThrow(/HTTP 401/);
+  });
+});
