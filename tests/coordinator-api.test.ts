@@ -124,7 +124,7 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
   it('accepts a declared pack over tus, verifies it, and answers dedup queries', async () => {
     const p = await makePack(5);
     expect(await anna.api.packs.declare.mutate(declaration(p))).toEqual({ needed: true });
-    expect((await anna.api.blobs.have.mutate({ ids: p.ids })).ids).toEqual([]);
+    expect((await anna.api.blobs.have.mutate({ ids: p.ids })).found).toEqual([]);
     await uploadPack({
       conn: { url: c.url, pin: anna.pin, token: anna.token },
       name: p.info.name,
@@ -170,7 +170,7 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
         retryDelays: [],
       }),
     ).rejects.toThrow(/HTTP 422.*SHA-256/);
-    expect((await anna.api.blobs.have.mutate({ ids: p.ids })).ids).toEqual([]);
+    expect((await anna.api.blobs.have.mutate({ ids: p.ids })).found).toEqual([]);
     expect((await anna.api.packs.missing.mutate({ names: [p.info.name] })).names).toEqual([
       p.info.name,
     ]);

@@ -22,10 +22,17 @@ export function packDownloadRoute(services: Services, store: PackStore) {
       const range = req.headers.range;
       if (range === undefined)
         return binary().header('content-length', size).send(store.read(name));
-      const m = /^bytes=(\d+)-(\d*)$/.exec(range);
-      const start = m ? Number(m[1]) : NaN;
-      const end = m && m[2] !== '' ? Math.min(Number(m[2]), size - 1) : size - 1;
-      if (!m || start > end || start >= size) {
+      // "bytes=a-b", "bytes=a-" or a suffix "bytes=-n" (the last n bytes: a pack's tail).
+      const m = /^bytes=(\d*)-(\d*)$/.exec(range);
+      let start = NaN;
+      let end = size - 1;
+      if (m && m[1] !== '') {
+        start = Number(m[1]);
+        if (m[2] !== '') end = Math.min(Number(m[2]), size - 1);
+      } else if (m && m[2] !== '') {
+        start = Math.max(0, size - Number(m[2]));
+      }
+      if (!m || !(start <= end) || start >= size) {
         return reply
           .code(416)
           .header('content-range', `bytes */${size}`)

@@ -108,10 +108,10 @@ export const appRouter = t.router({
   }),
 
   blobs: t.router({
-    /** Dedup: which of these blob ids are already in committed packs. */
+    /** Dedup and lookup: which of these blob ids are in committed packs, and where. */
     have: deviceProcedure
       .input(z.object({ ids: z.array(hex64).max(20_000) }).strict())
-      .mutation(async ({ ctx, input }) => ({ ids: await ctx.services.packs.have(input.ids) })),
+      .mutation(async ({ ctx, input }) => ({ found: await ctx.services.packs.have(input.ids) })),
   }),
 
   packs: t.router({
@@ -146,11 +146,9 @@ export const appRouter = t.router({
         }),
       ),
     list: deviceProcedure.query(({ ctx }) => ctx.services.snapshots.list()),
-    get: deviceProcedure
-      .input(z.object({ id: hex64 }).strict())
-      .query(async ({ ctx, input }) => ({
-        sealed: Buffer.from(await ctx.services.snapshots.get(input.id)).toString('base64'),
-      })),
+    get: deviceProcedure.input(z.object({ id: hex64 }).strict()).query(async ({ ctx, input }) => ({
+      sealed: Buffer.from(await ctx.services.snapshots.get(input.id)).toString('base64'),
+    })),
   }),
 });
 

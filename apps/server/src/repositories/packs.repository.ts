@@ -84,12 +84,11 @@ export function packsRepository(sql: Sql) {
       });
     },
 
-    /** Which of these blob ids are in committed packs. */
-    async have(ids: readonly Buffer[]): Promise<Buffer[]> {
+    /** Which of these blob ids are in committed packs, and in which. */
+    async have(ids: readonly Buffer[]): Promise<{ id: Buffer; pack: Buffer }[]> {
       if (ids.length === 0) return [];
-      const rows = await sql<{ id: Buffer }[]>`
-        select id from blobs where id = any(${sql.array(ids as Buffer[], BYTEA_ARRAY)}::bytea[])`;
-      return rows.map((r) => r.id);
+      return sql<{ id: Buffer; pack: Buffer }[]>`
+        select id, pack from blobs where id = any(${sql.array(ids as Buffer[], BYTEA_ARRAY)}::bytea[])`;
     },
 
     /** Which of these pack names are committed. */

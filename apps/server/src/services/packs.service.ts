@@ -99,10 +99,10 @@ export function packsService(repo: PacksRepository, store: PackStore) {
       return repo.commit(name, size, device.id);
     },
 
-    /** Which of these blob ids (hex) the coordinator already has in committed packs. */
-    async have(ids: readonly string[]): Promise<string[]> {
+    /** Which of these blob ids (hex) are in committed packs, with the pack of each. */
+    async have(ids: readonly string[]): Promise<{ id: string; pack: string }[]> {
       const found = await repo.have(ids.map((id) => hexBuf(id, 'A blob id')));
-      return found.map((b) => b.toString('hex'));
+      return found.map((r) => ({ id: r.id.toString('hex'), pack: r.pack.toString('hex') }));
     },
 
     async isCommitted(name: string): Promise<boolean> {

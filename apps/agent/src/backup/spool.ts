@@ -1,0 +1,96 @@
+/**
+ * Finished packs wait in the spool until the coordinator has them:
+ *   spool/<name>.pack   the pack
+ *   spool/<name>.json   its declaration (size and blob list)
+ * A pack still being written is spool/.tmp-*; after a crash those are deleted and
+ * their blobs packed again, so an interruption costs at most the pack being written.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { toHex, type OpenPackSink, type PackInfo } from '@kinvault/format';
+import type { UrlStorage } from 'tus-js-client';
+import type { ApiClient, Connection } from '../transport/api.js';
+import { uploadPack } from '../transport/upload.js';
+
+export interface Declaration {
+  name: string;
+  size: number;
+  blobs: { type: 1 | 2; id: string }[];
+}
+
+export interface Uploaded {
+  name: string;
+  size: number;
+  info: PackInfo | null;
+}
+
+export function spool(
+  dir: string,
+  api: ApiClient,
+  conn: Connection & { token: string },
+  urlStorage: UrlStorage,
+  onUploaded: (u: Uploaded) => Promise<void> | void,
+) {
+  async function send(d: Declaration, info: PackInfo | null): Promise<void> {
+    const { needed } = await api.packs.declare.mutate(d);
+    if (needed) {
+      await uploadPack({
+        conn,
+        name: d.name,
+        data: createReadStream(join(dir, `${d.name}.pack`)),
+        size: d.size,
+        urlStorage,
+      });
+    }
+    await onUploaded({ name: d.name, size: needed ? d.size : 0, info });
+    await rm(join(dir, `${d.name}.pack`), { force: true });
+    await rm(join(dir, `${d.name}.json`), { force: true });
+  }
+
+  return {
+    /** Uploads what an earlier, interrupted run left behind; drops half-written packs. */
+    async resume(): Promise<number> {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      let sent = 0;
+      for (const f of await readdir(dir)) {
+        if (f.startsWith('.tmp-')) await rm(join(dir, f), { force: true });
+        else if (f.endsWith('.json')) {
+          const d = JSON.parse(await readFile(join(dir, f), 'utf8')) as Declaration;
+          await send(d, null);
+          sent++;
+        }
+      }
+      return sent;
+    },
+
+    /** Pack sinks for the BlobPacker: write to the spool, then upload on close. */
+    openSink: (async () => {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
+      const fh = await open(tmp, 'wx', 0o600);
+      return {
+        write: async (bytes: Uint8Array) => void (await fh.write(bytes)),
+        writev: async (parts: readonly Uint8Array[]) =>
+          void (await fh.writev(parts as Uint8Array[])),
+        close: async (info: PackInfo) => {
+          await fh.sync();
+          await fh.close();
+          const d: Declaration = {
+            name: info.name,
+            size: info.size,
+            blobs: info.entries.map((e) => ({ type: e.type, id: toHex(e.id) })),
+          };
+          await rename(tmp, join(dir, `${info.name}.pack`));
+          await writeFile(join(dir, `${info.name}.json`), JSON.stringify(d), { mode: 0o600 });
+          await send(d, info);
+        },
+        abort: async () => {
+          await fh.close().catch(() => {});
+          await rm(tmp, { force: true });
+        },
+      };
+    }) satisfies OpenPackSink,
+  };
+}

@@ -1,0 +1,240 @@
+#!/usr/bin/env node
+/**
+ * kinvault — the Kinvault agent. Each command parses flags (each with an environment
+ * twin), calls one service and maps errors to exit codes: 0 ok, 1 failure, 2 bad input
+ * or usage, 3 backup committed but partial (some files could not be read).
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { isKinvaultError } from '@kinvault/protocol';
+import { deriveKeys } from '@kinvault/format';
+import { backup } from '../backup/backup.service.js';
+import { getPassphrase } from '../passphrase.js';
+import { RemoteRepository } from '../repository.js';
+import { list, restore } from '../restore.service.js';
+import { setup } from '../services/setup.service.js';
+import { defaultStateDir, loadState, statePaths } from '../state.js';
+import { apiClient } from '../transport/api.js';
+import { packReader } from '../transport/packs.js';
+import { formatBytes, formatDuration, progressLine } from './progress.js';
+
+const program = new Command('kinvault')
+  .description('The Kinvault agent: backs up this computer to the household coordinator.')
+  .addOption(
+    new Option('--state-dir <dir>', 'where this device keeps its keys and state')
+      .env('KINVAULT_STATE_DIR')
+      .default(defaultStateDir()),
+  )
+  .exitOverride()
+  .showHelpAfterError();
+
+const json = () =>
+  new Option('--json', 'print JSON (the last line of output is one JSON object)').env(
+    'KINVAULT_JSON',
+  );
+const stateDir = () => program.opts<{ stateDir: string }>().stateDir;
+const out = (value: unknown) => console.log(JSON.stringify(value));
+
+async function withRepo<T>(
+  use: (repo: RemoteRepository, keys: ReturnType<typeof deriveKeys>) => Promise<T>,
+): Promise<T> {
+  const { state, masterKey } = await loadState(stateDir());
+  const conn = {
+    url: state.url,
+    pin: { certPem: state.certPem, fingerprint: state.fingerprint },
+    token: state.token,
+  };
+  const reader = packReader(conn);
+  const keys = deriveKeys(masterKey);
+  try {
+    return await use(
+      new RemoteRepository(apiClient(conn), reader, keys, statePaths(stateDir()).cache),
+      keys,
+    );
+  } finally {
+    reader.close();
+  }
+}
+
+program
+  .command('setup <code>')
+  .description('enroll this device with a code from "kinvaultd device add"')
+  .addOption(
+    new Option('--passphrase-file <file>', 'read the household passphrase from a file').env(
+      'KINVAULT_PASSPHRASE_FILE',
+    ),
+  )
+  .addOption(json())
+  .action(async (code: string, opts: { passphraseFile?: string; json?: boolean }) => {
+    const r = await setup(code, stateDir(), (confirm) =>
+      getPassphrase({ passphraseFile: opts.passphraseFile, confirm }),
+    );
+    if (opts.json) return out(r);
+    console.log(`This device is enrolled as "${r.device}" with the coordinator at ${r.url}.`);
+    if (r.recoveryCode) {
+      console.log(`
+You created the household's keys. This is its RECOVERY CODE — print it or write it down
+and keep it somewhere safe. It is the only way back in if the passphrase is forgotten,
+and it is shown only now:
+
+    ${r.recoveryCode}
+`);
+    }
+    console.log(`The master key is kept in ${statePaths(stateDir()).masterKey} (mode 0600).
+Next: kinvault backup ~/Pictures`);
+  });
+
+program
+  .command('backup <paths...>')
+  .description('back up files and folders')
+  .addOption(
+    new Option('--exclude <glob...>', 'skip matching names (no "/") or absolute paths')
+      .env('KINVAULT_EXCLUDE')
+      .default([]),
+  )
+  .addOption(
+    new Option('--threads <n>', 'worker threads for hashing and encryption')
+      .env('KINVAULT_THREADS')
+      .argParser((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 64)
+          throw new CommanderError(2, 'kinvault.threads', `--threads must be 1 to 64, got "${v}"`);
+        return n;
+      }),
+  )
+  .addOption(json())
+  .action(
+    async (
+      paths: string[],
+      opts: { exclude: string[] | string; threads?: number; json?: boolean },
+    ) => {
+      const excludes = typeof opts.exclude === 'string' ? opts.exclude.split(',') : opts.exclude;
+      const bar = progressLine(process.stderr.isTTY === true && !opts.json);
+      const summary = await backup({
+        paths,
+        excludes,
+        stateDir: stateDir(),
+        threads: opts.threads,
+        onProgress: (p) => {
+          const secs = (Date.now() - p.startedAt) / 1000;
+          const rate = p.bytesRead / Math.max(secs, 0.001);
+          const eta = (p.totals.changedBytes - p.bytesRead) / Math.max(rate, 1);
+          bar.update(
+            `${p.filesDone}/${p.totals.files} files · ${formatBytes(p.bytesRead)}/${formatBytes(p.totals.changedBytes)} read · ${formatBytes(rate)}/s · ETA ${formatDuration(eta)} · ${formatBytes(p.bytesUploaded)} uploaded`,
+          );
+        },
+      });
+      bar.done();
+      for (const e of summary.errors.slice(0, 50))
+        console.error(`could not back up ${e.path}: ${e.message}`);
+      if (summary.errors.length > 50) console.error(`… and ${summary.errors.length - 50} more`);
+      if (opts.json) out(summary);
+      else {
+        console.log(`Snapshot ${summary.snapshot.slice(0, 12)}${summary.partial ? ' (PARTIAL: some files could not be read)' : ''}
+  ${summary.files_seen} files (${summary.files_changed} new or changed), ${formatBytes(summary.bytes_seen)}
+  read ${formatBytes(summary.bytes_read)}, uploaded ${formatBytes(summary.bytes_uploaded)} in ${summary.packs_uploaded} packs, ${formatDuration(summary.duration_s)}`);
+      }
+      if (summary.partial) process.exitCode = 3;
+    },
+  );
+
+program
+  .command('snapshots')
+  .description("list the household's snapshots")
+  .addOption(json())
+  .action(async (opts: { json?: boolean }) => {
+    const all = await withRepo((repo) => repo.snapshots());
+    const rows = all.map((s) => ({
+      id: s.id,
+      device: s.device,
+      time: s.createdAt,
+      paths: s.snapshot.paths,
+      files: s.snapshot.stats.files,
+      bytes: s.snapshot.stats.bytes,
+      partial: s.snapshot.partial,
+    }));
+    if (opts.json) return out(rows);
+    if (rows.length === 0) return console.log('No snapshots yet. Run "kinvault backup PATH".');
+    for (const r of rows)
+      console.log(
+        `${r.id.slice(0, 12)}  ${r.time}  ${r.device.padEnd(16)} ${String(r.files).padStart(8)} files ${formatBytes(r.bytes).padStart(9)}  ${r.paths.join(' ')}${r.partial ? '  (partial)' : ''}`,
+      );
+  });
+
+program
+  .command('ls <snapshot> [path]')
+  .description(
+    'list a directory of a snapshot ("latest" or an id prefix; PATH like home/anna/Pictures)',
+  )
+  .addOption(json())
+  .action(async (ref: string, path: string | undefined, opts: { json?: boolean }) => {
+    const r = await withRepo((repo) => list(repo, ref, path ?? ''));
+    if (opts.json) {
+      return out(
+        r.entries.map((n) => ({
+          name: n.name,
+          kind: n.kind,
+          mode: n.mode,
+          mtime: new Date(Number(n.mtimeNs / 1_000_000n)).toISOString(),
+          size: n.kind === 'file' ? n.size : null,
+          target: n.kind === 'symlink' ? n.target : null,
+        })),
+      );
+    }
+    for (const n of r.entries) {
+      const kind = n.kind === 'dir' ? 'd' : n.kind === 'symlink' ? 'l' : '-';
+      const size = n.kind === 'file' ? formatBytes(n.size) : '';
+      console.log(
+        `${kind}${n.mode.toString(8).padStart(4, '0')}  ${size.padStart(9)}  ${new Date(Number(n.mtimeNs / 1_000_000n)).toISOString()}  ${n.name}${n.kind === 'dir' ? '/' : ''}${n.kind === 'symlink' ? ` -> ${n.target}` : ''}`,
+      );
+    }
+  });
+
+program
+  .command('restore <snapshot>')
+  .description('restore a snapshot, or parts of it, under a directory')
+  .addOption(
+    new Option('--target <dir>', 'where to restore')
+      .env('KINVAULT_RESTORE_TARGET')
+      .makeOptionMandatory(),
+  )
+  .addOption(
+    new Option(
+      '--include <path...>',
+      'restore only these paths (like home/anna/Pictures/2024)',
+    ).default([]),
+  )
+  .addOption(json())
+  .action(async (ref: string, opts: { target: string; include: string[]; json?: boolean }) => {
+    const bar = progressLine(process.stderr.isTTY === true && !opts.json);
+    const r = await withRepo((repo, keys) =>
+      restore(repo, keys, ref, opts.target, opts.include, (s) =>
+        bar.update(
+          `${s.files_restored + s.files_skipped} files · ${formatBytes(s.bytes_written)} written`,
+        ),
+      ),
+    );
+    bar.done();
+    if (opts.json) return out(r);
+    console.log(
+      `Restored snapshot ${r.snapshot.slice(0, 12)} into ${opts.target}: ${r.files_restored} files written (${formatBytes(r.bytes_written)}), ${r.files_skipped} already correct, ${r.dirs} folders, ${r.symlinks} links, in ${formatDuration(r.duration_s)}.`,
+    );
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    if (error.code === 'kinvault.threads') console.error(`kinvault: ${error.message}`);
+    process.exitCode = error.exitCode === 0 ? 0 : 2;
+  } else if (isKinvaultError(error)) {
+    console.error(`kinvault: ${error.message}`);
+    process.exitCode =
+      error.code === 'INVALID_ARGUMENT' || error.code === 'WRONG_PASSPHRASE' ? 2 : 1;
+  } else {
+    const e = error as { message?: string; cause?: unknown };
+    const cause = isKinvaultError(e.cause) ? e.cause : undefined;
+    console.error(`kinvault: ${cause?.message ?? e.message ?? String(error)}`);
+    process.exitCode = cause?.code === 'INVALID_ARGUMENT' ? 2 : 1;
+  }
+}
+process.exit(process.exitCode ?? 0);

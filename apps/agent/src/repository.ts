@@ -1,0 +1,167 @@
+/**
+ * The household repository as this agent sees it through the coordinator: where each
+ * blob is (the coordinator says which pack; the pack's own header, read with two small
+ * ranged GETs and cached, says where in it), and reading blobs, trees and snapshots.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  BlobType,
+  decodePackHeader,
+  decodeTree,
+  encodePackHeader,
+  openBlob,
+  openSnapshot,
+  PACK_TRAILER_BYTES,
+  readPackHeader,
+  toHex,
+  type PackEntry,
+  type RepositoryKeys,
+  type Snapshot,
+  type Tree,
+} from '@kinvault/format';
+import { KinvaultError } from '@kinvault/protocol';
+import type { ApiClient } from './transport/api.js';
+import type { PackReader } from './transport/packs.js';
+
+export interface Located {
+  pack: string;
+  entry: PackEntry;
+}
+
+const HAVE_BATCH = 20_000;
+
+export class RemoteRepository {
+  private readonly headers = new Map<string, Map<string, PackEntry>>();
+  private readonly trees = new Map<string, Tree>();
+
+  constructor(
+    private readonly api: ApiClient,
+    private readonly packs: PackReader,
+    private readonly keys: RepositoryKeys,
+    private readonly cacheDir: string,
+  ) {}
+
+  /** Which of these ids the coordinator has, and in which pack. */
+  async have(ids: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (let i = 0; i < ids.length; i += HAVE_BATCH) {
+      const { found } = await this.api.blobs.have.mutate({ ids: ids.slice(i, i + HAVE_BATCH) });
+      for (const f of found) out.set(f.id, f.pack);
+    }
+    return out;
+  }
+
+  /** Remembers a pack's entries (for packs this device wrote). */
+  async rememberPack(name: string, entries: readonly PackEntry[]): Promise<void> {
+    this.headers.set(name, new Map(entries.map((e) => [toHex(e.id), e])));
+    await mkdir(this.cacheDir, { recursive: true, mode: 0o700 });
+    await writeFile(join(this.cacheDir, name), encodePackHeader(entries), { mode: 0o600 });
+  }
+
+  private async entries(name: string): Promise<Map<string, PackEntry>> {
+    const known = this.headers.get(name);
+    if (known) return known;
+    let list: PackEntry[];
+    const cached = await readFile(join(this.cacheDir, name)).catch(() => null);
+    if (cached) {
+      list = decodePackHeader(cached, sumLengths(cached));
+    } else {
+      const { total } = await this.packs.tail(name, PACK_TRAILER_BYTES);
+      list = await readPackHeader(
+        { size: total, read: async (o, l) => (await this.packs.range(name, o, l)).bytes },
+        this.keys,
+      );
+      await this.rememberPack(name, list);
+    }
+    const map = new Map(list.map((e) => [toHex(e.id), e]));
+    this.headers.set(name, map);
+    return map;
+  }
+
+  async locate(ids: readonly string[]): Promise<Map<string, Located>> {
+    const packsOf = await this.have(ids);
+    const out = new Map<string, Located>();
+    for (const id of ids) {
+      const pack = packsOf.get(id);
+      if (!pack) continue;
+      const entry = (await this.entries(pack)).get(id);
+      if (entry) out.set(id, { pack, entry });
+    }
+    return out;
+  }
+
+  async loadBlob(type: BlobType, id: Uint8Array, where?: Located): Promise<Uint8Array> {
+    const hex = toHex(id);
+    const loc = where ?? (await this.locate([hex])).get(hex);
+    if (!loc)
+      throw new KinvaultError(
+        'PACK_CORRUPT',
+        `Blob ${hex} is in no stored pack: the snapshot is damaged or its packs were lost. Run a check.`,
+      );
+    const { bytes } = await this.packs.range(loc.pack, loc.entry.offset, loc.entry.length);
+    return openBlob(this.keys, type, id, bytes);
+  }
+
+  async loadTree(id: Uint8Array): Promise<Tree> {
+    const hex = toHex(id);
+    let tree = this.trees.get(hex);
+    if (!tree) {
+      tree = decodeTree(await this.loadBlob(BlobType.tree, id));
+      if (this.trees.size > 10_000) this.trees.clear();
+      this.trees.set(hex, tree);
+    }
+    return tree;
+  }
+
+  async snapshots(): Promise<
+    { id: string; device: string; createdAt: string; snapshot: Snapshot }[]
+  > {
+    const list = await this.api.snapshots.list.query();
+    const out = [];
+    for (const s of list) {
+      const { sealed } = await this.api.snapshots.get.query({ id: s.id });
+      out.push({ ...s, snapshot: openSnapshot(this.keys, Buffer.from(sealed, 'base64')) });
+    }
+    return out;
+  }
+
+  /** A snapshot by full id or unique prefix (at least 6 hex digits), or "latest". */
+  async findSnapshot(ref: string) {
+    const all = await this.snapshots();
+    if (ref === 'latest') {
+      const last = all[all.length - 1];
+      if (!last)
+        throw new KinvaultError(
+          'INVALID_ARGUMENT',
+          'There are no snapshots yet. Run "kinvault backup PATH" first.',
+        );
+      return last;
+    }
+    if (!/^[0-9a-f]{6,64}$/.test(ref))
+      throw new KinvaultError(
+        'INVALID_ARGUMENT',
+        `"${ref}" is not a snapshot id: give at least 6 hex digits of one ("kinvault snapshots" lists them), or "latest".`,
+      );
+    const matches = all.filter((s) => s.id.startsWith(ref));
+    if (matches.length !== 1) {
+      throw new KinvaultError(
+        'INVALID_ARGUMENT',
+        matches.length === 0
+          ? `No snapshot id starts with ${ref}.`
+          : `${matches.length} snapshots start with ${ref}; give more digits.`,
+      );
+    }
+    return matches[0]!;
+  }
+}
+
+/** The blob area a cached header describes (its entries tile it from 0). */
+function sumLengths(plain: Uint8Array): number {
+  const view = new DataView(plain.buffer, plain.byteOffset, plain.byteLength);
+  const count = plain.byteLength >= 4 ? view.getUint32(0, true) : 0;
+  let total = 0;
+  for (let i = 0; i < count && 4 + i * 41 + 41 <= plain.byteLength; i++)
+    total += view.getUint32(4 + i * 41 + 37, true);
+  return total;
+}
