@@ -3,6 +3,7 @@
  * the parent snapshot (size, mtime, ctime, inode): unchanged files keep their chunk
  * list and are not read. The result is an in-memory tree with totals for progress.
  */
+import type { BigIntStats } from 'node:fs';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import picomatch from 'picomatch';
@@ -85,7 +86,7 @@ async function ignoreFile(dir: string): Promise<string[]> {
     .filter((l) => l && !l.startsWith('#'));
 }
 
-function meta(name: string, path: string, st: import('node:fs').BigIntStats): Meta {
+function meta(name: string, path: string, st: BigIntStats): Meta {
   return {
     name,
     path,
