@@ -1,0 +1,176 @@
+/**
+ * End to end: the built kinvault agent against the built kinvaultd (embedded
+ * PostgreSQL, HTTPS), as a user runs them.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, symlink, utimes, writeFile, readFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compareTrees } from '../packages/format/demo/verify.js';
+import {
+  initCoordinator,
+  startCoordinator,
+  traversableTempDir,
+  type Coordinator,
+} from './support/kinvaultd.js';
+import { enrollDevice, lastJson, runKinvault } from './support/kinvault.js';
+
+interface Summary {
+  snapshot: string;
+  files_seen: number;
+  files_changed: number;
+  bytes_read: number;
+  bytes_uploaded: number;
+  partial: boolean;
+  errors: { path: string; message: string }[];
+}
+
+async function photoTree(dir: string): Promise<void> {
+  await mkdir(join(dir, 'Photos', '2024', 'Summer'), { recursive: true });
+  await mkdir(join(dir, 'Photos', 'Empty album'), { recursive: true });
+  await mkdir(join(dir, 'Docs'), { recursive: true });
+  for (let i = 0; i < 6; i++)
+    await writeFile(
+      join(dir, 'Photos', '2024', 'Summer', `IMG_${i}.jpg`),
+      randomBytes(1_500_000 + i * 300_000),
+    );
+  await writeFile(join(dir, 'Photos', 'video.mp4'), randomBytes(9_000_000));
+  for (let i = 0; i < 50; i++)
+    await writeFile(join(dir, 'Docs', `note ${i}.txt`), `note ${i}\n`.repeat(i));
+  await writeFile(join(dir, 'Docs', 'empty.txt'), '');
+  await writeFile(join(dir, 'Docs', 'run.sh'), '#!/bin/sh\n', { mode: 0o750 });
+  await chmod(join(dir, 'Docs', 'run.sh'), 0o750);
+  await writeFile(join(dir, '.DS_Store'), 'junk');
+  await symlink('Photos/video.mp4', join(dir, 'latest video'));
+  await utimes(
+    join(dir, 'Docs', 'note 1.txt'),
+    new Date('2003-04-05T06:07:08.123Z'),
+    new Date('2003-04-05T06:07:08.123Z'),
+  );
+}
+
+describe('kinvault agent (built commands)', () => {
+  let c: Coordinator;
+  let work: string;
+  let anna: string;
+
+  beforeAll(async () => {
+    const { dataDir, port } = await initCoordinator();
+    c = await startCoordinator(dataDir, port);
+    work = await traversableTempDir('kinvault-agent-e2e-');
+    anna = join(work, 'anna-state');
+    await enrollDevice(c.dataDir, 'anna-laptop', anna);
+  }, 120_000);
+
+  afterAll(async () => {
+    await c?.stop();
+  });
+
+  it('backs up a tree and restores it identical: bytes, modes, mtimes, links, empty folders', async () => {
+    const src = join(work, 'src');
+    await photoTree(src);
+    const first = await runKinvault(anna, ['backup', src, '--json']);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    const a = lastJson<Summary>(first.stdout);
+    expect(a).toMatchObject({ files_seen: 59, files_changed: 59, partial: false });
+    expect(a.bytes_uploaded).toBeGreaterThan(a.bytes_read);
+
+    const again = lastJson<Summary>((await runKinvault(anna, ['backup', src, '--json'])).stdout);
+    expect(again).toMatchObject({
+      files_seen: 59,
+      files_changed: 0,
+      bytes_read: 0,
+      bytes_uploaded: 0,
+    });
+
+    const target = join(work, 'restored');
+    const r = await runKinvault(anna, [
+      'restore',
+      again.snapshot.slice(0, 10),
+      '--target',
+      target,
+      '--json',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(lastJson(r.stdout)).toMatchObject({ files_restored: 58 + 1 });
+    const restoredSrc = join(target, src);
+    // .DS_Store is excluded by default; everything else must be identical.
+    const problems = await compareTrees(src, restoredSrc);
+    expect(problems).toEqual(['.DS_Store: missing from the restore']);
+
+    // Re-running skips what is already there and correct, and repairs what is not.
+    await writeFile(join(restoredSrc, 'Docs', 'note 3.txt'), 'tampered');
+    const re = lastJson(
+      (await runKinvault(anna, ['restore', 'latest', '--target', target, '--json'])).stdout,
+    );
+    expect(re).toMatchObject({ files_restored: 1, files_skipped: 58 });
+    expect(await readFile(join(restoredSrc, 'Docs', 'note 3.txt'), 'utf8')).toBe(
+      'note 3\n'.repeat(3),
+    );
+
+    // Part of a snapshot, and listing.
+    const part = join(work, 'part');
+    await runKinvault(anna, [
+      'restore',
+      'latest',
+      '--target',
+      part,
+      '--include',
+      `${src.slice(1)}/Docs`,
+    ]);
+    expect(await compareTrees(join(src, 'Docs'), join(part, src, 'Docs'))).toEqual([]);
+    const ls = JSON.parse(
+      (await runKinvault(anna, ['ls', 'latest', `${src.slice(1)}/Photos`, '--json'])).stdout,
+    ) as { name: string }[];
+    expect(ls.map((e) => e.name)).toEqual(['2024', 'Empty album', 'video.mp4']);
+  });
+
+  it('a second device with the same photos uploads almost nothing', async () => {
+    const src = join(work, 'src');
+    const bob = join(work, 'bob-state');
+    await enrollDevice(c.dataDir, 'bob-laptop', bob);
+    const copy = join(work, 'bobs-copy');
+    execFileSync('cp', ['-a', src, copy]);
+    const b = lastJson<Summary>((await runKinvault(bob, ['backup', copy, '--json'])).stdout);
+    expect(b.files_changed).toBe(59);
+    // Only trees and a pack header or two are new: the file contents dedupe.
+    expect(b.bytes_uploaded).toBeLessThan(100_000);
+    const snaps = JSON.parse((await runKinvault(bob, ['snapshots', '--json'])).stdout) as {
+      device: string;
+    }[];
+    expect(new Set(snaps.map((s) => s.device))).toEqual(new Set(['anna-laptop', 'bob-laptop']));
+  });
+
+  it('names what it could not back up, commits a partial snapshot and exits non-zero', async () => {
+    const src = join(work, 'partial');
+    await mkdir(src);
+    await writeFile(join(src, 'fine.txt'), 'fine');
+    execFileSync('mkfifo', [join(src, 'a pipe')]);
+    const r = await runKinvault(anna, ['backup', src, '--json']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/could not back up .*a pipe: not a file/);
+    const s = lastJson<Summary>(r.stdout);
+    expect(s.partial).toBe(true);
+    const snaps = JSON.parse((await runKinvault(anna, ['snapshots', '--json'])).stdout) as {
+      id: string;
+      partial: boolean;
+    }[];
+    expect(snaps.find((x) => x.id === s.snapshot)?.partial).toBe(true);
+  });
+
+  it('explains bad input', async () => {
+    expect(
+      (await runKinvault(anna, ['restore', 'zzz', '--target', join(work, 'x')])).stderr,
+    ).toMatch(/not a snapshot id/);
+    expect((await runKinvault(anna, ['restore', 'latest'])).code).toBe(2);
+    const notSetUp = await runKinvault(join(work, 'nobody'), ['snapshots']);
+    expect(notSetUp.code).toBe(2);
+    expect(notSetUp.stderr).toMatch(/not set up/);
+    expect((await runKinvault(anna, ['setup', 'KV1-garbage'])).stderr).toMatch(
+      /already set up|enrollment code/,
+    );
+    expect((await runKinvault(anna, ['--help'])).stdout).toMatch(/backup/);
+  });
+});
