@@ -132,9 +132,9 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
       size: p.info.size,
       retryDelays: [],
     });
-    expect(
-      (await anna.api.blobs.have.mutate({ ids: [...p.ids, 'ab'.repeat(32)] })).ids.sort(),
-    ).toEqual([...p.ids].sort());
+    const found = (await anna.api.blobs.have.mutate({ ids: [...p.ids, 'ab'.repeat(32)] })).found;
+    expect(found.map((f) => f.id).sort()).toEqual([...p.ids].sort());
+    expect(new Set(found.map((f) => f.pack))).toEqual(new Set([p.info.name]));
     expect(await anna.api.packs.declare.mutate(declaration(p))).toEqual({ needed: false });
 
     // Download, whole and by range, from the pinned coordinator.

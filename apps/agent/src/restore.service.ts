@@ -31,6 +31,7 @@ import {
   type RepositoryKeys,
 } from '@kinvault/format';
 import type { RemoteRepository } from './repository.js';
+import { writeAll } from './fs-write.js';
 
 export interface RestoreSummary {
   snapshot: string;
@@ -133,7 +134,7 @@ export async function restore(
     try {
       for (const id of node.chunks) {
         const data = await repo.loadBlob(BlobType.data, id, where.get(toHex(id)));
-        await fh.write(data);
+        await writeAll(fh, [data]);
         written += data.byteLength;
       }
       if (written !== node.size) {

@@ -87,9 +87,15 @@ export function packFileSinks(dir: string): OpenPackSink {
     const tmp = join(dir, 'packs', `.tmp-${randomBytes(8).toString('hex')}`);
     const fh = await open(tmp, 'wx');
     return {
-      write: async (bytes) => void (await fh.write(bytes)),
+      write: async (bytes) => {
+        for (let at = 0; at < bytes.byteLength;) {
+          at += (await fh.write(bytes, at, bytes.byteLength - at)).bytesWritten;
+        }
+      },
       close: async (info) => {
         await fh.sync();
+        if ((await fh.stat()).size !== info.size)
+          throw new Error(`pack ${info.name} was written short (is the disk full?)`);
         await fh.close();
         await mkdir(join(dir, 'packs', info.name.slice(0, 2)), { recursive: true });
         await rename(tmp, join(dir, 'packs', info.name.slice(0, 2), info.name));

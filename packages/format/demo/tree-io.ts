@@ -104,10 +104,13 @@ export async function backupFolder(
     return { id: held.id, isNew: true };
   }
 
-  async function file(path: string): Promise<{ chunks: Uint8Array[]; isNew: boolean }> {
+  async function file(
+    path: string,
+  ): Promise<{ chunks: Uint8Array[]; isNew: boolean; size: number }> {
     const fh = await open(path, 'r');
     try {
       const pending: Promise<{ id: Uint8Array; isNew: boolean }>[] = [];
+      let read = 0;
       const source = {
         read: async (into: Uint8Array) => (await fh.read(into, 0, into.byteLength, null)).bytesRead,
       };
@@ -115,10 +118,13 @@ export async function backupFolder(
         allocate: (n) => buffers.take(n),
       })) {
         stats.bytes += chunk.data.byteLength;
+        read += chunk.data.byteLength;
         pending.push((await limiter.start(() => store(BlobType.data, chunk.data))).done);
       }
       const results = await Promise.all(pending);
-      return { chunks: results.map((r) => r.id), isNew: results.some((r) => r.isNew) };
+      // The size is what was read, so it always agrees with the chunks even if the file
+      // changed since it was listed.
+      return { chunks: results.map((r) => r.id), isNew: results.some((r) => r.isNew), size: read };
     } finally {
       await fh.close();
     }
@@ -143,10 +149,10 @@ export async function backupFolder(
         if (st.isDirectory()) {
           nodes.push({ ...base, kind: 'dir', subtree: await dir(full) });
         } else if (st.isFile()) {
-          const { chunks, isNew } = await file(full);
+          const { chunks, isNew, size } = await file(full);
           stats.files++;
           if (isNew) stats.filesNew++;
-          nodes.push({ ...base, kind: 'file', size: Number(st.size), chunks });
+          nodes.push({ ...base, kind: 'file', size, chunks });
           options.progress?.(stats);
         } else if (st.isSymbolicLink()) {
           nodes.push({ ...base, kind: 'symlink', target: await readlink(full) });
@@ -197,11 +203,18 @@ export async function restoreTree(
       } else if (node.kind === 'file') {
         const fh = await open(full, 'wx', 0o600);
         try {
+          let written = 0;
           for (const chunk of node.chunks) {
             const data = await loadBlob(keys, index, chunk, BlobType.data);
-            await fh.write(data);
-            totals.bytes += data.byteLength;
+            for (let at = 0; at < data.byteLength;)
+              at += (await fh.write(data, at, data.byteLength - at)).bytesWritten;
+            written += data.byteLength;
           }
+          if (written !== node.size)
+            throw new Error(
+              `${full}: the snapshot says ${node.size} bytes, its chunks hold ${written}`,
+            );
+          totals.bytes += written;
         } finally {
           await fh.close();
         }

@@ -140,6 +140,50 @@ describe.each(makers)('blob packer (%s)', (_name, make) => {
     }
   });
 
+  it("gives dropped blobs' buffers back to the pool (runs that find everything stored)", async () => {
+    const pool = new BufferPool(8, 64 * 1024);
+    const packer = make(memorySinks().open, 1_000_000, { recycle: (b) => pool.give(b) });
+    try {
+      const data = pool.take(10_000);
+      data.set(random(10_000));
+      packer.drop(await packer.hash(BlobType.data, data));
+      for (let i = 0; i < 100 && pool.size === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(pool.size).toBe(1);
+    } finally {
+      await packer.close();
+    }
+  });
+
+  it('never stores a pack after a failed write, even with seals in flight', async () => {
+    for (const failure of ['write', 'open'] as const) {
+      let writes = 0;
+      let opens = 0;
+      const closed: string[] = [];
+      const packer = make(async () => {
+        if (failure === 'open' && opens++ === 0) throw new Error('transient: ECONNRESET');
+        return {
+          write: () => {},
+          writev: () => {
+            if (failure === 'write' && ++writes === 2) throw new Error('transient: ECONNRESET');
+          },
+          close: async (info) => void closed.push(info.name),
+        };
+      }, 9000);
+      try {
+        const held = await Promise.all(
+          [1, 2, 3].map(() => packer.hash(BlobType.data, random(3000))),
+        );
+        const results = await Promise.allSettled(held.map((h) => packer.seal(h)));
+        expect(results.filter((r) => r.status === 'fulfilled' && r.value !== null)).toEqual([]);
+        expect(results.some((r) => r.status === 'rejected')).toBe(true);
+        expect(closed).toEqual([]);
+        await expect(packer.flush()).rejects.toThrow(/ECONNRESET/);
+      } finally {
+        await packer.close();
+      }
+    }
+  });
+
   it('reports a refused blob as a KinvaultError', async () => {
     const packer = make(memorySinks().open, 1000);
     try {
@@ -182,6 +226,24 @@ describe('worker blob packer', () => {
     await packer.close();
     await expect(pending).rejects.toMatchObject({ code: 'INTERNAL' });
     await expect(packer.hash(BlobType.data, Uint8Array.of(1))).rejects.toThrow(/closed/);
+  });
+
+  it('copies views that share a buffer instead of detaching it under another holder', async () => {
+    const packer = workerBlobPacker(keys, memorySinks().open, { threads: 1 });
+    try {
+      const shared = random(20_000);
+      const a = shared.subarray(0, 10_000);
+      const b = shared.subarray(10_000);
+      const [ha, hb] = await Promise.all([
+        packer.hash(BlobType.data, a),
+        packer.hash(BlobType.data, b),
+      ]);
+      expect(ha.id).toEqual(blobId(keys, BlobType.data, shared.subarray(0, 10_000)));
+      expect(hb.id).toEqual(blobId(keys, BlobType.data, shared.subarray(10_000)));
+      expect(shared.byteLength).toBe(20_000);
+    } finally {
+      await packer.close();
+    }
   });
 
   it('takes ownership of the buffers it is given', async () => {

@@ -11,10 +11,13 @@
  *   Once the blob is sealed the buffer is passed to `recycle`, if given.
  * - `seal` resolves once the sealed bytes are written to the sink and, if the blob
  *   completed its pack, the tail written and `close(info)` awaited; it then returns that
- *   pack's info. Uploads therefore apply backpressure.
+ *   pack's info. Uploads therefore apply backpressure. A blob is durable only once a
+ *   returned PackInfo (from `seal` or `flush`) lists it: record stored ids from those,
+ *   not from `seal` resolving.
  * - Each held blob must be sealed or dropped once.
- * - After any failure (a sink write, a worker) the packer is broken: every later call
- *   rejects with that error. Packs already closed are complete and valid.
+ * - After any failure (a sink write or open, a worker, a refused seal) the packer is
+ *   broken: the open packs are aborted, never closed, and every later call rejects.
+ *   Packs closed before the failure are complete and valid.
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
@@ -22,6 +25,7 @@ import { KinvaultError, type ErrorCode } from '@kinvault/protocol';
 import type { BlobType } from './blob.js';
 import { DEFAULT_PACK_TARGET, type ByteSink, type PackInfo } from './pack.js';
 import { PackBuilder, type BlobKeys, type FinishedPack } from './pack-builder.js';
+import { BufferPool } from './bytes.js';
 import type { RandomSource } from './random.js';
 
 /** Where one pack's bytes go (a file, a tus upload). */
@@ -65,10 +69,15 @@ export interface BlobPackerOptions {
 
 export type OpenPackSink = () => PackSink | Promise<PackSink>;
 
-/** Writes one lane's packs, in order, to sinks it opens as needed. */
+/**
+ * Writes one lane's packs, in order, to sinks it opens as needed. After any failure
+ * the lane is dead: its open sink is aborted (never closed), and every later write
+ * rejects, so no pack with a missing or misplaced blob is ever stored.
+ */
 class LaneOutput {
   private sink: PackSink | undefined;
   private chain: Promise<unknown> = Promise.resolve();
+  private failed: unknown;
 
   constructor(
     private readonly openSink: OpenPackSink,
@@ -80,21 +89,31 @@ class LaneOutput {
     finished: FinishedPack | null,
   ): Promise<PackInfo | null> {
     const run = async (): Promise<PackInfo | null> => {
-      if (sealed) {
-        const sink = (this.sink ??= await this.openSink());
-        if (sink.writev) await sink.writev(sealed);
-        else for (const part of sealed) await sink.write(part);
+      if (this.failed !== undefined) throw this.failed;
+      try {
+        if (sealed) {
+          const sink = (this.sink ??= await this.openSink());
+          if (sink.writev) await sink.writev(sealed);
+          else for (const part of sealed) await sink.write(part);
+        }
+        if (!finished) return null;
+        const sink = this.sink;
+        if (!sink) throw new KinvaultError('INTERNAL', 'A pack finished without an open sink.');
+        await sink.write(finished.tail);
+        this.sink = undefined;
+        await sink.close(finished.info);
+        return finished.info;
+      } catch (error) {
+        this.failed = error;
+        this.onError(error);
+        const sink = this.sink;
+        this.sink = undefined;
+        await sink?.abort?.().catch(() => {});
+        throw error;
       }
-      if (!finished) return null;
-      const sink = this.sink;
-      this.sink = undefined;
-      if (!sink) throw new KinvaultError('INTERNAL', 'A pack finished without an open sink.');
-      await sink.write(finished.tail);
-      await sink.close(finished.info);
-      return finished.info;
     };
     const p = this.chain.then(run);
-    this.chain = p.catch((e: unknown) => this.onError(e));
+    this.chain = p.catch(() => {});
     return p;
   }
 
@@ -142,7 +161,8 @@ export function inlineBlobPacker(
       return out.write(r.sealed, r.finished);
     },
     drop(blob) {
-      builder.drop(blob.handle);
+      const data = builder.drop(blob.handle);
+      if (data) options.recycle?.(data);
     },
     async flush() {
       breaker.check();
@@ -171,7 +191,16 @@ export type PackerResponse =
   | { seq: number; id: Uint8Array }
   | { seq: number; sealed: Uint8Array[]; plaintext: Uint8Array; finished: FinishedPack | null }
   | { seq: number; finished: FinishedPack | null }
-  | { seq: number; error: { code: string; message: string } };
+  | { seq: number; dropped: Uint8Array | null }
+  | {
+      seq: number;
+      error: {
+        code: string;
+        message: string;
+        retryable: boolean;
+        details: Record<string, unknown>;
+      };
+    };
 
 /**
  * The worker's entry. From compiled JavaScript it is the sibling .js file. From the
@@ -192,15 +221,15 @@ function spawnWorker(setup: WorkerSetup): Worker {
 }
 
 /**
- * `data` itself when its ArrayBuffer can be transferred; a copy when it lives in Node's
- * shared Buffer pool (small Buffers share one ArrayBuffer with unrelated data).
+ * `data` itself when its whole ArrayBuffer may travel to a worker: the view owns all of
+ * it, or it was lent by a BufferPool (one view per buffer). Anything else is copied,
+ * so a buffer shared by several views is never detached under another holder.
  */
 function transferable(data: Uint8Array): Uint8Array {
   const buffer = data.buffer;
   const whole = data.byteOffset === 0 && data.byteLength === buffer.byteLength;
-  const shared =
-    !(buffer instanceof ArrayBuffer) || (buffer.byteLength <= Buffer.poolSize && !whole);
-  return shared ? new Uint8Array(data) : data;
+  const movable = buffer instanceof ArrayBuffer && (whole || BufferPool.lent(buffer));
+  return movable ? data : new Uint8Array(data);
 }
 
 interface Lane {
@@ -221,6 +250,8 @@ export function workerBlobPacker(
     target: options.target ?? DEFAULT_PACK_TARGET,
   };
   let seq = 0;
+  /** Handles whose data was lent by a BufferPool: their buffer comes back to recycle. */
+  const lentHandles = new Set<number>();
   const lanes: Lane[] = Array.from(
     { length: Math.max(1, options.threads ?? availableParallelism()) },
     () => {
@@ -238,12 +269,20 @@ export function workerBlobPacker(
       // caller waits for an answer that will never come.
       const stopped = (why: string, cause?: unknown) => {
         breaker.fail(
-          new KinvaultError('INTERNAL', `A pack-building worker thread stopped (${why}).`, {
-            cause,
-          }),
+          new KinvaultError(
+            'INTERNAL',
+            `A pack-building worker thread stopped (${why}); nothing half-written was stored. Run the command again; if it recurs, the machine may be short of memory.`,
+            {
+              cause,
+            },
+          ),
         );
-        for (const handler of lane.pending.values())
-          handler({ seq: -1, error: { code: 'INTERNAL', message: String(why) } });
+        for (const handler of lane.pending.values()) {
+          handler({
+            seq: -1,
+            error: { code: 'INTERNAL', message: String(why), retryable: false, details: {} },
+          });
+        }
         lane.pending.clear();
       };
       lane.worker.on('error', (e) => stopped(e.message, e));
@@ -268,7 +307,12 @@ export function workerBlobPacker(
       breaker.check();
       lane.pending.set(req.seq, (r) => {
         if ('error' in r) {
-          const e = new KinvaultError(r.error.code as ErrorCode, r.error.message);
+          const e = new KinvaultError(r.error.code as ErrorCode, r.error.message, {
+            retryable: r.error.retryable,
+            details: r.error.details,
+          });
+          // A refused seal or flush may leave the worker's pack ahead of its sink.
+          if (req.op === 'seal' || req.op === 'flush') breaker.fail(e);
           reject(breaker.error ?? e);
           return;
         }
@@ -286,6 +330,7 @@ export function workerBlobPacker(
       const d = transferable(data);
       const size = d.byteLength; // read before the buffer is transferred away
       const handle = seq++;
+      if (BufferPool.lent(d.buffer)) lentHandles.add(handle);
       return call(
         lanes[lane]!,
         { op: 'hash', seq: handle, type, data: d },
@@ -302,18 +347,27 @@ export function workerBlobPacker(
         if (!('sealed' in r) || !('plaintext' in r)) {
           throw new KinvaultError('INTERNAL', 'Unexpected worker reply to seal.');
         }
-        options.recycle?.(r.plaintext);
+        if (lentHandles.delete(blob.handle)) {
+          BufferPool.relend(r.plaintext.buffer);
+          options.recycle?.(r.plaintext);
+        }
         return lane.out.write(r.sealed, r.finished);
       });
     },
     drop(blob) {
-      if (breaker.error === undefined && !breaker.closed) {
-        lanes[blob.lane]!.worker.postMessage({
-          op: 'drop',
-          seq: seq++,
-          handle: blob.handle,
-        } satisfies PackerRequest);
-      }
+      const lent = lentHandles.delete(blob.handle);
+      if (breaker.error !== undefined || breaker.closed) return;
+      const lane = lanes[blob.lane]!;
+      const req: PackerRequest = { op: 'drop', seq: seq++, handle: blob.handle };
+      // The worker hands the buffer back, so the pool stays warm on runs that find
+      // most chunks already stored.
+      lane.pending.set(req.seq, (r) => {
+        if (lent && 'dropped' in r && r.dropped) {
+          BufferPool.relend(r.dropped.buffer);
+          options.recycle?.(r.dropped);
+        }
+      });
+      lane.worker.postMessage(req);
     },
     async flush() {
       const infos = await Promise.all(

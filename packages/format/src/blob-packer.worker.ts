@@ -43,9 +43,12 @@ port.on('message', (req: PackerRequest) => {
         if (r.plaintext.buffer instanceof ArrayBuffer) transfer.add(r.plaintext.buffer);
         break;
       }
-      case 'drop':
-        builder.drop(req.handle);
-        return;
+      case 'drop': {
+        const dropped = builder.drop(req.handle);
+        reply = { seq: req.seq, dropped };
+        if (dropped?.buffer instanceof ArrayBuffer) transfer.add(dropped.buffer);
+        break;
+      }
       case 'flush': {
         const finished = builder.flush();
         const [tail] = finished ? movable([finished.tail], transfer) : [];
@@ -58,8 +61,13 @@ port.on('message', (req: PackerRequest) => {
     const reply: PackerResponse = {
       seq: req.seq,
       error: isKinvaultError(error)
-        ? { code: error.code, message: error.message }
-        : { code: 'INTERNAL', message: String(error) },
+        ? {
+            code: error.code,
+            message: error.message,
+            retryable: error.retryable,
+            details: error.details,
+          }
+        : { code: 'INTERNAL', message: String(error), retryable: false, details: {} },
     };
     port.postMessage(reply);
   }

@@ -43,6 +43,8 @@ export function allocBytes(n: number): Uint8Array {
  * ArrayBuffer goes back to the pool.
  */
 export class BufferPool {
+  /** Buffers currently lent out by some pool: only these come back, once each. */
+  private static readonly out = new WeakSet<ArrayBuffer>();
   private readonly free: ArrayBuffer[] = [];
 
   constructor(
@@ -50,29 +52,41 @@ export class BufferPool {
     private readonly minCapacity = 2 * 1024 * 1024,
   ) {}
 
-  /** A view of exactly n bytes, over a pooled buffer when one is large enough. */
-  take(n: number): Uint8Array {
-    for (let i = this.free.length - 1; i >= 0; i--) {
-      const ab = this.free[i]!;
-      if (ab.byteLength >= n) {
-        this.free[i] = this.free[this.free.length - 1]!;
-        this.free.pop();
-        return new Uint8Array(ab, 0, n);
-      }
-    }
-    const fresh = Buffer.allocUnsafeSlow(Math.max(n, this.minCapacity));
-    return new Uint8Array(fresh.buffer, 0, n);
+  /** True while `buffer` is lent by a pool (its one view may be moved elsewhere). */
+  static lent(buffer: ArrayBufferLike): boolean {
+    return buffer instanceof ArrayBuffer && BufferPool.out.has(buffer);
   }
 
+  /**
+   * Records that `buffer` replaces a lent buffer that was transferred to a worker and
+   * back (a transfer makes a new ArrayBuffer object). Only for that case.
+   */
+  static relend(buffer: ArrayBufferLike): void {
+    if (buffer instanceof ArrayBuffer) BufferPool.out.add(buffer);
+  }
+
+  /** A view of exactly n bytes, over a pooled buffer when one is large enough. */
+  take(n: number): Uint8Array {
+    let ab: ArrayBuffer | undefined;
+    for (let i = this.free.length - 1; i >= 0; i--) {
+      if (this.free[i]!.byteLength >= n) {
+        ab = this.free[i]!;
+        this.free[i] = this.free[this.free.length - 1]!;
+        this.free.pop();
+        break;
+      }
+    }
+    ab ??= Buffer.allocUnsafeSlow(Math.max(n, this.minCapacity)).buffer as ArrayBuffer;
+    BufferPool.out.add(ab);
+    return new Uint8Array(ab, 0, n);
+  }
+
+  /** Takes back a buffer this or another pool lent; anything else is ignored. */
   give(view: Uint8Array): void {
     const ab = view.buffer;
-    if (
-      ab instanceof ArrayBuffer &&
-      ab.byteLength >= this.minCapacity &&
-      this.free.length < this.maxBuffers
-    ) {
-      this.free.push(ab);
-    }
+    if (!(ab instanceof ArrayBuffer) || !BufferPool.out.has(ab)) return;
+    BufferPool.out.delete(ab);
+    if (this.free.length < this.maxBuffers) this.free.push(ab);
   }
 
   get size(): number {
@@ -167,13 +181,13 @@ export class ByteWriter {
     this.buf.set(b, at);
     return this;
   }
-  /** u16 length followed by UTF-8 bytes. */
-  str16(text: string): this {
+  /** u16 length followed by UTF-8 bytes; `what` names the field in errors. */
+  str16(text: string, what = 'A text field'): this {
     const b = utf8.encode(text);
     if (b.byteLength > 0xffff) {
       throw new KinvaultError(
         'INVALID_ARGUMENT',
-        `Text too long to encode (${b.byteLength} bytes).`,
+        `${what} is ${b.byteLength} bytes of UTF-8; the limit is 65535. Shorten it (callers truncate long messages before encoding).`,
       );
     }
     return this.u16(b.byteLength).bytes(b);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   chunkBuffer,
+  chunkSource,
   chunkStream,
   findBoundary,
   prepareChunker,
@@ -148,5 +149,28 @@ describe('FastCDC chunker', () => {
     expect(() => prepareChunker(gear, { minSize: 64, avgSize: 4096, maxSize: 4096 })).toThrow(
       /max > avg/,
     );
+  });
+
+  it('reports a failing read to the caller, even when it fails while chunks are handed out', async () => {
+    let reads = 0;
+    const source = {
+      read: async (into: Uint8Array) => {
+        // Short reads keep a read-ahead outstanding while chunks are handed out.
+        if (++reads === 12) throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+        const n = Math.min(into.byteLength, 10_000);
+        into.set(data.subarray(reads * 10_000, reads * 10_000 + n));
+        return n;
+      },
+    };
+    const seen: number[] = [];
+    await expect(
+      (async () => {
+        for await (const c of chunkSource(source, prepareChunker(gear, small))) {
+          seen.push(c.data.byteLength);
+          await new Promise((r) => setTimeout(r, 1)); // the read-ahead fails meanwhile
+        }
+      })(),
+    ).rejects.toThrow(/EIO/);
+    expect(seen.length).toBeGreaterThan(0);
   });
 });

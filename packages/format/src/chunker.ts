@@ -34,7 +34,10 @@ export const DEFAULT_CHUNKER_PARAMS: ChunkerParams = Object.freeze({
 export interface Chunk {
   /** Offset of the chunk's first byte in the stream. */
   readonly offset: number;
-  /** The chunk's bytes, in a buffer of its own (safe to keep or transfer). */
+  /**
+   * The chunk's bytes: a buffer of its own by default (safe to keep or transfer); with
+   * `allocate` (e.g. a BufferPool), what that returned, owned by whoever it is handed to.
+   */
   readonly data: Uint8Array;
 }
 
@@ -288,7 +291,7 @@ export async function* chunkSource(
   let eof = false;
   const read = (): Promise<number> => {
     const room = Math.min(cap - end, READ_SIZE);
-    return source.read(buf.subarray(end, end + room)).then((n) => {
+    const pending = source.read(buf.subarray(end, end + room)).then((n) => {
       if (!Number.isSafeInteger(n) || n < 0 || n > room) {
         throw new KinvaultError(
           'INTERNAL',
@@ -297,6 +300,10 @@ export async function* chunkSource(
       }
       return n;
     });
+    // The read runs ahead while chunks are handed out; its failure is reported when it
+    // is awaited below, so it must not also count as an unhandled rejection.
+    pending.catch(() => {});
+    return pending;
   };
   let reading: Promise<number> | undefined;
   for (;;) {

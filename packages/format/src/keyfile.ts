@@ -210,7 +210,11 @@ export function openKeyFile(
   const { kind, bytes: secretRaw } = secretBytes(secret);
   if (kind !== keyFile.kind) {
     const has = keyFile.kind === KeyFileKind.passphrase ? 'passphrase' : 'recovery code';
-    throw new KinvaultError('INVALID_ARGUMENT', `This key file is opened with a ${has}.`);
+    const gave = kind === KeyFileKind.passphrase ? 'passphrase' : 'recovery code';
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      `This key file is opened with a ${has}, but a ${gave} was given. Use the other key file, or give the ${has}.`,
+    );
   }
   const key = wrappingKey(secretRaw, keyFile.salt, keyFile.kdf);
   try {

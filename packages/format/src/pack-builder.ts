@@ -63,8 +63,11 @@ export class PackBuilder {
     return { sealed, plaintext: h.data, finished };
   }
 
-  drop(handle: number): void {
+  /** Forgets a held blob; returns its buffer (the caller may reuse it). */
+  drop(handle: number): Uint8Array | null {
+    const h = this.held.get(handle);
     this.held.delete(handle);
+    return h?.data ?? null;
   }
 
   /** Finishes the open pack, if it holds any blob. */

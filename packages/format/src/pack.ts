@@ -69,7 +69,7 @@ export function bufferSource(bytes: Uint8Array): RandomAccessSource {
       if (offset < 0 || length < 0 || offset + length > bytes.byteLength) {
         throw new KinvaultError(
           'PACK_TRUNCATED',
-          `Read of ${length} bytes at ${offset} is past the end (${bytes.byteLength}).`,
+          `Read of ${length} bytes at ${offset} is past the end of this ${bytes.byteLength}-byte pack copy: it is truncated. Fetch another copy of the pack.`,
         );
       }
       return bytes.subarray(offset, offset + length);

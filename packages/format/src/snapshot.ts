@@ -70,12 +70,18 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
   const w = new ByteWriter(512).u8(SNAPSHOT_VERSION).i64(s.startNs).i64(s.endNs).bytes(s.tree);
   if (s.parent) w.u8(1).bytes(s.parent);
   else w.u8(0);
-  w.str16(s.hostname).str16(s.device).u16(s.paths.length);
+  w.str16(s.hostname, 'The snapshot hostname')
+    .str16(s.device, 'The snapshot device name')
+    .u16(s.paths.length);
   for (const p of s.paths) w.str16(p);
   w.u16(s.tags.length);
   for (const t of s.tags) w.str16(t);
   w.u8(s.partial ? 1 : 0).u32(s.errors.length);
-  for (const e of s.errors) w.str16(e.path).str16(e.message);
+  for (const e of s.errors)
+    w.str16(e.path, 'An error path').str16(
+      e.message,
+      `The error message for ${e.path.slice(0, 80)}`,
+    );
   const st = s.stats;
   for (const v of [st.files, st.dirs, st.bytes, st.filesNew, st.bytesNew]) {
     if (!Number.isSafeInteger(v) || v < 0) invalid(`statistic ${v} is not a count`);

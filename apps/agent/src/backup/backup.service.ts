@@ -221,7 +221,10 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
     // Packs holding the chunks of unchanged files, so the snapshot lists all it needs.
     for (const pack of (await repo.have([...new Set(reused)])).values()) packsUsed.add(pack);
 
-    const recorded = errors.slice(0, MAX_RECORDED_ERRORS);
+    // Manifest strings hold at most 64 KiB each: keep paths and messages short.
+    const recorded = errors
+      .slice(0, MAX_RECORDED_ERRORS)
+      .map((e) => ({ path: e.path.slice(0, 4096), message: e.message.slice(0, 1000) }));
     if (errors.length > MAX_RECORDED_ERRORS)
       recorded.push({
         path: '',

@@ -13,6 +13,7 @@ import { toHex, type OpenPackSink, type PackInfo } from '@kinvault/format';
 import type { UrlStorage } from 'tus-js-client';
 import type { ApiClient, Connection } from '../transport/api.js';
 import { uploadPack } from '../transport/upload.js';
+import { writeAll } from '../fs-write.js';
 
 export interface Declaration {
   name: string;
@@ -71,11 +72,16 @@ export function spool(
       const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
       const fh = await open(tmp, 'wx', 0o600);
       return {
-        write: async (bytes: Uint8Array) => void (await fh.write(bytes)),
-        writev: async (parts: readonly Uint8Array[]) =>
-          void (await fh.writev(parts as Uint8Array[])),
+        write: (bytes: Uint8Array) => writeAll(fh, [bytes]),
+        writev: (parts: readonly Uint8Array[]) => writeAll(fh, parts),
         close: async (info: PackInfo) => {
           await fh.sync();
+          const written = (await fh.stat()).size;
+          if (written !== info.size) {
+            throw new Error(
+              `pack ${info.name.slice(0, 12)} was written with ${written} of ${info.size} bytes (is the disk full?)`,
+            );
+          }
           await fh.close();
           const d: Declaration = {
             name: info.name,
