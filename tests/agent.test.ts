@@ -141,6 +141,15 @@ describe('kinvault agent (built commands)', () => {
       device: string;
     }[];
     expect(new Set(snaps.map((s) => s.device))).toEqual(new Set(['anna-laptop', 'bob-laptop']));
+    const status = JSON.parse(
+      (await runKinvaultd(['status', '--data-dir', c.dataDir, '--json'])).stdout,
+    ) as {
+      devices: { name: string; lastBackupAt: string | null }[];
+      dedupRatio: number;
+    };
+    expect(status.devices.map((d) => d.name)).toEqual(['anna-laptop', 'bob-laptop']);
+    expect(status.devices.every((d) => d.lastBackupAt !== null)).toBe(true);
+    expect(status.dedupRatio).toBeGreaterThan(1.9);
   });
 
   it('names what it could not back up, commits a partial snapshot and exits non-zero', async () => {

@@ -253,6 +253,7 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
       id: sealed.id,
       sealed: Buffer.from(sealed.bytes).toString('base64'),
       packs: [...packsUsed],
+      totals: { files: scanned.totals.files, bytes: scanned.totals.bytes },
     });
     return {
       snapshot: sealed.id,

@@ -2,6 +2,7 @@
 import { Agent, request } from 'node:https';
 import { KinvaultError } from '@kinvault/protocol';
 import { tlsOptions } from './pinning.js';
+import { withRetry } from './retry.js';
 import type { Connection } from './api.js';
 
 export interface RangeResult {
@@ -49,10 +50,12 @@ export function packReader(conn: Connection & { token: string }) {
       req.end();
     });
   }
+  const retried = (name: string, range: string) =>
+    withRetry(`pack ${name.slice(0, 12)}`, () => get(name, range), conn.onRetry);
   return {
     range: (name: string, offset: number, length: number) =>
-      get(name, `bytes=${offset}-${offset + length - 1}`),
-    tail: (name: string, length: number) => get(name, `bytes=-${length}`),
+      retried(name, `bytes=${offset}-${offset + length - 1}`),
+    tail: (name: string, length: number) => retried(name, `bytes=-${length}`),
     close: () => agent.destroy(),
   };
 }

@@ -9,6 +9,7 @@ import { isKinvaultError } from '@kinvault/protocol';
 import { runInit } from './init.js';
 import { runStart } from './start.js';
 import { runDeviceAdd, runDeviceList, runDeviceRevoke } from './device.js';
+import { runStatus } from './status.js';
 
 const program = new Command('kinvaultd')
   .description("The Kinvault coordinator: keeps the household's encrypted backups on the NAS.")
@@ -54,6 +55,13 @@ program
       .default('info'),
   )
   .action(runStart);
+
+program
+  .command('status')
+  .description('devices, last backup per device, snapshots, packs, bytes stored, deduplication')
+  .addOption(dataDir())
+  .addOption(json())
+  .action(runStatus);
 
 const device = program.command('device').description('enroll, list and revoke devices');
 device

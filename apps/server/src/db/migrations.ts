@@ -80,4 +80,13 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    id: 3,
+    name: 'snapshot totals reported by agents',
+    sql: `
+      -- Aggregates only (no names, no per-file sizes), for status and the dedup ratio.
+      alter table snapshots add column files bigint not null default 0;
+      alter table snapshots add column logical_bytes bigint not null default 0;
+    `,
+  },
 ];

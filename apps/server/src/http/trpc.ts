@@ -137,12 +137,26 @@ export const appRouter = t.router({
 
   snapshots: t.router({
     commit: deviceProcedure
-      .input(z.object({ id: hex64, sealed: base64, packs: z.array(hex64).max(1_000_000) }).strict())
+      .input(
+        z
+          .object({
+            id: hex64,
+            sealed: base64,
+            packs: z.array(hex64).max(1_000_000),
+            /** Aggregates the agent chooses to share, for status and the dedup ratio. */
+            totals: z
+              .object({ files: z.number().int().min(0), bytes: z.number().int().min(0) })
+              .strict()
+              .optional(),
+          })
+          .strict(),
+      )
       .mutation(({ ctx, input }) =>
         ctx.services.snapshots.commit(ctx.device, {
           id: input.id,
           sealed: bytes(input.sealed),
           packs: input.packs,
+          totals: input.totals,
         }),
       ),
     list: deviceProcedure.query(({ ctx }) => ctx.services.snapshots.list()),

@@ -18,6 +18,7 @@ export function snapshotsRepository(sql: Sql) {
       deviceId: string,
       sealed: Buffer,
       packs: readonly Buffer[],
+      totals: { files: number; bytes: number },
     ): Promise<Buffer[]> {
       return sql.begin(async (tx) => {
         const found = await tx<{ name: Buffer }[]>`
@@ -25,7 +26,7 @@ export function snapshotsRepository(sql: Sql) {
         const have = new Set(found.map((r) => r.name.toString('hex')));
         const missing = packs.filter((p) => !have.has(p.toString('hex')));
         if (missing.length > 0) return missing;
-        await tx`insert into snapshots (id, device_id, sealed) values (${id}, ${deviceId}, ${sealed})
+        await tx`insert into snapshots (id, device_id, sealed, files, logical_bytes) values (${id}, ${deviceId}, ${sealed}, ${totals.files}, ${totals.bytes})
                  on conflict (id) do nothing`;
         if (packs.length > 0) {
           await tx`insert into snapshot_packs (snapshot, pack)
@@ -47,10 +48,24 @@ export function snapshotsRepository(sql: Sql) {
       return r?.sealed ?? null;
     },
 
-    async lastPerDevice(): Promise<{ device: string; last: Date | null; snapshots: number }[]> {
-      return sql`
-        select d.name as device, max(s.created_at) as last, count(s.id)::int as snapshots
-        from devices d left join snapshots s on s.device_id = d.id group by d.name order by d.name`;
+    /** Per device: snapshot count, and the time and totals of its latest snapshot. */
+    async perDevice(): Promise<
+      { device: string; snapshots: number; last: Date | null; files: number; bytes: number }[]
+    > {
+      const rows = await sql<
+        {
+          device: string;
+          snapshots: number;
+          last: Date | null;
+          files: string | null;
+          bytes: string | null;
+        }[]
+      >`
+        select d.name as device, count(s.id)::int as snapshots, max(s.created_at) as last,
+               (select files from snapshots l where l.device_id = d.id order by created_at desc limit 1) as files,
+               (select logical_bytes from snapshots l where l.device_id = d.id order by created_at desc limit 1) as bytes
+        from devices d left join snapshots s on s.device_id = d.id group by d.id, d.name order by d.name`;
+      return rows.map((r) => ({ ...r, files: Number(r.files ?? 0), bytes: Number(r.bytes ?? 0) }));
     },
   };
 }

@@ -9,7 +9,12 @@ export function snapshotsService(repo: SnapshotsRepository) {
   return {
     async commit(
       device: Device,
-      input: { id: string; sealed: Uint8Array; packs: string[] },
+      input: {
+        id: string;
+        sealed: Uint8Array;
+        packs: string[];
+        totals?: { files: number; bytes: number };
+      },
     ): Promise<void> {
       if (!HEX_ID.test(input.id))
         throw new KinvaultError('INVALID_ARGUMENT', 'A snapshot id is 64 lowercase hex digits.');
@@ -33,6 +38,7 @@ export function snapshotsService(repo: SnapshotsRepository) {
         device.id,
         Buffer.from(input.sealed),
         [...new Set(input.packs)].map((p) => Buffer.from(p, 'hex')),
+        input.totals ?? { files: 0, bytes: 0 },
       );
       if (missing.length > 0) {
         throw new KinvaultError(
@@ -61,7 +67,7 @@ export function snapshotsService(repo: SnapshotsRepository) {
         );
       return sealed;
     },
-    lastPerDevice: () => repo.lastPerDevice(),
+    perDevice: () => repo.perDevice(),
   };
 }
 

@@ -1,0 +1,51 @@
+/**
+ * Retries with backoff when the coordinator cannot be reached (restarting, network
+ * blip). Only connection-level failures are retried; an HTTP answer never is.
+ */
+const RETRYABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
+]);
+
+/** Seconds to wait before each retry: about 90 s in all. */
+export const BACKOFF_S = [0.25, 0.5, 1, 2, 4, 8, 15, 30, 30];
+
+function codeOf(error: unknown): string | undefined {
+  for (
+    let e = error as { code?: string; cause?: unknown } | undefined, depth = 0;
+    e && depth < 5;
+    e = e.cause as typeof e, depth++
+  ) {
+    if (typeof e.code === 'string' && RETRYABLE.has(e.code)) return e.code;
+  }
+  return undefined;
+}
+
+export function isConnectionError(error: unknown): boolean {
+  return codeOf(error) !== undefined;
+}
+
+export async function withRetry<T>(
+  what: string,
+  fn: () => Promise<T>,
+  onRetry?: (what: string, attempt: number, error: unknown) => void,
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (error) {
+      const wait = BACKOFF_S[attempt];
+      if (wait === undefined || !isConnectionError(error)) throw error;
+      onRetry?.(what, attempt + 1, error);
+      await new Promise((r) => setTimeout(r, wait * 1000));
+    }
+  }
+}
