@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareTrees } from '../packages/format/demo/verify.js';
 import {
   initCoordinator,
+  runKinvaultd,
   startCoordinator,
   traversableTempDir,
   type Coordinator,
