@@ -56,10 +56,20 @@ export interface Coordinator {
 
 export async function initCoordinator(
   prefix = 'kinvaultd-e2e-',
+  /** The https:// URL agents are told to use (default: the listen address). */
+  publicUrl?: string,
 ): Promise<{ dataDir: string; port: number }> {
   const dataDir = join(await traversableTempDir(prefix), 'data');
   const port = await freePort();
-  const init = await runKinvaultd(['init', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`]);
+  const extra = publicUrl ? ['--public-url', publicUrl] : [];
+  const init = await runKinvaultd([
+    'init',
+    '--data-dir',
+    dataDir,
+    '--listen',
+    `127.0.0.1:${port}`,
+    ...extra,
+  ]);
   if (init.code !== 0) throw new Error(`kinvaultd init failed: ${init.stderr}`);
   return { dataDir, port };
 }

