@@ -274,6 +274,23 @@ export interface ChunkOptions {
   allocate?: (n: number) => Uint8Array;
 }
 
+/**
+ * Windows are reused: a 16 MiB WebAssembly memory per file would make the garbage
+ * collector the busiest part of a backup of many small files.
+ */
+const idleScanners = new WeakMap<Prepared, WasmScanner[]>();
+const MAX_IDLE_SCANNERS = 16;
+
+function takeScanner(c: Prepared, size: number): WasmScanner {
+  return idleScanners.get(c)?.pop() ?? new WasmScanner(c, size);
+}
+
+function giveScanner(c: Prepared, s: WasmScanner): void {
+  let list = idleScanners.get(c);
+  if (!list) idleScanners.set(c, (list = []));
+  if (list.length < MAX_IDLE_SCANNERS) list.push(s);
+}
+
 /** Splits a source into content-defined chunks. */
 export async function* chunkSource(
   source: ReadIntoSource,
@@ -283,7 +300,7 @@ export async function* chunkSource(
   const allocate = options.allocate ?? allocBytes;
   const { minSize, maxSize } = chunker.params;
   const cap = maxSize * 2;
-  const scanner = new WasmScanner(chunker, cap);
+  const scanner = takeScanner(chunker, cap);
   const buf = scanner.window;
   const st: Search = { start: 0, pos: minSize, h: 0 };
   let end = 0;
@@ -306,38 +323,44 @@ export async function* chunkSource(
     return pending;
   };
   let reading: Promise<number> | undefined;
-  for (;;) {
-    // Cut every chunk the bytes at hand allow, while the next read is in flight.
+  try {
     for (;;) {
-      if (st.start === end) break;
-      const cut = resume(chunker, scanner, st, end, eof);
-      if (cut < 0) break;
-      const data = allocate(cut - st.start);
-      data.set(buf.subarray(st.start, cut));
-      yield { offset, data };
-      offset += cut - st.start;
-      st.start = cut;
-      st.pos = cut + minSize;
-      st.h = 0;
-    }
-    if (eof && st.start === end) return;
-    if (reading === undefined) {
-      if (end === cap) {
-        // Move the unfinished chunk to the front; only its bytes are copied.
-        const shift = st.start;
-        buf.copyWithin(0, shift, end);
-        end -= shift;
-        st.start -= shift;
-        st.pos -= shift;
+      // Cut every chunk the bytes at hand allow, while the next read is in flight.
+      for (;;) {
+        if (st.start === end) break;
+        const cut = resume(chunker, scanner, st, end, eof);
+        if (cut < 0) break;
+        const data = allocate(cut - st.start);
+        data.set(buf.subarray(st.start, cut));
+        yield { offset, data };
+        offset += cut - st.start;
+        st.start = cut;
+        st.pos = cut + minSize;
+        st.h = 0;
       }
-      reading = read();
+      if (eof && st.start === end) return;
+      if (reading === undefined) {
+        if (end === cap) {
+          // Move the unfinished chunk to the front; only its bytes are copied.
+          const shift = st.start;
+          buf.copyWithin(0, shift, end);
+          end -= shift;
+          st.start -= shift;
+          st.pos -= shift;
+        }
+        reading = read();
+      }
+      const n = await reading;
+      reading = undefined;
+      if (n === 0) eof = true;
+      end += n;
+      // Start the next read now, so that it overlaps cutting what just arrived.
+      if (!eof && end < cap) reading = read();
     }
-    const n = await reading;
-    reading = undefined;
-    if (n === 0) eof = true;
-    end += n;
-    // Start the next read now, so that it overlaps cutting what just arrived.
-    if (!eof && end < cap) reading = read();
+  } finally {
+    // A read still in flight writes into the window: wait for it before reuse.
+    await reading?.catch(() => {});
+    giveScanner(chunker, scanner);
   }
 }
 

@@ -215,6 +215,7 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
     try {
       tree = await backupDir(scanned.root);
       await packer.flush();
+      await sp.drain();
     } finally {
       await packer.close();
     }

@@ -4,8 +4,10 @@
  *   spool/<name>.json   its declaration (size and blob list)
  * A pack still being written is spool/.tmp-*; after a crash those are deleted and
  * their blobs packed again, so an interruption costs at most the pack being written.
+ * Finished packs upload in the background, a few at a time; when too many wait, the
+ * next pack's close waits too (backpressure). `drain` waits for all and reports the
+ * first failure.
  */
-import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -27,6 +29,9 @@ export interface Uploaded {
   info: PackInfo | null;
 }
 
+const PARALLEL_UPLOADS = 2;
+const MAX_WAITING = 4;
+
 export function spool(
   dir: string,
   api: ApiClient,
@@ -34,13 +39,41 @@ export function spool(
   urlStorage: UrlStorage,
   onUploaded: (u: Uploaded) => Promise<void> | void,
 ) {
+  const running = new Set<Promise<void>>();
+  const waiting: (() => Promise<void>)[] = [];
+  let failure: unknown;
+  const pump = () => {
+    while (running.size < PARALLEL_UPLOADS && waiting.length > 0) {
+      const job = waiting.shift()!;
+      const p: Promise<void> = job()
+        .catch((e: unknown) => {
+          failure ??= e;
+        })
+        .finally(() => {
+          running.delete(p);
+          pump();
+        });
+      running.add(p);
+    }
+  };
+  /** Queues an upload; waits while too many are queued. */
+  async function enqueue(job: () => Promise<void>): Promise<void> {
+    if (failure !== undefined) throw failure;
+    waiting.push(job);
+    pump();
+    while (waiting.length + running.size > MAX_WAITING && running.size > 0)
+      await Promise.race(running);
+    if (failure !== undefined) throw failure;
+  }
   async function send(d: Declaration, info: PackInfo | null): Promise<void> {
     const { needed } = await api.packs.declare.mutate(d);
     if (needed) {
       await uploadPack({
         conn,
         name: d.name,
-        data: createReadStream(join(dir, `${d.name}.pack`)),
+        // The whole pack as one buffer (at most ~24 MiB): tus slices it without copying,
+        // where a stream source would be re-assembled chunk by chunk.
+        data: await readFile(join(dir, `${d.name}.pack`)),
         size: d.size,
         urlStorage,
       });
@@ -66,7 +99,13 @@ export function spool(
       return sent;
     },
 
-    /** Pack sinks for the BlobPacker: write to the spool, then upload on close. */
+    /** Waits for every queued upload; throws the first failure. */
+    async drain(): Promise<void> {
+      while (running.size > 0 || waiting.length > 0) await Promise.race(running);
+      if (failure !== undefined) throw failure;
+    },
+
+    /** Pack sinks for the BlobPacker: write to the spool, then queue the upload. */
     openSink: (async () => {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
@@ -90,7 +129,7 @@ export function spool(
           };
           await rename(tmp, join(dir, `${info.name}.pack`));
           await writeFile(join(dir, `${info.name}.json`), JSON.stringify(d), { mode: 0o600 });
-          await send(d, info);
+          await enqueue(() => send(d, info));
         },
         abort: async () => {
           await fh.close().catch(() => {});
