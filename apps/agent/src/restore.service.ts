@@ -30,7 +30,8 @@ import {
   type FileNode,
   type RepositoryKeys,
 } from '@kinvault/format';
-import type { RemoteRepository } from './repository.js';
+import type { Located, RemoteRepository } from './repository.js';
+import { mapLimit } from './backup/batch.js';
 import { writeAll } from './fs-write.js';
 
 export interface RestoreSummary {
@@ -122,12 +123,15 @@ export async function restore(
     }
   };
 
-  const writeFile = async (path: string, node: FileNode): Promise<void> => {
+  const writeFile = async (
+    path: string,
+    node: FileNode,
+    where: Map<string, Located>,
+  ): Promise<void> => {
     if (await alreadyThere(path, node)) {
       summary.files_skipped++;
       return;
     }
-    const where = await repo.locate(node.chunks.map(toHex));
     const tmp = join(path, '..', `.kinvault-restore-${randomBytes(6).toString('hex')}`);
     const fh = await open(tmp, 'wx', 0o600);
     let written = 0;
@@ -167,9 +171,19 @@ export async function restore(
   const walk = async (treeId: Uint8Array, rel: string, dir: string): Promise<void> => {
     await realDir(dir);
     const { nodes } = await repo.loadTree(treeId);
+    // The directory's files first, many at a time, with all their chunks located in one
+    // batch; then its subdirectories and links.
+    const files = nodes.filter(
+      (n): n is FileNode => n.kind === 'file' && included(rel ? `${rel}/${n.name}` : n.name),
+    );
+    const where = await repo.locate([...new Set(files.flatMap((f) => f.chunks.map(toHex)))]);
+    await mapLimit(files, 8, async (node) => {
+      await writeFile(inside(join(dir, node.name)), node, where);
+      onFile?.(summary);
+    });
     for (const node of nodes) {
       const childRel = rel ? `${rel}/${node.name}` : node.name;
-      if (!included(childRel)) continue;
+      if (!included(childRel) || node.kind === 'file') continue;
       const path = inside(join(dir, node.name));
       if (node.kind === 'dir') {
         await mkdir(path).catch((e: NodeJS.ErrnoException) => {
@@ -180,9 +194,6 @@ export async function restore(
         const t = Number(node.mtimeNs) / 1e9;
         await utimes(path, t, t);
         summary.dirs++;
-      } else if (node.kind === 'file') {
-        await writeFile(path, node);
-        onFile?.(summary);
       } else {
         const existing = await lstat(path).catch(() => null);
         if (existing?.isSymbolicLink() && (await readlink(path)) === node.target) continue;

@@ -30,8 +30,8 @@ describe('ByteWriter and ByteReader', () => {
 
   it('BufferPool lends buffers and takes back only what it lent, once', () => {
     const pool = new BufferPool(2, 1024);
-    const a = pool.take(100);
-    expect(a.byteLength).toBe(100);
+    const a = pool.take(300);
+    expect(a.byteLength).toBe(300);
     expect(a.buffer.byteLength).toBe(1024);
     expect(BufferPool.lent(a.buffer)).toBe(true);
     pool.give(a);
@@ -45,6 +45,10 @@ describe('ByteWriter and ByteReader', () => {
     expect(pool.size).toBe(0);
     pool.give(b);
     expect(pool.size).toBe(1);
+    // Small requests get buffers of their own, never pool buffers.
+    const small = pool.take(100);
+    expect(small.buffer.byteLength).toBe(100);
+    expect(BufferPool.lent(small.buffer)).toBe(false);
   });
 
   it('copy() returns bytes that do not share memory with a Buffer input', () => {

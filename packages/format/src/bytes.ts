@@ -65,8 +65,13 @@ export class BufferPool {
     if (buffer instanceof ArrayBuffer) BufferPool.out.add(buffer);
   }
 
-  /** A view of exactly n bytes, over a pooled buffer when one is large enough. */
+  /**
+   * A view of exactly n bytes, over a pooled buffer when one is large enough. Small
+   * requests (under 1/8 of the pool's buffer size) get a fresh buffer of their own:
+   * lending 2 MiB for a 4 kB note would only feed the garbage collector.
+   */
   take(n: number): Uint8Array {
+    if (n < this.minCapacity / 8) return Buffer.allocUnsafeSlow(n);
     let ab: ArrayBuffer | undefined;
     for (let i = this.free.length - 1; i >= 0; i--) {
       if (this.free[i]!.byteLength >= n) {

@@ -93,6 +93,28 @@ describe('FastCDC chunker', () => {
     ).toEqual(whole);
   });
 
+  it('chunks exactly the same when the source is far larger than its size hint', async () => {
+    const big = deterministicRandom('chunker.test hint')(20 * 1024 * 1024);
+    const whole = chunkBuffer(big, prepareChunker(gear)).map((c) => [c.offset, c.data.byteLength]);
+    for (const sizeHint of [0, 1000, 300_000, 5_000_000]) {
+      const got: [number, number][] = [];
+      for await (const c of chunkStream(
+        split(big, deterministicRandom(`hint ${sizeHint}`)),
+        prepareChunker(gear),
+        { sizeHint },
+      )) {
+        got.push([c.offset, c.data.byteLength]);
+      }
+      expect(got, `hint ${sizeHint}`).toEqual(whole);
+    }
+    const tiny: number[] = [];
+    for await (const c of chunkStream([big.subarray(0, 5000)], prepareChunker(gear), {
+      sizeHint: 5000,
+    }))
+      tiny.push(c.data.byteLength);
+    expect(tiny).toEqual([5000]);
+  });
+
   it('keeps every chunk within min..max, except a short final one, and loses no byte', async () => {
     const chunks = await collect([data], small);
     let total = 0;

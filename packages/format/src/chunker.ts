@@ -272,23 +272,40 @@ const READ_SIZE = 4 * 1024 * 1024;
 export interface ChunkOptions {
   /** Where each chunk's bytes go (default: a fresh buffer); e.g. `BufferPool.take`. */
   allocate?: (n: number) => Uint8Array;
+  /**
+   * The expected size of the source (e.g. from stat): a small file gets a small window.
+   * A source that turns out larger is still chunked exactly (the window grows).
+   */
+  sizeHint?: number;
 }
 
 /**
  * Windows are reused: a 16 MiB WebAssembly memory per file would make the garbage
  * collector the busiest part of a backup of many small files.
  */
-const idleScanners = new WeakMap<Prepared, WasmScanner[]>();
-const MAX_IDLE_SCANNERS = 16;
+const idleScanners = new WeakMap<Prepared, Map<number, WasmScanner[]>>();
+const MIN_WINDOW = 64 * 1024;
 
 function takeScanner(c: Prepared, size: number): WasmScanner {
-  return idleScanners.get(c)?.pop() ?? new WasmScanner(c, size);
+  return idleScanners.get(c)?.get(size)?.pop() ?? new WasmScanner(c, size);
 }
 
 function giveScanner(c: Prepared, s: WasmScanner): void {
-  let list = idleScanners.get(c);
-  if (!list) idleScanners.set(c, (list = []));
-  if (list.length < MAX_IDLE_SCANNERS) list.push(s);
+  let bySize = idleScanners.get(c);
+  if (!bySize) idleScanners.set(c, (bySize = new Map()));
+  let list = bySize.get(s.window.byteLength);
+  if (!list) bySize.set(s.window.byteLength, (list = []));
+  // Keep up to 64 MiB of idle windows of each size.
+  if (list.length * s.window.byteLength < 64 * 1024 * 1024) list.push(s);
+}
+
+/** The window for a source of about `hint` bytes: small files get small windows. */
+function windowSize(c: Prepared, hint: number | undefined): number {
+  const full = c.params.maxSize * 2;
+  if (hint === undefined || hint >= c.params.maxSize) return full;
+  let size = MIN_WINDOW;
+  while (size <= hint) size *= 2;
+  return Math.min(size * 2, full);
 }
 
 /** Splits a source into content-defined chunks. */
@@ -299,9 +316,9 @@ export async function* chunkSource(
 ): AsyncGenerator<Chunk> {
   const allocate = options.allocate ?? allocBytes;
   const { minSize, maxSize } = chunker.params;
-  const cap = maxSize * 2;
-  const scanner = takeScanner(chunker, cap);
-  const buf = scanner.window;
+  let cap = windowSize(chunker, options.sizeHint);
+  let scanner = takeScanner(chunker, cap);
+  let buf = scanner.window;
   const st: Search = { start: 0, pos: minSize, h: 0 };
   let end = 0;
   let offset = 0;
@@ -347,6 +364,16 @@ export async function* chunkSource(
           end -= shift;
           st.start -= shift;
           st.pos -= shift;
+        }
+        if (end === cap) {
+          // A small window filled by one unfinished chunk (the source is larger than
+          // its hint): continue in a full-size window.
+          const bigger = takeScanner(chunker, maxSize * 2);
+          bigger.window.set(buf.subarray(0, end));
+          giveScanner(chunker, scanner);
+          scanner = bigger;
+          buf = bigger.window;
+          cap = maxSize * 2;
         }
         reading = read();
       }

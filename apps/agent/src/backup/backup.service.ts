@@ -24,7 +24,7 @@ import { apiClient } from '../transport/api.js';
 import { packReader } from '../transport/packs.js';
 import { JsonFileUrlStorage } from '../transport/url-storage.js';
 import { RemoteRepository } from '../repository.js';
-import { Batcher, mapLimit } from './batch.js';
+import { Batcher, ByteBudget, mapLimit } from './batch.js';
 import { scan, type ScanDir, type ScanFile, type ScanTotals } from './scan.js';
 import { spool } from './spool.js';
 
@@ -114,6 +114,8 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
     });
     const dedup = new Batcher<string, string | null>(async (ids) => repo.have(ids), null);
     const seen = new Set<string>();
+    // Chunks in flight across all files (bounds memory whatever the file sizes).
+    const budget = new ByteBudget(64 * 1024 * 1024);
     const reused: string[] = [];
     let blobsNew = 0;
     let bytesNew = 0;
@@ -160,13 +162,14 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
         };
         for await (const chunk of chunkSource(source, chunker, {
           allocate: (n) => buffers.take(n),
+          sizeHint: f.size,
         })) {
           size += chunk.data.byteLength;
           progress.bytesRead += chunk.data.byteLength;
-          pending.push(store(BlobType.data, chunk.data));
+          const n = chunk.data.byteLength;
+          await budget.take(n);
+          pending.push(store(BlobType.data, chunk.data).finally(() => budget.give(n)));
           opts.onProgress?.(progress);
-          // Bound memory: chunks in flight per file.
-          if (pending.length % 8 === 0) await Promise.all(pending.slice(-8));
         }
         const chunks = await Promise.all(pending);
         progress.filesDone++;
@@ -207,7 +210,7 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
         if (c.kind === 'dir') nodes.push({ ...base, kind: 'dir', subtree: await backupDir(c) });
         else if (c.kind === 'symlink') nodes.push({ ...base, kind: 'symlink', target: c.target });
       }
-      for (const n of await mapLimit(files, 16, backupFile)) if (n) nodes.push(n);
+      for (const n of await mapLimit(files, 32, backupFile)) if (n) nodes.push(n);
       return store(BlobType.tree, encodeTree({ nodes: sortNodes(nodes) }));
     };
 

@@ -30,7 +30,7 @@ export class Batcher<K, V> {
     private readonly answer: (keys: K[]) => Promise<Map<K, V>>,
     private readonly fallback: V,
     private readonly size = 512,
-    private readonly delayMs = 5,
+    private readonly delayMs = 2,
   ) {}
 
   ask(key: K): Promise<V> {
@@ -57,5 +57,25 @@ export class Batcher<K, V> {
         for (const ws of batch.values()) for (const w of ws) w.reject(e);
       },
     );
+  }
+}
+
+/** Bounds the bytes in flight: `take` waits while the budget is spent. */
+export class ByteBudget {
+  private used = 0;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async take(n: number): Promise<void> {
+    // One item larger than the whole budget still goes through, alone.
+    while (this.used > 0 && this.used + n > this.limit)
+      await new Promise<void>((r) => this.waiters.push(r));
+    this.used += n;
+  }
+
+  give(n: number): void {
+    this.used -= n;
+    for (const w of this.waiters.splice(0)) w();
   }
 }
