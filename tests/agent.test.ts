@@ -170,6 +170,36 @@ describe('kinvault agent (built commands)', () => {
     expect(snaps.find((x) => x.id === s.snapshot)?.partial).toBe(true);
   });
 
+  it('honours --exclude, .kinvaultignore files and the default junk list', async () => {
+    const src = join(work, 'excludes');
+    await mkdir(join(src, 'keep', 'cache'), { recursive: true });
+    await mkdir(join(src, 'build'), { recursive: true });
+    await writeFile(join(src, 'keep', 'photo.jpg'), 'photo');
+    await writeFile(join(src, 'keep', 'cache', 'thumb.db'), 'cache');
+    await writeFile(join(src, 'keep', 'draft.tmp'), 'tmp');
+    await writeFile(join(src, 'keep', 'Thumbs.db'), 'junk');
+    await writeFile(join(src, 'build', 'out.o'), 'obj');
+    await writeFile(join(src, 'keep', '.kinvaultignore'), '# local rules\ncache\n');
+    const r = await runKinvault(anna, [
+      'backup',
+      src,
+      '--exclude',
+      '*.tmp',
+      '--exclude',
+      `${src}/build`,
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    const ls = JSON.parse(
+      (await runKinvault(anna, ['ls', 'latest', `${src.slice(1)}/keep`, '--json'])).stdout,
+    ) as { name: string }[];
+    expect(ls.map((e) => e.name)).toEqual(['.kinvaultignore', 'photo.jpg']);
+    const top = JSON.parse(
+      (await runKinvault(anna, ['ls', 'latest', src.slice(1), '--json'])).stdout,
+    ) as { name: string }[];
+    expect(top.map((e) => e.name)).toEqual(['keep']);
+  });
+
   it('explains bad input', async () => {
     expect(
       (await runKinvault(anna, ['restore', 'zzz', '--target', join(work, 'x')])).stderr,

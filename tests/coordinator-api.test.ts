@@ -25,6 +25,7 @@ import {
   type Pin,
 } from '../apps/agent/src/transport/pinning.js';
 import { uploadPack } from '../apps/agent/src/transport/upload.js';
+import { eventStream } from '../apps/agent/src/transport/events.js';
 import {
   initCoordinator,
   runKinvaultd,
@@ -228,6 +229,67 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
         packs: [],
       }),
     ).rejects.toThrow(/hash to/);
+  });
+
+  it('streams live events over a pinned websocket to enrolled devices only', async () => {
+    const stream = eventStream({ url: c.url, pin: anna.pin, token: anna.token });
+    const seen: { type: string }[] = [];
+    const sub = stream.client.events.subscribe(undefined, {
+      onData: (e) => void seen.push(e as { type: string }),
+    });
+    const outsider = eventStream({ url: c.url, pin: anna.pin, token: 'z'.repeat(43) });
+    let refused: unknown;
+    const outsiderSub = outsider.client.events.subscribe(undefined, {
+      onData: () => {},
+      onError: (e) => (refused = e),
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 500)); // let the subscriptions start
+      const p = await makePack(1);
+      await anna.api.packs.declare.mutate(declaration(p));
+      await uploadPack({
+        conn: { url: c.url, pin: anna.pin, token: anna.token },
+        name: p.info.name,
+        data: p.bytes,
+        size: p.info.size,
+        retryDelays: [],
+      });
+      const snapshot = sealSnapshot(keys, {
+        startNs: 3n,
+        endNs: 4n,
+        tree: systemRandom(32),
+        parent: null,
+        hostname: 'h',
+        device: 'anna-laptop',
+        paths: ['/y'],
+        tags: [],
+        partial: false,
+        errors: [],
+        stats: { files: 0, dirs: 1, bytes: 0, filesNew: 0, bytesNew: 0 },
+      });
+      await anna.api.snapshots.commit.mutate({
+        id: snapshot.id,
+        sealed: Buffer.from(snapshot.bytes).toString('base64'),
+        packs: [p.info.name],
+      });
+      for (let i = 0; i < 50 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(seen).toEqual([
+        expect.objectContaining({ type: 'pack.stored', pack: p.info.name, device: 'anna-laptop' }),
+        expect.objectContaining({
+          type: 'snapshot.committed',
+          snapshot: snapshot.id,
+          device: 'anna-laptop',
+        }),
+      ]);
+      expect(String((refused as Error | undefined)?.message)).toMatch(
+        /not enrolled or was revoked/,
+      );
+    } finally {
+      sub.unsubscribe();
+      outsiderSub.unsubscribe();
+      await stream.close();
+      await outsider.close();
+    }
   });
 
   it('rejects unauthenticated, revoked and other-device requests on every route, and malformed input with a 4xx', async () => {

@@ -210,7 +210,15 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
         if (c.kind === 'dir') nodes.push({ ...base, kind: 'dir', subtree: await backupDir(c) });
         else if (c.kind === 'symlink') nodes.push({ ...base, kind: 'symlink', target: c.target });
       }
-      for (const n of await mapLimit(files, 32, backupFile)) if (n) nodes.push(n);
+      // Many small files at once (they wait on round trips), few large ones (each holds a
+      // 16 MiB chunking window): memory stays bounded either way.
+      const small = files.filter((f) => f.reuse || f.size < 1024 * 1024);
+      const large = files.filter((f) => !f.reuse && f.size >= 1024 * 1024);
+      const [a, b] = await Promise.all([
+        mapLimit(small, 32, backupFile),
+        mapLimit(large, 3, backupFile),
+      ]);
+      for (const n of [...a, ...b]) if (n) nodes.push(n);
       return store(BlobType.tree, encodeTree({ nodes: sortNodes(nodes) }));
     };
 

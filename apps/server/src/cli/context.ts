@@ -13,6 +13,7 @@ import { packsService } from '../services/packs.service.js';
 import { snapshotsService } from '../services/snapshots.service.js';
 import { packStore, type PackStore } from '../stores/pack.store.js';
 import type { Services } from '../http/trpc.js';
+import { EventBus } from '../services/events.js';
 import { loadTls, type TlsMaterial } from '../tls.js';
 
 export interface Context {
@@ -46,11 +47,13 @@ export async function openContext(
     ttlMinutes: config.enrollmentTtlMinutes,
   });
   const store = packStore(paths.packs);
+  const events = new EventBus();
   const services: Services = {
+    events,
     devices,
     household: householdService(householdRepository(db.sql)),
-    packs: packsService(packsRepository(db.sql), store),
-    snapshots: snapshotsService(snapshotsRepository(db.sql)),
+    packs: packsService(packsRepository(db.sql), store, events),
+    snapshots: snapshotsService(snapshotsRepository(db.sql), events),
   };
   return { dataDir, config, tls, db, devices, services, packStore: store };
 }

@@ -4,6 +4,7 @@
  * know nothing of fastify.
  */
 import fastify, { type FastifyInstance } from 'fastify';
+import websocket from '@fastify/websocket';
 import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from '@trpc/server/adapters/fastify';
 import type { TlsMaterial } from '../tls.js';
 import type { PackStore } from '../stores/pack.store.js';
@@ -30,10 +31,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: 5000 },
   });
   app.get('/health', async () => ({ status: 'ok', service: 'kinvaultd', version: deps.version }));
+  await app.register(websocket);
   await app.register(fastifyTRPCPlugin, {
     prefix: '/trpc',
+    useWSS: true,
     trpcOptions: {
       router: appRouter,
+      keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 5_000 },
       createContext: async ({ req }) => ({
         services: deps.services,
         device: await authenticate(deps.services.devices, req.headers.authorization),

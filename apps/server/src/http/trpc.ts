@@ -9,8 +9,10 @@ import type { DevicesService } from '../services/devices.service.js';
 import type { HouseholdService } from '../services/household.service.js';
 import type { PacksService, Device } from '../services/packs.service.js';
 import type { SnapshotsService } from '../services/snapshots.service.js';
+import type { EventBus } from '../services/events.js';
 
 export interface Services {
+  events: EventBus;
   devices: DevicesService;
   household: HouseholdService;
   packs: PacksService;
@@ -68,6 +70,11 @@ const base64 = z
 const bytes = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
 
 export const appRouter = t.router({
+  /** Live events (websocket): packs stored, snapshots committed. */
+  events: deviceProcedure.subscription(async function* ({ ctx, signal }) {
+    yield* ctx.services.events.subscribe(signal);
+  }),
+
   enroll: publicProcedure
     .input(z.object({ token: z.string().min(20).max(200) }).strict())
     .mutation(async ({ ctx, input }) => {

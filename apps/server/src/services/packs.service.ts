@@ -10,6 +10,7 @@ import { KinvaultError } from '@kinvault/protocol';
 import { MAX_PACK_BYTES, MAX_PACK_ENTRIES } from '@kinvault/format';
 import type { PacksRepository } from '../repositories/packs.repository.js';
 import type { PackStore } from '../stores/pack.store.js';
+import type { EventBus } from './events.js';
 
 export const HEX_ID = /^[0-9a-f]{64}$/;
 
@@ -40,7 +41,7 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-export function packsService(repo: PacksRepository, store: PackStore) {
+export function packsService(repo: PacksRepository, store: PackStore, events?: EventBus) {
   return {
     /** Records what a pack will hold. Returns false if the pack is already stored. */
     async declare(device: Device, d: Declaration): Promise<{ needed: boolean }> {
@@ -96,7 +97,15 @@ export function packsService(repo: PacksRepository, store: PackStore) {
       const actual = await sha256File(file);
       if (actual !== declaredName) throw await reject(`its SHA-256 is ${actual}`);
       await store.adopt(file, declaredName);
-      return repo.commit(name, size, device.id);
+      const committed = await repo.commit(name, size, device.id);
+      events?.publish({
+        type: 'pack.stored',
+        pack: declaredName,
+        size,
+        device: device.name,
+        at: new Date().toISOString(),
+      });
+      return committed;
     },
 
     /** Which of these blob ids (hex) are in committed packs, with the pack of each. */

@@ -4,8 +4,9 @@ import { KinvaultError } from '@kinvault/protocol';
 import { MAX_SNAPSHOT_BYTES } from '@kinvault/format';
 import type { SnapshotsRepository } from '../repositories/snapshots.repository.js';
 import { HEX_ID, type Device } from './packs.service.js';
+import type { EventBus } from './events.js';
 
-export function snapshotsService(repo: SnapshotsRepository) {
+export function snapshotsService(repo: SnapshotsRepository, events?: EventBus) {
   return {
     async commit(
       device: Device,
@@ -47,6 +48,12 @@ export function snapshotsService(repo: SnapshotsRepository) {
           { details: { missing: missing.map((m) => m.toString('hex')) } },
         );
       }
+      events?.publish({
+        type: 'snapshot.committed',
+        snapshot: input.id,
+        device: device.name,
+        at: new Date().toISOString(),
+      });
     },
     async list() {
       return (await repo.list()).map((r) => ({
