@@ -103,6 +103,65 @@ export class RemoteRepository {
     return openBlob(this.keys, type, id, bytes);
   }
 
+  /**
+   * Reads many blobs with few requests: blobs of one pack that lie close together are
+   * fetched as one range (gaps up to 256 KiB, spans up to 16 MiB), then sliced and
+   * verified one by one. Returns plaintexts by hex id.
+   */
+  async loadBlobs(
+    type: BlobType,
+    ids: readonly Uint8Array[],
+    where: Map<string, Located>,
+  ): Promise<Map<string, Uint8Array>> {
+    const wanted = [...new Map(ids.map((id) => [toHex(id), id])).entries()].map(([hex, id]) => {
+      const loc = where.get(hex);
+      if (!loc)
+        throw new KinvaultError(
+          'PACK_CORRUPT',
+          `Blob ${hex} is in no stored pack: the snapshot is damaged or its packs were lost. Run a check.`,
+        );
+      return { hex, id, loc };
+    });
+    wanted.sort((a, b) =>
+      a.loc.pack < b.loc.pack
+        ? -1
+        : a.loc.pack > b.loc.pack
+          ? 1
+          : a.loc.entry.offset - b.loc.entry.offset,
+    );
+    const out = new Map<string, Uint8Array>();
+    let i = 0;
+    while (i < wanted.length) {
+      const first = wanted[i]!;
+      let end = first.loc.entry.offset + first.loc.entry.length;
+      let j = i + 1;
+      for (; j < wanted.length; j++) {
+        const w = wanted[j]!.loc;
+        if (
+          w.pack !== first.loc.pack ||
+          w.entry.offset - end > 256 * 1024 ||
+          w.entry.offset + w.entry.length - first.loc.entry.offset > 16 * 1024 * 1024
+        )
+          break;
+        end = Math.max(end, w.entry.offset + w.entry.length);
+      }
+      const { bytes } = await this.packs.range(
+        first.loc.pack,
+        first.loc.entry.offset,
+        end - first.loc.entry.offset,
+      );
+      for (const w of wanted.slice(i, j)) {
+        const at = w.loc.entry.offset - first.loc.entry.offset;
+        out.set(
+          w.hex,
+          openBlob(this.keys, type, w.id, bytes.subarray(at, at + w.loc.entry.length)),
+        );
+      }
+      i = j;
+    }
+    return out;
+  }
+
   async loadTree(id: Uint8Array): Promise<Tree> {
     const hex = toHex(id);
     let tree = this.trees.get(hex);

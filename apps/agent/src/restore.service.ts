@@ -127,6 +127,7 @@ export async function restore(
     path: string,
     node: FileNode,
     where: Map<string, Located>,
+    prefetched?: Map<string, Uint8Array>,
   ): Promise<void> => {
     if (await alreadyThere(path, node)) {
       summary.files_skipped++;
@@ -137,7 +138,9 @@ export async function restore(
     let written = 0;
     try {
       for (const id of node.chunks) {
-        const data = await repo.loadBlob(BlobType.data, id, where.get(toHex(id)));
+        const data =
+          prefetched?.get(toHex(id)) ??
+          (await repo.loadBlob(BlobType.data, id, where.get(toHex(id))));
         await writeAll(fh, [data]);
         written += data.byteLength;
       }
@@ -177,10 +180,33 @@ export async function restore(
       (n): n is FileNode => n.kind === 'file' && included(rel ? `${rel}/${n.name}` : n.name),
     );
     const where = await repo.locate([...new Set(files.flatMap((f) => f.chunks.map(toHex)))]);
-    await mapLimit(files, 8, async (node) => {
-      await writeFile(inside(join(dir, node.name)), node, where);
-      onFile?.(summary);
-    });
+    // Small files' blobs come in a few coalesced range reads, in groups of up to 32 MiB.
+    const small = files.filter((f) => f.size <= 1024 * 1024);
+    for (let i = 0; i < small.length;) {
+      let bytes = 0;
+      let j = i;
+      while (j < small.length && (j === i || bytes + small[j]!.size <= 32 * 1024 * 1024))
+        bytes += small[j++]!.size;
+      const group = small.slice(i, j);
+      const prefetched = await repo.loadBlobs(
+        BlobType.data,
+        group.flatMap((f) => f.chunks),
+        where,
+      );
+      await mapLimit(group, 8, async (node) => {
+        await writeFile(inside(join(dir, node.name)), node, where, prefetched);
+        onFile?.(summary);
+      });
+      i = j;
+    }
+    await mapLimit(
+      files.filter((f) => f.size > 1024 * 1024),
+      8,
+      async (node) => {
+        await writeFile(inside(join(dir, node.name)), node, where);
+        onFile?.(summary);
+      },
+    );
     for (const node of nodes) {
       const childRel = rel ? `${rel}/${node.name}` : node.name;
       if (!included(childRel) || node.kind === 'file') continue;
