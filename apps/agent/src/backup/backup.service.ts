@@ -9,7 +9,6 @@ import {
   BlobType,
   BufferPool,
   chunkSource,
-  deriveKeys,
   encodeTree,
   gearTable,
   prepareChunker,
@@ -19,11 +18,8 @@ import {
   workerBlobPacker,
   type TreeNode,
 } from '@kinvault/format';
-import { statePaths, loadState } from '../state.js';
-import { apiClient } from '../transport/api.js';
-import { packReader } from '../transport/packs.js';
 import { JsonFileUrlStorage } from '../transport/url-storage.js';
-import { RemoteRepository } from '../repository.js';
+import { openSession } from '../session.js';
 import { Batcher, ByteBudget, mapLimit } from './batch.js';
 import { scan, type ScanDir, type ScanFile, type ScanTotals } from './scan.js';
 import { spool } from './spool.js';
@@ -65,17 +61,8 @@ const MAX_RECORDED_ERRORS = 1000;
 
 export async function backup(opts: BackupOptions): Promise<BackupSummary> {
   const started = Date.now();
-  const { state, masterKey } = await loadState(opts.stateDir);
-  const keys = deriveKeys(masterKey);
-  const p = statePaths(opts.stateDir);
-  const conn = {
-    url: state.url,
-    pin: { certPem: state.certPem, fingerprint: state.fingerprint },
-    token: state.token,
-  };
-  const api = apiClient(conn);
-  const reader = packReader(conn);
-  const repo = new RemoteRepository(api, reader, keys, p.cache);
+  const session = await openSession(opts.stateDir);
+  const { state, keys, conn, api, repo, paths: p } = session;
   const packsUsed = new Set<string>();
   const progress: BackupProgress = {
     totals: { files: 0, dirs: 0, bytes: 0, changedFiles: 0, changedBytes: 0 },
@@ -284,6 +271,6 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
       errors,
     };
   } finally {
-    reader.close();
+    session.close();
   }
 }

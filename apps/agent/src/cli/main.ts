@@ -6,15 +6,14 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { isKinvaultError } from '@kinvault/protocol';
-import { deriveKeys } from '@kinvault/format';
+import type { RepositoryKeys } from '@kinvault/format';
 import { backup } from '../backup/backup.service.js';
 import { getPassphrase } from '../passphrase.js';
-import { RemoteRepository } from '../repository.js';
+import type { RemoteRepository } from '../repository.js';
+import { openSession } from '../session.js';
 import { list, restore } from '../restore.service.js';
 import { setup } from '../services/setup.service.js';
-import { defaultStateDir, loadState, statePaths } from '../state.js';
-import { apiClient } from '../transport/api.js';
-import { packReader } from '../transport/packs.js';
+import { defaultStateDir, statePaths } from '../state.js';
 import { formatBytes, formatDuration, progressLine } from './progress.js';
 
 const program = new Command('kinvault')
@@ -35,23 +34,13 @@ const stateDir = () => program.opts<{ stateDir: string }>().stateDir;
 const out = (value: unknown) => console.log(JSON.stringify(value));
 
 async function withRepo<T>(
-  use: (repo: RemoteRepository, keys: ReturnType<typeof deriveKeys>) => Promise<T>,
+  use: (repo: RemoteRepository, keys: RepositoryKeys) => Promise<T>,
 ): Promise<T> {
-  const { state, masterKey } = await loadState(stateDir());
-  const conn = {
-    url: state.url,
-    pin: { certPem: state.certPem, fingerprint: state.fingerprint },
-    token: state.token,
-  };
-  const reader = packReader(conn);
-  const keys = deriveKeys(masterKey);
+  const session = await openSession(stateDir());
   try {
-    return await use(
-      new RemoteRepository(apiClient(conn), reader, keys, statePaths(stateDir()).cache),
-      keys,
-    );
+    return await use(session.repo, session.keys);
   } finally {
-    reader.close();
+    session.close();
   }
 }
 
