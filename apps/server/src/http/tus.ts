@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Server } from '@tus/server';
-import { FileStore } from '@tus/file-store';
+import { CoalescingFileStore } from '../stores/coalescing-file-store.js';
 import { isKinvaultError } from '@kinvault/protocol';
 import type { Services } from './trpc.js';
 import { authenticate } from './auth.js';
@@ -21,7 +21,7 @@ function refuse(status_code: number, body: string): { status_code: number; body:
 
 export function tusPlugin(services: Services, uploadsDir: string) {
   return async function register(app: FastifyInstance): Promise<void> {
-    const store = new FileStore({ directory: uploadsDir });
+    const store = new CoalescingFileStore({ directory: uploadsDir });
     const deviceOf = async (req: Request) => {
       const device = await authenticate(services.devices, req.headers.get('authorization'));
       if (!device) throw refuse(401, 'Unauthorized: this device is not enrolled or was revoked.');
