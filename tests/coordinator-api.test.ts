@@ -55,6 +55,22 @@ function declaration(p: Awaited<ReturnType<typeof makePack>>) {
   };
 }
 
+/** Uploads pack bytes as a device (no retries: a refusal must surface at once). */
+function upload(
+  dev: { token: string; pin: Pin },
+  url: string,
+  name: string,
+  data: Buffer,
+): Promise<void> {
+  return uploadPack({
+    conn: { url, pin: dev.pin, token: dev.token },
+    name,
+    data,
+    size: data.length,
+    retryDelays: [],
+  });
+}
+
 function get(
   url: string,
   pin: Pin,
@@ -126,13 +142,7 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
     const p = await makePack(5);
     expect(await anna.api.packs.declare.mutate(declaration(p))).toEqual({ needed: true });
     expect((await anna.api.blobs.have.mutate({ ids: p.ids })).found).toEqual([]);
-    await uploadPack({
-      conn: { url: c.url, pin: anna.pin, token: anna.token },
-      name: p.info.name,
-      data: p.bytes,
-      size: p.info.size,
-      retryDelays: [],
-    });
+    await upload(anna, c.url, p.info.name, p.bytes);
     const found = (await anna.api.blobs.have.mutate({ ids: [...p.ids, 'ab'.repeat(32)] })).found;
     expect(found.map((f) => f.id).sort()).toEqual([...p.ids].sort());
     expect(new Set(found.map((f) => f.pack))).toEqual(new Set([p.info.name]));
@@ -162,29 +172,15 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
     await anna.api.packs.declare.mutate(declaration(p));
     const wrong = Buffer.from(p.bytes);
     wrong[100]! ^= 1;
-    await expect(
-      uploadPack({
-        conn: { url: c.url, pin: anna.pin, token: anna.token },
-        name: p.info.name,
-        data: wrong,
-        size: wrong.length,
-        retryDelays: [],
-      }),
-    ).rejects.toThrow(/HTTP 422.*SHA-256/);
+    await expect(upload(anna, c.url, p.info.name, wrong)).rejects.toThrow(/HTTP 422.*SHA-256/);
     expect((await anna.api.blobs.have.mutate({ ids: p.ids })).found).toEqual([]);
     expect((await anna.api.packs.missing.mutate({ names: [p.info.name] })).names).toEqual([
       p.info.name,
     ]);
     const undeclared = await makePack(1);
-    await expect(
-      uploadPack({
-        conn: { url: c.url, pin: anna.pin, token: anna.token },
-        name: undeclared.info.name,
-        data: undeclared.bytes,
-        size: undeclared.info.size,
-        retryDelays: [],
-      }),
-    ).rejects.toThrow(/HTTP 400.*not declared/);
+    await expect(upload(anna, c.url, undeclared.info.name, undeclared.bytes)).rejects.toThrow(
+      /HTTP 400.*not declared/,
+    );
   });
 
   it('commits a snapshot only when every pack it needs is stored', async () => {
@@ -210,13 +206,7 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
       });
     await expect(commit()).rejects.toThrow(/does not have/);
     await anna.api.packs.declare.mutate(declaration(p));
-    await uploadPack({
-      conn: { url: c.url, pin: anna.pin, token: anna.token },
-      name: p.info.name,
-      data: p.bytes,
-      size: p.info.size,
-      retryDelays: [],
-    });
+    await upload(anna, c.url, p.info.name, p.bytes);
     await commit();
     const list = await anna.api.snapshots.list.query();
     expect(list).toEqual([expect.objectContaining({ id: snapshot.id, device: 'anna-laptop' })]);
@@ -247,13 +237,7 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
       await new Promise((r) => setTimeout(r, 500)); // let the subscriptions start
       const p = await makePack(1);
       await anna.api.packs.declare.mutate(declaration(p));
-      await uploadPack({
-        conn: { url: c.url, pin: anna.pin, token: anna.token },
-        name: p.info.name,
-        data: p.bytes,
-        size: p.info.size,
-        retryDelays: [],
-      });
+      await upload(anna, c.url, p.info.name, p.bytes);
       const snapshot = sealSnapshot(keys, {
         startNs: 3n,
         endNs: 4n,
@@ -378,14 +362,6 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
         })
       ).status,
     ).toBe(401);
-    await expect(
-      uploadPack({
-        conn: { url: c.url, pin: bob.pin, token: bob.token },
-        name: p.info.name,
-        data: p.bytes,
-        size: p.info.size,
-        retryDelays: [],
-      }),
-    ).rejects.toThrow(/HTTP 401/);
+    await expect(upload(bob, c.url, p.info.name, p.bytes)).rejects.toThrow(/HTTP 401/);
   });
 });
