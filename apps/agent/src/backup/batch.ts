@@ -30,7 +30,7 @@ export class Batcher<K, V> {
     private readonly answer: (keys: K[]) => Promise<Map<K, V>>,
     private readonly fallback: V,
     private readonly size = 512,
-    private readonly delayMs = 2,
+    private readonly delayMs = 10,
   ) {}
 
   ask(key: K): Promise<V> {
