@@ -3,7 +3,7 @@
  * PostgreSQL, HTTPS), as a user runs them.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, symlink, utimes, writeFile, readFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, symlink, utimes, writeFile, readFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -198,6 +198,19 @@ describe('kinvault agent (built commands)', () => {
       (await runKinvault(anna, ['ls', 'latest', src.slice(1), '--json'])).stdout,
     ) as { name: string }[];
     expect(top.map((e) => e.name)).toEqual(['keep']);
+  });
+
+  it('ignores a damaged local tree cache (trees are checked against their ids)', async () => {
+    const src = join(work, 'src');
+    const cache = join(anna, 'cache', 'trees');
+    for (const f of await readdir(cache)) await writeFile(join(cache, f), 'not a tree');
+    const again = await runKinvault(anna, ['backup', src, '--json']);
+    expect(again.code).toBe(0);
+    expect(lastJson<Summary>(again.stdout)).toMatchObject({ files_changed: 0, bytes_read: 0 });
+    const ls = JSON.parse(
+      (await runKinvault(anna, ['ls', 'latest', `${src.slice(1)}/Photos`, '--json'])).stdout,
+    ) as { name: string }[];
+    expect(ls.map((e) => e.name)).toEqual(['2024', 'Empty album', 'video.mp4']);
   });
 
   it('explains bad input', async () => {

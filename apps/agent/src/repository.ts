@@ -7,6 +7,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BlobType,
+  blobId,
+  bytesEqual,
   decodePackHeader,
   decodeTree,
   encodePackHeader,
@@ -162,11 +164,29 @@ export class RemoteRepository {
     return out;
   }
 
+  /**
+   * Trees are immutable, so the agent keeps the ones it has seen (and the ones it made)
+   * under cache/trees in its state directory: a re-run reads parent trees locally.
+   */
+  async rememberTree(id: Uint8Array, encoded: Uint8Array): Promise<void> {
+    const dir = join(this.cacheDir, 'trees');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(join(dir, toHex(id)), encoded, { mode: 0o600 });
+  }
+
   async loadTree(id: Uint8Array): Promise<Tree> {
     const hex = toHex(id);
     let tree = this.trees.get(hex);
     if (!tree) {
-      tree = decodeTree(await this.loadBlob(BlobType.tree, id));
+      const cached = await readFile(join(this.cacheDir, 'trees', hex)).catch(() => null);
+      // A cached tree is used only if it still hashes to its id.
+      if (cached && bytesEqual(blobId(this.keys, BlobType.tree, cached), id))
+        tree = decodeTree(cached);
+      else {
+        const plain = await this.loadBlob(BlobType.tree, id);
+        await this.rememberTree(id, plain).catch(() => {});
+        tree = decodeTree(plain);
+      }
       if (this.trees.size > 10_000) this.trees.clear();
       this.trees.set(hex, tree);
     }

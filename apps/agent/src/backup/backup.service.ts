@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import {
   BlobType,
   BufferPool,
+  bytesEqual,
   chunkSource,
   encodeTree,
   gearTable,
@@ -206,7 +207,18 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
         mapLimit(large, 3, backupFile),
       ]);
       for (const n of [...a, ...b]) if (n) nodes.push(n);
-      return store(BlobType.tree, encodeTree({ nodes: sortNodes(nodes) }));
+      const encoded = encodeTree({ nodes: sortNodes(nodes) });
+      // An unchanged directory encodes exactly as before: reuse its id, no round trip.
+      if (d.parentTree) {
+        const previous = await repo.loadTree(d.parentTree).catch(() => null);
+        if (previous && bytesEqual(encodeTree(previous), encoded)) {
+          reused.push(toHex(d.parentTree));
+          return d.parentTree;
+        }
+      }
+      const id = await store(BlobType.tree, encoded.slice());
+      await repo.rememberTree(id, encoded).catch(() => {});
+      return id;
     };
 
     let tree: Uint8Array;

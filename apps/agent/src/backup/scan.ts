@@ -46,6 +46,8 @@ export interface ScanLink extends Meta {
 export interface ScanDir extends Meta {
   kind: 'dir';
   children: ScanEntry[];
+  /** This directory's tree in the parent snapshot, if it had one. */
+  parentTree: Uint8Array | null;
 }
 export type ScanEntry = ScanFile | ScanLink | ScanDir;
 
@@ -109,7 +111,7 @@ export async function scan(
   const errors: ScanResult['errors'] = [];
   const global = compile([...DEFAULT_EXCLUDES, ...excludes], '');
   const rootMeta = meta('', '/', await lstat('/', { bigint: true }));
-  const root: ScanDir = { ...rootMeta, kind: 'dir', children: [] };
+  const root: ScanDir = { ...rootMeta, kind: 'dir', children: [], parentTree: parentRoot };
 
   const parentNodes = async (subtree: Uint8Array | null): Promise<Map<string, TreeNode>> => {
     if (!subtree) return new Map();
@@ -165,9 +167,14 @@ export async function scan(
     }
     const m = meta(name, path, st);
     if (st.isDirectory()) {
-      const dir: ScanDir = { ...m, kind: 'dir', children: [] };
+      const dir: ScanDir = {
+        ...m,
+        kind: 'dir',
+        children: [],
+        parentTree: prev?.kind === 'dir' ? prev.subtree : null,
+      };
       into.children.push(dir);
-      await visitDir(dir, prev?.kind === 'dir' ? prev.subtree : null, local);
+      await visitDir(dir, dir.parentTree, local);
     } else if (st.isFile()) {
       const size = Number(st.size);
       const same =
@@ -213,7 +220,12 @@ export async function scan(
       let next = dir.children.find((c): c is ScanDir => c.kind === 'dir' && c.name === name);
       if (!next) {
         const st = await lstat(path, { bigint: true });
-        next = { ...meta(name, path, st), kind: 'dir', children: [] };
+        next = {
+          ...meta(name, path, st),
+          kind: 'dir',
+          children: [],
+          parentTree: prevNode?.kind === 'dir' ? prevNode.subtree : null,
+        };
         dir.children.push(next);
       }
       dir = next;
