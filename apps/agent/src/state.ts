@@ -6,7 +6,7 @@
  *                 the key files; anyone who reads it can read every backup
  *   uploads.json  tus upload URLs, so an interrupted pack upload resumes after a restart
  *   spool/        finished packs waiting for upload
- *   cache/        decrypted pack headers this device has seen
+ *   cache/        pack headers and decrypted trees this device has seen or made
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
