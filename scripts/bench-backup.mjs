@@ -154,18 +154,15 @@ execFileSync(
   [kinvaultd, 'init', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`],
   { stdio: 'ignore' },
 );
-const server = spawn(
-  process.execPath,
-  [kinvaultd, 'start', '--data-dir', dataDir, '--log-level', 'warn'],
-  { stdio: 'ignore' },
-);
-for (let i = 0; ; i++) {
-  const ok = await fetch(`https://127.0.0.1:${port}/health`).then(
-    () => true,
-    (e) => /cert|self/i.test(String(e.cause?.code ?? e.cause?.message ?? '')),
-  );
-  if (ok) break;
-  if (i > 300) throw new Error('kinvaultd did not start');
+const server = spawn(process.execPath, [kinvaultd, 'start', '--data-dir', dataDir], {
+  stdio: ['ignore', 'pipe', 'pipe'],
+});
+let serverLog = '';
+server.stdout.on('data', (d) => (serverLog += d));
+server.stderr.on('data', (d) => (serverLog += d));
+for (let waited = 0; !serverLog.includes('kinvaultd is running'); waited += 100) {
+  if (waited > 30_000 || server.exitCode !== null)
+    throw new Error(`kinvaultd did not start:\n${serverLog}`);
   await new Promise((r) => setTimeout(r, 100));
 }
 const env = { KINVAULT_PASSPHRASE: 'bench passphrase' };

@@ -1,7 +1,6 @@
 /**
  * End to end: the built kinvaultd, with embedded PostgreSQL, over real HTTPS.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { request } from 'node:https';
 import type { TLSSocket } from 'node:tls';
@@ -10,9 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEnrollmentCode } from '@kinvault/protocol';
 import {
   freePort,
-  kinvaultdPath as kinvaultd,
   runKinvaultd,
+  startCoordinator,
   traversableTempDir,
+  type Coordinator,
 } from './support/kinvaultd.js';
 
 const run = runKinvaultd;
@@ -43,7 +43,7 @@ function pinnedGet(url: string, fingerprint: string): Promise<{ status: number; 
 describe('kinvaultd (built command, embedded PostgreSQL, HTTPS)', () => {
   let dataDir: string;
   let port: number;
-  let server: ChildProcess | undefined;
+  let server: Coordinator | undefined;
 
   beforeAll(async () => {
     dataDir = join(await traversableTempDir('kinvaultd-e2e-'), 'data');
@@ -55,7 +55,7 @@ describe('kinvaultd (built command, embedded PostgreSQL, HTTPS)', () => {
   }, 120_000);
 
   afterAll(async () => {
-    if (server && server.exitCode === null) server.kill('SIGKILL');
+    if (server && server.process.exitCode === null) server.process.kill('SIGKILL');
   });
 
   it('refuses to initialise twice, and explains bad flags', async () => {
@@ -84,18 +84,7 @@ describe('kinvaultd (built command, embedded PostgreSQL, HTTPS)', () => {
   }, 60_000);
 
   it('starts, serves /health on the pinned certificate, manages devices, stops cleanly on SIGTERM', async () => {
-    server = spawn(process.execPath, [kinvaultd, 'start', '--data-dir', dataDir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let log = '';
-    server.stdout!.on('data', (d) => (log += d));
-    server.stderr!.on('data', (d) => (log += d));
-    const deadline = Date.now() + 30_000;
-    while (!log.includes('kinvaultd is running')) {
-      if (Date.now() > deadline || server.exitCode !== null)
-        throw new Error(`kinvaultd did not start:\n${log}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    server = await startCoordinator(dataDir, port);
 
     const added = await run(['device', 'add', 'anna-laptop', '--data-dir', dataDir, '--json']);
     expect(added.code).toBe(0);
@@ -127,10 +116,8 @@ describe('kinvaultd (built command, embedded PostgreSQL, HTTPS)', () => {
     ) as { state: string }[];
     expect(revoked[0]!.state).toBe('revoked');
 
-    const exited = new Promise<number | null>((resolve) => server!.once('exit', (c) => resolve(c)));
-    server.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(log).toMatch(/"msg":"stopped"/);
+    expect(await server.stop('SIGTERM')).toBe(0);
+    expect(server.log()).toMatch(/"msg":"stopped"/);
     // The embedded database stopped with it: a command can start it again on its own.
     expect((await run(['device', 'list', '--json', '--data-dir', dataDir])).code).toBe(0);
   }, 120_000);
