@@ -236,6 +236,24 @@ interface Lane {
   worker: Worker;
   out: LaneOutput;
   pending: Map<number, (r: PackerResponse) => void>;
+  /** Requests not yet posted: they go as one message at the end of this loop turn. */
+  outbox: PackerRequest[];
+  transfer: ArrayBuffer[];
+}
+
+/** Queues a request; the lane's outbox is posted once per event-loop turn. */
+function post(lane: Lane, req: PackerRequest, transfer: readonly ArrayBuffer[] = []): void {
+  if (lane.outbox.length === 0) {
+    setImmediate(() => {
+      const batch = lane.outbox;
+      const moved = lane.transfer;
+      lane.outbox = [];
+      lane.transfer = [];
+      lane.worker.postMessage(batch, moved);
+    });
+  }
+  lane.outbox.push(req);
+  lane.transfer.push(...transfer);
 }
 
 /** Hashing, sealing and pack hashing in worker threads; the caller's thread only writes. */
@@ -259,11 +277,15 @@ export function workerBlobPacker(
         worker: spawnWorker(setup),
         out: new LaneOutput(openSink, (e) => breaker.fail(e)),
         pending: new Map(),
+        outbox: [],
+        transfer: [],
       };
-      lane.worker.on('message', (r: PackerResponse) => {
-        const handler = lane.pending.get(r.seq);
-        lane.pending.delete(r.seq);
-        handler?.(r);
+      lane.worker.on('message', (replies: PackerResponse[]) => {
+        for (const r of replies) {
+          const handler = lane.pending.get(r.seq);
+          lane.pending.delete(r.seq);
+          handler?.(r);
+        }
       });
       // A worker that stops fails what it had in hand and breaks the packer, so no
       // caller waits for an answer that will never come.
@@ -318,7 +340,7 @@ export function workerBlobPacker(
         }
         Promise.resolve(onReply(r)).then(resolve, reject);
       });
-      lane.worker.postMessage(req, transfer);
+      post(lane, req, transfer);
     });
   }
 
@@ -367,7 +389,7 @@ export function workerBlobPacker(
           options.recycle?.(r.dropped);
         }
       });
-      lane.worker.postMessage(req);
+      post(lane, req);
     },
     async flush() {
       const infos = await Promise.all(

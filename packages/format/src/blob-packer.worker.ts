@@ -22,43 +22,37 @@ function movable(parts: Uint8Array[], transfer: Set<ArrayBuffer>): Uint8Array[] 
   });
 }
 
-port.on('message', (req: PackerRequest) => {
+/** Answers one request; adds what its reply may transfer to `transfer`. */
+function answer(req: PackerRequest, transfer: Set<ArrayBuffer>): PackerResponse {
   try {
-    let reply: PackerResponse;
-    const transfer = new Set<ArrayBuffer>();
     switch (req.op) {
       case 'hash':
-        reply = { seq: req.seq, id: builder.hash(req.seq, req.type, req.data) };
-        break;
+        return { seq: req.seq, id: builder.hash(req.seq, req.type, req.data) };
       case 'seal': {
         const r = builder.seal(req.handle);
         const [tail] = r.finished ? movable([r.finished.tail], transfer) : [];
-        reply = {
+        // The plaintext's buffer goes back to the caller for reuse.
+        if (r.plaintext.buffer instanceof ArrayBuffer) transfer.add(r.plaintext.buffer);
+        return {
           seq: req.seq,
           sealed: movable(r.sealed, transfer),
           plaintext: r.plaintext,
           finished: r.finished && tail ? { tail, info: r.finished.info } : null,
         };
-        // The plaintext's buffer goes back to the caller for reuse.
-        if (r.plaintext.buffer instanceof ArrayBuffer) transfer.add(r.plaintext.buffer);
-        break;
       }
       case 'drop': {
         const dropped = builder.drop(req.handle);
-        reply = { seq: req.seq, dropped };
         if (dropped?.buffer instanceof ArrayBuffer) transfer.add(dropped.buffer);
-        break;
+        return { seq: req.seq, dropped };
       }
       case 'flush': {
         const finished = builder.flush();
         const [tail] = finished ? movable([finished.tail], transfer) : [];
-        reply = { seq: req.seq, finished: finished && tail ? { tail, info: finished.info } : null };
-        break;
+        return { seq: req.seq, finished: finished && tail ? { tail, info: finished.info } : null };
       }
     }
-    port.postMessage(reply, [...transfer]);
   } catch (error) {
-    const reply: PackerResponse = {
+    return {
       seq: req.seq,
       error: isKinvaultError(error)
         ? {
@@ -69,6 +63,13 @@ port.on('message', (req: PackerRequest) => {
           }
         : { code: 'INTERNAL', message: String(error), retryable: false, details: {} },
     };
-    port.postMessage(reply);
   }
+}
+
+// Requests come in batches (one message per event-loop turn of the caller); the replies
+// go back as one batch, in order.
+port.on('message', (batch: PackerRequest[]) => {
+  const transfer = new Set<ArrayBuffer>();
+  const replies = batch.map((req) => answer(req, transfer));
+  port.postMessage(replies, [...transfer]);
 });

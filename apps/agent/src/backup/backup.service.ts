@@ -2,6 +2,7 @@
  * kinvault backup: scan (phase one), then chunk → dedup query → seal → pack → upload
  * the changed files and the trees (phase two), then commit the snapshot.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
@@ -21,7 +22,8 @@ import {
 } from '@kinvault/format';
 import { JsonFileUrlStorage } from '../transport/url-storage.js';
 import { openSession } from '../session.js';
-import { Batcher, ByteBudget, mapLimit } from './batch.js';
+import pLimit from 'p-limit';
+import { Batcher, ByteBudget } from './batch.js';
 import { scan, type ScanDir, type ScanFile, type ScanTotals } from './scan.js';
 import { spool } from './spool.js';
 
@@ -100,7 +102,7 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
       threads: opts.threads,
       recycle: (b) => buffers.give(b),
     });
-    const dedup = new Batcher<string, string | null>(async (ids) => repo.have(ids), null);
+    const dedup = new Batcher<string, string | null>(async (ids) => repo.have(ids), null, 4096);
     const seen = new Set<string>();
     // Chunks in flight across all files (bounds memory whatever the file sizes).
     const budget = new ByteBudget(64 * 1024 * 1024);
@@ -108,31 +110,118 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
     let blobsNew = 0;
     let bytesNew = 0;
 
-    const store = async (type: BlobType, data: Uint8Array): Promise<Uint8Array> => {
-      const held = await packer.hash(type, data);
+    // A blob's id is known once it is hashed; the dedup question and the sealing go on in
+    // the background, so files finish at hashing speed and dedup questions travel in large
+    // batches. The budget is given back when the blob is sealed or dropped.
+    const background = new Set<Promise<void>>();
+    let backgroundFailure: unknown;
+    const store = async (type: BlobType, data: Uint8Array, budgeted = 0): Promise<Uint8Array> => {
+      if (backgroundFailure !== undefined) throw backgroundFailure;
+      let held;
+      try {
+        held = await packer.hash(type, data);
+      } catch (e) {
+        budget.give(budgeted);
+        throw e;
+      }
       const hex = toHex(held.id);
       if (seen.has(hex)) {
         packer.drop(held);
+        budget.give(budgeted);
         return held.id;
       }
       seen.add(hex);
-      const pack = await dedup.ask(hex);
-      if (pack) {
-        packer.drop(held);
-        packsUsed.add(pack);
-        return held.id;
-      }
-      blobsNew++;
-      if (type === BlobType.data) bytesNew += held.size;
-      await packer.seal(held);
+      const h = held;
+      const job = dedup
+        .ask(hex)
+        .then(async (pack) => {
+          if (pack) {
+            packer.drop(h);
+            packsUsed.add(pack);
+            return;
+          }
+          blobsNew++;
+          if (type === BlobType.data) bytesNew += h.size;
+          await packer.seal(h);
+        })
+        .catch((e: unknown) => {
+          backgroundFailure ??= e;
+        })
+        .finally(() => {
+          budget.give(budgeted);
+          background.delete(job);
+        });
+      background.add(job);
       return held.id;
+    };
+    /** Waits for every background dedup question and seal; throws the first failure. */
+    const settle = async () => {
+      while (background.size > 0) await Promise.all(background);
+      if (backgroundFailure !== undefined) throw backgroundFailure;
+    };
+    const minChunk = chunker.params.minSize;
+
+    const fileNode = (f: ScanFile, size: number, chunks: Uint8Array[]): TreeNode => ({
+      name: f.name,
+      mode: f.mode,
+      mtimeNs: f.mtimeNs,
+      ctimeNs: f.ctimeNs,
+      inode: f.inode,
+      uid: f.uid,
+      gid: f.gid,
+      kind: 'file',
+      size,
+      chunks,
+    });
+
+    const probe = Buffer.alloc(1);
+    /** The whole file (at most `size` bytes), or null if it holds more than `size` now. */
+    const readWhole = (path: string, size: number): Uint8Array | null => {
+      const fd = openSync(path, 'r');
+      try {
+        const data = size > 0 ? buffers.take(size) : new Uint8Array(0);
+        let n = 0;
+        for (let got = -1; n < size && got !== 0; n += got)
+          got = readSync(fd, data, n, size - n, n);
+        if (readSync(fd, probe, 0, 1, n) > 0) {
+          if (size > 0) buffers.give(data);
+          return null;
+        }
+        return data.subarray(0, n);
+      } finally {
+        closeSync(fd);
+      }
     };
 
     const backupFile = async (f: ScanFile): Promise<TreeNode | null> => {
       if (f.reuse) {
         for (const c of f.reuse) reused.push(toHex(c));
         progress.filesDone++;
-        return { ...f, kind: 'file', size: f.size, chunks: f.reuse };
+        return fileNode(f, f.size, f.reuse);
+      }
+      // A file no larger than the smallest chunk is one chunk: read it in one go, with
+      // synchronous calls (for small files a thread-pool round trip per call costs more
+      // than the read itself). One that grew since the scan takes the general path.
+      if (f.size <= minChunk) {
+        let data: Uint8Array | null;
+        try {
+          data = readWhole(f.path, f.size);
+        } catch (e) {
+          errors.push({ path: f.path, message: (e as Error).message });
+          return null;
+        }
+        if (data) {
+          const chunks: Uint8Array[] = [];
+          const n = data.byteLength;
+          if (n > 0) {
+            progress.bytesRead += n;
+            await budget.take(n);
+            chunks.push(await store(BlobType.data, data, n));
+          }
+          progress.filesDone++;
+          opts.onProgress?.(progress);
+          return fileNode(f, n, chunks);
+        }
       }
       let fh;
       try {
@@ -156,24 +245,13 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
           progress.bytesRead += chunk.data.byteLength;
           const n = chunk.data.byteLength;
           await budget.take(n);
-          pending.push(store(BlobType.data, chunk.data).finally(() => budget.give(n)));
+          pending.push(store(BlobType.data, chunk.data, n));
           opts.onProgress?.(progress);
         }
         const chunks = await Promise.all(pending);
         progress.filesDone++;
         opts.onProgress?.(progress);
-        return {
-          name: f.name,
-          mode: f.mode,
-          mtimeNs: f.mtimeNs,
-          ctimeNs: f.ctimeNs,
-          inode: f.inode,
-          uid: f.uid,
-          gid: f.gid,
-          kind: 'file',
-          size,
-          chunks,
-        };
+        return fileNode(f, size, chunks);
       } catch (e) {
         errors.push({ path: f.path, message: (e as Error).message });
         return null;
@@ -182,31 +260,31 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
       }
     };
 
+    // Files from all directories share two queues: many small files at once (they wait on
+    // round trips), few large ones (each holds a chunking window of up to 16 MiB). So the
+    // pipeline stays full however the files are spread over directories.
+    const smallQueue = pLimit(64);
+    const largeQueue = pLimit(3);
+    const queued = (f: ScanFile) =>
+      (f.reuse || f.size < 1024 * 1024 ? smallQueue : largeQueue)(() => backupFile(f));
+
     const backupDir = async (d: ScanDir): Promise<Uint8Array> => {
-      const files = d.children.filter((c): c is ScanFile => c.kind === 'file');
-      const nodes: TreeNode[] = [];
-      for (const c of d.children) {
-        const base = {
-          name: c.name,
-          mode: c.mode,
-          mtimeNs: c.mtimeNs,
-          ctimeNs: c.ctimeNs,
-          inode: c.inode,
-          uid: c.uid,
-          gid: c.gid,
-        };
-        if (c.kind === 'dir') nodes.push({ ...base, kind: 'dir', subtree: await backupDir(c) });
-        else if (c.kind === 'symlink') nodes.push({ ...base, kind: 'symlink', target: c.target });
-      }
-      // Many small files at once (they wait on round trips), few large ones (each holds a
-      // 16 MiB chunking window): memory stays bounded either way.
-      const small = files.filter((f) => f.reuse || f.size < 1024 * 1024);
-      const large = files.filter((f) => !f.reuse && f.size >= 1024 * 1024);
-      const [a, b] = await Promise.all([
-        mapLimit(small, 32, backupFile),
-        mapLimit(large, 3, backupFile),
-      ]);
-      for (const n of [...a, ...b]) if (n) nodes.push(n);
+      const base = (c: ScanDir['children'][number]) => ({
+        name: c.name,
+        mode: c.mode,
+        mtimeNs: c.mtimeNs,
+        ctimeNs: c.ctimeNs,
+        inode: c.inode,
+        uid: c.uid,
+        gid: c.gid,
+      });
+      // Subdirectories start at once (their files join the queues in walk order).
+      const parts = d.children.map(async (c): Promise<TreeNode | null> => {
+        if (c.kind === 'dir') return { ...base(c), kind: 'dir', subtree: await backupDir(c) };
+        if (c.kind === 'symlink') return { ...base(c), kind: 'symlink', target: c.target };
+        return queued(c);
+      });
+      const nodes = (await Promise.all(parts)).filter((n): n is TreeNode => n !== null);
       const encoded = encodeTree({ nodes: sortNodes(nodes) });
       // An unchanged directory encodes exactly as before: reuse its id, no round trip.
       if (d.parentTree) {
@@ -224,6 +302,7 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
     let tree: Uint8Array;
     try {
       tree = await backupDir(scanned.root);
+      await settle();
       await packer.flush();
       await sp.drain();
     } finally {
