@@ -3,8 +3,9 @@
  * the parent snapshot (size, mtime, ctime, inode): unchanged files keep their chunk
  * list and are not read. The result is an in-memory tree with totals for progress.
  */
-import type { BigIntStats } from 'node:fs';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstatSync, readFileSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
+import pLimit from 'p-limit';
 import { join, resolve, sep } from 'node:path';
 import picomatch from 'picomatch';
 import type { Tree, TreeNode } from '@kinvault/format';
@@ -80,8 +81,13 @@ function compile(patterns: readonly string[], base: string): Matcher {
   return (p, n) => name(n) || path(p);
 }
 
-async function ignoreFile(dir: string): Promise<string[]> {
-  const text = await readFile(join(dir, '.kinvaultignore'), 'utf8').catch(() => '');
+function ignoreFile(dir: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, '.kinvaultignore'), 'utf8');
+  } catch {
+    return [];
+  }
   return text
     .split(/\r?\n/)
     .map((l) => l.trim())
@@ -122,6 +128,11 @@ export async function scan(
     }
   };
 
+  // Directories are listed a few at a time (that overlaps a slow disk's latency); the
+  // entries themselves are examined with synchronous lstat calls, which cost a few
+  // microseconds where a thread-pool round trip per entry costs tens.
+  const listing = pLimit(8);
+
   async function visitDir(
     dir: ScanDir,
     parent: Uint8Array | null,
@@ -130,13 +141,16 @@ export async function scan(
     totals.dirs++;
     let names: string[];
     try {
-      names = (await readdir(dir.path)).sort();
+      names = (await listing(() => readdir(dir.path))).sort();
     } catch (e) {
       errors.push({ path: dir.path, message: (e as Error).message });
       return;
     }
-    const here = [...local, compile(await ignoreFile(dir.path), dir.path === '/' ? '' : dir.path)];
+    const here = names.includes('.kinvaultignore')
+      ? [...local, compile(ignoreFile(dir.path), dir.path === '/' ? '' : dir.path)]
+      : local;
     const previous = await parentNodes(parent);
+    const subdirs: Promise<void>[] = [];
     for (const name of names) {
       const path = dir.path === '/' ? `/${name}` : `${dir.path}/${name}`;
       if (global(path, name) || here.some((m) => m(path, name))) continue;
@@ -147,23 +161,20 @@ export async function scan(
         });
         continue;
       }
-      await visit(dir, path, name, previous.get(name) ?? null, here);
+      const sub = visit(dir, path, name, previous.get(name) ?? null);
+      if (sub) subdirs.push(visitDir(sub, sub.parentTree, here));
     }
+    await Promise.all(subdirs);
   }
 
-  async function visit(
-    into: ScanDir,
-    path: string,
-    name: string,
-    prev: TreeNode | null,
-    local: Matcher[],
-  ): Promise<void> {
+  /** Adds one entry to `into`; returns it when it is a directory still to be visited. */
+  function visit(into: ScanDir, path: string, name: string, prev: TreeNode | null): ScanDir | null {
     let st;
     try {
-      st = await lstat(path, { bigint: true });
+      st = lstatSync(path, { bigint: true });
     } catch (e) {
       errors.push({ path, message: (e as Error).message });
-      return;
+      return null;
     }
     const m = meta(name, path, st);
     if (st.isDirectory()) {
@@ -174,7 +185,7 @@ export async function scan(
         parentTree: prev?.kind === 'dir' ? prev.subtree : null,
       };
       into.children.push(dir);
-      await visitDir(dir, dir.parentTree, local);
+      return dir;
     } else if (st.isFile()) {
       const size = Number(st.size);
       const same =
@@ -192,7 +203,7 @@ export async function scan(
       }
     } else if (st.isSymbolicLink()) {
       try {
-        into.children.push({ ...m, kind: 'symlink', target: await readlink(path) });
+        into.children.push({ ...m, kind: 'symlink', target: readlinkSync(path) });
       } catch (e) {
         errors.push({ path, message: (e as Error).message });
       }
@@ -202,6 +213,7 @@ export async function scan(
         message: 'not a file, directory or symbolic link (a device, socket or pipe): not backed up',
       });
     }
+    return null;
   }
 
   // Each path is placed at its absolute location under the root, through its ancestors.
@@ -214,7 +226,10 @@ export async function scan(
       const path = '/' + parts.slice(0, i + 1).join('/');
       const prevNode = (await parentNodes(prev)).get(name) ?? null;
       if (i === parts.length - 1) {
-        if (!dir.children.some((c) => c.name === name)) await visit(dir, path, name, prevNode, []);
+        if (!dir.children.some((c) => c.name === name)) {
+          const sub = visit(dir, path, name, prevNode);
+          if (sub) await visitDir(sub, sub.parentTree, []);
+        }
         break;
       }
       let next = dir.children.find((c): c is ScanDir => c.kind === 'dir' && c.name === name);

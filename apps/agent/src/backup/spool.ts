@@ -2,8 +2,9 @@
  * Finished packs wait in the spool until the coordinator has them:
  *   spool/<name>.pack   the pack
  *   spool/<name>.json   its declaration (size and blob list)
- * A pack still being written is spool/.tmp-*; after a crash those are deleted and
- * their blobs packed again, so an interruption costs at most the pack being written.
+ * A pack is assembled in memory and written (spool/.tmp-*, fsync, rename) once complete;
+ * after a crash leftover .tmp-* files are deleted and the blobs of unfinished packs are
+ * packed again, so an interruption costs at most the packs being assembled.
  * Finished packs upload in the background, a few at a time; when too many wait, the
  * next pack's close waits too (backpressure). `drain` waits for all and reports the
  * first failure.
@@ -16,6 +17,7 @@ import type { UrlStorage } from 'tus-js-client';
 import type { ApiClient, Connection } from '../transport/api.js';
 import { uploadPack } from '../transport/upload.js';
 import { writeAll } from '../fs-write.js';
+import { KinvaultError } from '@kinvault/protocol';
 
 export interface Declaration {
   name: string;
@@ -30,6 +32,8 @@ export interface Uploaded {
 }
 
 const PARALLEL_UPLOADS = 2;
+/** A pack's first buffer: the pack target (16 MiB) plus room for its last blob. */
+const PACK_BUFFER = 20 * 1024 * 1024;
 const MAX_WAITING = 4;
 
 export function spool(
@@ -65,7 +69,8 @@ export function spool(
       await Promise.race(running);
     if (failure !== undefined) throw failure;
   }
-  async function send(d: Declaration, info: PackInfo | null): Promise<void> {
+  /** Declares the pack and uploads it (its bytes in hand, or read from the spool). */
+  async function send(d: Declaration, info: PackInfo | null, bytes?: Buffer): Promise<void> {
     const { needed } = await api.packs.declare.mutate(d);
     if (needed) {
       await uploadPack({
@@ -73,7 +78,7 @@ export function spool(
         name: d.name,
         // The whole pack as one buffer (at most ~24 MiB): tus slices it without copying,
         // where a stream source would be re-assembled chunk by chunk.
-        data: await readFile(join(dir, `${d.name}.pack`)),
+        data: bytes ?? (await readFile(join(dir, `${d.name}.pack`))),
         size: d.size,
         urlStorage,
       });
@@ -105,21 +110,48 @@ export function spool(
       if (failure !== undefined) throw failure;
     },
 
-    /** Pack sinks for the BlobPacker: write to the spool, then queue the upload. */
-    openSink: (async () => {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-      const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
-      const fh = await open(tmp, 'wx', 0o600);
+    /**
+     * Pack sinks for the BlobPacker: a pack is assembled in memory, written to the spool
+     * in one go when it is complete (then fsync, rename), and its upload queued with the
+     * bytes still in hand.
+     */
+    openSink: (() => {
+      let bytes = Buffer.allocUnsafeSlow(PACK_BUFFER);
+      let size = 0;
+      const append = (part: Uint8Array) => {
+        if (size + part.byteLength > bytes.byteLength) {
+          const grown = Buffer.allocUnsafeSlow(
+            Math.max(bytes.byteLength * 2, size + part.byteLength),
+          );
+          grown.set(bytes.subarray(0, size));
+          bytes = grown;
+        }
+        bytes.set(part, size);
+        size += part.byteLength;
+      };
       return {
-        write: (bytes: Uint8Array) => writeAll(fh, [bytes]),
-        writev: (parts: readonly Uint8Array[]) => writeAll(fh, parts),
+        write: (part: Uint8Array) => append(part),
+        writev: (parts: readonly Uint8Array[]) => {
+          for (const part of parts) append(part);
+        },
         close: async (info: PackInfo) => {
-          await fh.sync();
-          const written = (await fh.stat()).size;
-          if (written !== info.size) {
-            throw new Error(
-              `pack ${info.name.slice(0, 12)} was written with ${written} of ${info.size} bytes (is the disk full?)`,
+          if (size !== info.size) {
+            throw new KinvaultError(
+              'INTERNAL',
+              `Pack ${info.name.slice(0, 12)} holds ${size} bytes but its header says ${info.size}.`,
             );
+          }
+          const pack = bytes.subarray(0, size);
+          await mkdir(dir, { recursive: true, mode: 0o700 });
+          const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
+          const fh = await open(tmp, 'wx', 0o600);
+          try {
+            await writeAll(fh, [pack]);
+            await fh.sync();
+          } catch (e) {
+            await fh.close().catch(() => {});
+            await rm(tmp, { force: true });
+            throw e;
           }
           await fh.close();
           const d: Declaration = {
@@ -129,11 +161,10 @@ export function spool(
           };
           await rename(tmp, join(dir, `${info.name}.pack`));
           await writeFile(join(dir, `${info.name}.json`), JSON.stringify(d), { mode: 0o600 });
-          await enqueue(() => send(d, info));
+          await enqueue(() => send(d, info, pack));
         },
         abort: async () => {
-          await fh.close().catch(() => {});
-          await rm(tmp, { force: true });
+          size = 0;
         },
       };
     }) satisfies OpenPackSink,
