@@ -31,6 +31,12 @@ export interface Located {
   entry: PackEntry;
 }
 
+/** Sealed blobs read in one request: `at` is each blob's offset within `bytes`. */
+export interface RawRange {
+  bytes: Uint8Array;
+  blobs: { hex: string; id: Uint8Array; at: number; length: number }[];
+}
+
 const HAVE_BATCH = 20_000;
 
 export class RemoteRepository {
@@ -106,15 +112,11 @@ export class RemoteRepository {
   }
 
   /**
-   * Reads many blobs with few requests: blobs of one pack that lie close together are
-   * fetched as one range (gaps up to 256 KiB, spans up to 16 MiB), then sliced and
-   * verified one by one. Returns plaintexts by hex id.
+   * Reads the sealed bytes of many blobs with few requests: blobs of one pack that lie
+   * close together are fetched as one range (gaps up to 256 KiB, spans up to 16 MiB).
+   * Nothing is decrypted or verified here (see `openBlob`); each range owns its buffer.
    */
-  async loadBlobs(
-    type: BlobType,
-    ids: readonly Uint8Array[],
-    where: Map<string, Located>,
-  ): Promise<Map<string, Uint8Array>> {
+  async readRanges(ids: readonly Uint8Array[], where: Map<string, Located>): Promise<RawRange[]> {
     const wanted = [...new Map(ids.map((id) => [toHex(id), id])).entries()].map(([hex, id]) => {
       const loc = where.get(hex);
       if (!loc)
@@ -131,36 +133,53 @@ export class RemoteRepository {
           ? 1
           : a.loc.entry.offset - b.loc.entry.offset,
     );
-    const out = new Map<string, Uint8Array>();
+    const reads: Promise<RawRange>[] = [];
     let i = 0;
     while (i < wanted.length) {
       const first = wanted[i]!;
-      let end = first.loc.entry.offset + first.loc.entry.length;
+      const start = first.loc.entry.offset;
+      let end = start + first.loc.entry.length;
       let j = i + 1;
       for (; j < wanted.length; j++) {
         const w = wanted[j]!.loc;
         if (
           w.pack !== first.loc.pack ||
           w.entry.offset - end > 256 * 1024 ||
-          w.entry.offset + w.entry.length - first.loc.entry.offset > 16 * 1024 * 1024
+          w.entry.offset + w.entry.length - start > 16 * 1024 * 1024
         )
           break;
         end = Math.max(end, w.entry.offset + w.entry.length);
       }
-      const { bytes } = await this.packs.range(
-        first.loc.pack,
-        first.loc.entry.offset,
-        end - first.loc.entry.offset,
+      const blobs = wanted.slice(i, j).map((w) => ({
+        hex: w.hex,
+        id: w.id,
+        at: w.loc.entry.offset - start,
+        length: w.loc.entry.length,
+      }));
+      reads.push(
+        this.packs.range(first.loc.pack, start, end - start).then(({ bytes }) => ({
+          bytes:
+            bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+              ? bytes
+              : new Uint8Array(bytes),
+          blobs,
+        })),
       );
-      for (const w of wanted.slice(i, j)) {
-        const at = w.loc.entry.offset - first.loc.entry.offset;
-        out.set(
-          w.hex,
-          openBlob(this.keys, type, w.id, bytes.subarray(at, at + w.loc.entry.length)),
-        );
-      }
       i = j;
     }
+    return Promise.all(reads);
+  }
+
+  /** Reads and opens (decrypts, verifies) many blobs; returns plaintexts by hex id. */
+  async loadBlobs(
+    type: BlobType,
+    ids: readonly Uint8Array[],
+    where: Map<string, Located>,
+  ): Promise<Map<string, Uint8Array>> {
+    const out = new Map<string, Uint8Array>();
+    for (const r of await this.readRanges(ids, where))
+      for (const b of r.blobs)
+        out.set(b.hex, openBlob(this.keys, type, b.id, r.bytes.subarray(b.at, b.at + b.length)));
     return out;
   }
 

@@ -19,9 +19,8 @@ import {
   rmSync,
   symlinkSync,
   utimesSync,
-  writeSync,
 } from 'node:fs';
-import { lutimes, mkdir, open, rm } from 'node:fs/promises';
+import { lutimes, mkdir, open } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { KinvaultError } from '@kinvault/protocol';
 import {
@@ -37,9 +36,9 @@ import {
   type SymlinkNode,
   type RepositoryKeys,
 } from '@kinvault/format';
-import type { Located, RemoteRepository } from './repository.js';
+import type { RemoteRepository } from './repository.js';
 import pLimit from 'p-limit';
-import { writeAll } from './fs-write.js';
+import { restoreWriters } from './restore-writer.js';
 
 export interface RestoreSummary {
   snapshot: string;
@@ -132,11 +131,6 @@ export async function restore(
 
   const tempName = (path: string) =>
     join(path, '..', `.kinvault-restore-${randomBytes(6).toString('hex')}`);
-  const sizeMismatch = (path: string, node: FileNode, written: number) =>
-    new KinvaultError(
-      'PACK_CORRUPT',
-      `${path}: the snapshot says ${node.size} bytes but its chunks hold ${written}.`,
-    );
   /** Moves a finished temp file into place (never over a directory). */
   const place = (tmp: string, path: string) => {
     try {
@@ -151,69 +145,6 @@ export async function restore(
         );
       throw e;
     }
-  };
-
-  /**
-   * A file whose chunks are all in hand, written with synchronous calls: for small
-   * files a thread-pool round trip per call costs more than the call itself.
-   */
-  const writeSmall = (path: string, node: FileNode, blobs: Map<string, Uint8Array>) => {
-    const tmp = tempName(path);
-    const fd = openSync(tmp, 'wx', 0o600);
-    let written = 0;
-    try {
-      for (const id of node.chunks) {
-        const data = blobs.get(toHex(id));
-        if (!data) throw new KinvaultError('INTERNAL', `Chunk ${toHex(id)} was not loaded.`);
-        for (let at = 0; at < data.byteLength;) {
-          const n = writeSync(fd, data, at, data.byteLength - at, written + at);
-          if (n <= 0) throw new Error(`${path}: the disk accepted no bytes (is it full?)`);
-          at += n;
-        }
-        written += data.byteLength;
-      }
-      if (written !== node.size) throw sizeMismatch(path, node, written);
-      fchmodSync(fd, node.mode);
-      const t = Number(node.mtimeNs) / 1e9;
-      futimesSync(fd, t, t);
-    } catch (e) {
-      closeSync(fd);
-      rmSync(tmp, { force: true });
-      throw e;
-    }
-    closeSync(fd);
-    place(tmp, path);
-    summary.files_restored++;
-    summary.bytes_written += written;
-  };
-
-  /** A large file: its chunks in coalesced reads of up to GROUP bytes, written as they come. */
-  const writeLarge = async (path: string, node: FileNode, where: Map<string, Located>) => {
-    const tmp = tempName(path);
-    const fh = await open(tmp, 'wx', 0o600);
-    let written = 0;
-    try {
-      for (const group of groups(node.chunks, (id) => where.get(toHex(id))?.entry.length ?? 0)) {
-        const blobs = await repo.loadBlobs(BlobType.data, group, where);
-        await writeAll(
-          fh,
-          group.map((id) => blobs.get(toHex(id))!),
-        );
-        for (const id of group) written += blobs.get(toHex(id))!.byteLength;
-      }
-      if (written !== node.size) throw sizeMismatch(path, node, written);
-      await fh.chmod(node.mode);
-      const t = Number(node.mtimeNs) / 1e9;
-      await fh.utimes(t, t);
-    } catch (e) {
-      await fh.close();
-      await rm(tmp, { force: true });
-      throw e;
-    }
-    await fh.close();
-    place(tmp, path);
-    summary.files_restored++;
-    summary.bytes_written += written;
   };
 
   // 1. Walk the snapshot: make the directories, list the files and links.
@@ -273,27 +204,83 @@ export async function restore(
     bytes += small[i]!.node.size;
   }
   const reads = pLimit(4);
-  await Promise.all([
-    ...smallGroups.map((group) =>
-      reads(async () => {
-        const blobs = await repo.loadBlobs(
-          BlobType.data,
-          group.flatMap((f) => f.node.chunks),
-          where,
-        );
-        for (const f of group) {
-          writeSmall(f.path, f.node, blobs);
-          onFile?.(summary);
-        }
-      }),
-    ),
-    ...large.map((f) =>
-      reads(async () => {
-        await writeLarge(f.path, f.node, where);
-        onFile?.(summary);
-      }),
-    ),
-  ]);
+  const largeFiles = pLimit(4);
+  const writers = restoreWriters(keys);
+  const finish = (node: FileNode, path: string) => ({
+    path,
+    size: node.size,
+    mode: node.mode,
+    mtime: Number(node.mtimeNs) / 1e9,
+  });
+  const done = (written: number) => {
+    summary.files_restored++;
+    summary.bytes_written += written;
+    onFile?.(summary);
+  };
+  try {
+    await Promise.all([
+      ...smallGroups.map((group) =>
+        reads(async () => {
+          const ranges = await repo.readRanges(
+            group.flatMap((f) => f.node.chunks),
+            where,
+          );
+          await writers.write(
+            ranges,
+            group.map((f) => ({
+              tmp: tempName(f.path),
+              create: true,
+              position: 0,
+              chunks: f.node.chunks.map(toHex),
+              finish: finish(f.node, f.path),
+            })),
+          );
+          for (const f of group) done(f.node.size);
+        }),
+      ),
+      ...large.map((f) =>
+        largeFiles(async () => {
+          // Created here, filled group by group (possibly by different workers), then moved
+          // into place once every group is written.
+          const tmp = tempName(f.path);
+          closeSync(openSync(tmp, 'wx', 0o600));
+          try {
+            // Groups go in order: each starts where the bytes written so far end.
+            let written = 0;
+            for (const group of groups(
+              f.node.chunks,
+              (id) => where.get(toHex(id))?.entry.length ?? 0,
+            )) {
+              const ranges = await reads(() => repo.readRanges(group, where));
+              written += await writers.write(ranges, [
+                { tmp, create: false, position: written, chunks: group.map(toHex) },
+              ]);
+            }
+            if (written !== f.node.size)
+              throw new KinvaultError(
+                'PACK_CORRUPT',
+                `${f.path}: the snapshot says ${f.node.size} bytes but its chunks hold ${written}.`,
+              );
+            const fd = openSync(tmp, 'r');
+            try {
+              fchmodSync(fd, f.node.mode);
+              const t = Number(f.node.mtimeNs) / 1e9;
+              futimesSync(fd, t, t);
+            } finally {
+              closeSync(fd);
+            }
+            place(tmp, f.path);
+            done(written);
+          } catch (e) {
+            rmSync(tmp, { force: true });
+            throw e;
+          }
+        }),
+      ),
+    ]);
+  } finally {
+    await writers.close();
+  }
 
   // 4. Links, then each directory's mode and mtime (after its contents are written).
   for (const { path, node } of links) {

@@ -1,0 +1,100 @@
+/**
+ * Restore writers: worker threads that open blobs from raw pack ranges and write them
+ * into files (see restore-writer.worker.ts). A request names the ranges it brings and
+ * the file pieces to write from them; files with `finish` are completed (size checked,
+ * mode and mtime set, renamed into place) by the same request.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { KinvaultError, type ErrorCode } from '@kinvault/protocol';
+import type { RepositoryKeys } from '@kinvault/format';
+import type { RawRange } from './repository.js';
+
+export interface FilePiece {
+  /** The temporary file the pieces go into. */
+  tmp: string;
+  /** Create it (exclusive) rather than open an existing one. */
+  create: boolean;
+  /** Where the first chunk goes. */
+  position: number;
+  /** Chunk ids (hex), in file order; each must be among the request's ranges. */
+  chunks: string[];
+  finish?: { path: string; size: number; mode: number; mtime: number };
+}
+
+export interface WriteRequest {
+  seq: number;
+  ranges: RawRange[];
+  files: FilePiece[];
+}
+
+export type WriteReply =
+  { seq: number; written: number } | { seq: number; error: { code: string; message: string } };
+
+function spawn(keys: Pick<RepositoryKeys, 'idKey' | 'dataKey' | 'metadataKey'>): Worker {
+  if (!import.meta.url.endsWith('.ts'))
+    return new Worker(new URL('./restore-writer.worker.js', import.meta.url), { workerData: keys });
+  const entry = new URL('./restore-writer.worker.ts', import.meta.url).href;
+  const bootstrap = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+  return new Worker(bootstrap, {
+    eval: true,
+    workerData: keys,
+    execArgv: ['--conditions=kinvault-source'],
+  });
+}
+
+export function restoreWriters(keys: RepositoryKeys, threads = availableParallelism()) {
+  const setup = { idKey: keys.idKey, dataKey: keys.dataKey, metadataKey: keys.metadataKey };
+  let seq = 0;
+  const lanes = Array.from({ length: Math.max(1, threads) }, () => {
+    const pending = new Map<
+      number,
+      { resolve: (n: number) => void; reject: (e: unknown) => void }
+    >();
+    const worker = spawn(setup);
+    const failAll = (why: string) => {
+      for (const p of pending.values())
+        p.reject(
+          new KinvaultError(
+            'INTERNAL',
+            `A restore worker thread stopped (${why}). Run the restore again: files already written are kept.`,
+          ),
+        );
+      pending.clear();
+    };
+    worker.on('message', (r: WriteReply) => {
+      const p = pending.get(r.seq);
+      pending.delete(r.seq);
+      if (!p) return;
+      if ('error' in r) p.reject(new KinvaultError(r.error.code as ErrorCode, r.error.message));
+      else p.resolve(r.written);
+    });
+    worker.on('error', (e) => failAll(e.message));
+    worker.on('exit', (code) => failAll(`exit code ${code}`));
+    return { worker, pending };
+  });
+
+  return {
+    /** Writes the pieces; resolves with the bytes written. The ranges' buffers move to the worker. */
+    write(ranges: RawRange[], files: FilePiece[]): Promise<number> {
+      let lane = lanes[0]!;
+      for (const l of lanes) if (l.pending.size < lane.pending.size) lane = l;
+      const req: WriteRequest = { seq: seq++, ranges, files };
+      return new Promise<number>((resolve, reject) => {
+        lane.pending.set(req.seq, { resolve, reject });
+        const transfer = [
+          ...new Set(
+            ranges
+              .map((r) => r.bytes.buffer)
+              .filter((b): b is ArrayBuffer => b instanceof ArrayBuffer),
+          ),
+        ];
+        lane.worker.postMessage(req, transfer);
+      });
+    },
+    async close(): Promise<void> {
+      for (const l of lanes) l.worker.removeAllListeners('exit');
+      await Promise.all(lanes.map((l) => l.worker.terminate()));
+    },
+  };
+}
