@@ -85,6 +85,12 @@ describe('kinvault agent (built commands)', () => {
       bytes_read: 0,
       bytes_uploaded: 0,
     });
+    // --full reads every file again; everything is already stored, so nothing is sent.
+    const full = lastJson<Summary>(
+      (await runKinvault(anna, ['backup', src, '--full', '--json'])).stdout,
+    );
+    expect(full).toMatchObject({ files_seen: 59, files_changed: 59, bytes_uploaded: 0 });
+    expect(full.bytes_read).toBe(a.bytes_read);
 
     const target = join(work, 'restored');
     const r = await runKinvault(anna, [

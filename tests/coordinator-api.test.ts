@@ -146,6 +146,11 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
     const found = (await anna.api.blobs.have.mutate({ ids: [...p.ids, 'ab'.repeat(32)] })).found;
     expect(found.map((f) => f.id).sort()).toEqual([...p.ids].sort());
     expect(new Set(found.map((f) => f.pack))).toEqual(new Set([p.info.name]));
+    // Which packs hold these ids, each once, and how many of the ids are stored at all.
+    expect(await anna.api.blobs.packsOf.mutate({ ids: [...p.ids, 'ab'.repeat(32)] })).toEqual({
+      packs: [p.info.name],
+      found: p.ids.length,
+    });
     expect(await anna.api.packs.declare.mutate(declaration(p))).toEqual({ needed: false });
 
     // Download, whole and by range, from the pinned coordinator.

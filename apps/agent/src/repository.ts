@@ -14,6 +14,7 @@ import {
   encodePackHeader,
   openBlob,
   openSnapshot,
+  snapshotId,
   PACK_TRAILER_BYTES,
   readPackHeader,
   toHex,
@@ -41,7 +42,7 @@ const HAVE_BATCH = 20_000;
 
 export class RemoteRepository {
   private readonly headers = new Map<string, Map<string, PackEntry>>();
-  private readonly trees = new Map<string, Tree>();
+  private readonly trees = new Map<string, { tree: Tree; bytes: Uint8Array }>();
 
   constructor(
     private readonly api: ApiClient,
@@ -56,6 +57,25 @@ export class RemoteRepository {
     for (let i = 0; i < ids.length; i += HAVE_BATCH) {
       const { found } = await this.api.blobs.have.mutate({ ids: ids.slice(i, i + HAVE_BATCH) });
       for (const f of found) out.set(f.id, f.pack);
+    }
+    return out;
+  }
+
+  /**
+   * The packs that hold these ids (each once). Throws when any id is stored nowhere:
+   * a snapshot must not point at chunks the coordinator does not have.
+   */
+  async packsOf(ids: readonly string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let i = 0; i < ids.length; i += HAVE_BATCH) {
+      const batch = ids.slice(i, i + HAVE_BATCH);
+      const r = await this.api.blobs.packsOf.mutate({ ids: batch });
+      if (r.found !== batch.length)
+        throw new KinvaultError(
+          'PACK_CORRUPT',
+          `${batch.length - r.found} chunk(s) of unchanged files are no longer stored on the coordinator. Run the backup with --full to send them again.`,
+        );
+      for (const p of r.packs) out.add(p);
     }
     return out;
   }
@@ -194,32 +214,51 @@ export class RemoteRepository {
   }
 
   async loadTree(id: Uint8Array): Promise<Tree> {
+    return (await this.loadTreeEntry(id)).tree;
+  }
+
+  /** A tree's encoded bytes (to tell whether a directory encodes exactly as before). */
+  async loadTreeBytes(id: Uint8Array): Promise<Uint8Array> {
+    return (await this.loadTreeEntry(id)).bytes;
+  }
+
+  private async loadTreeEntry(id: Uint8Array): Promise<{ tree: Tree; bytes: Uint8Array }> {
     const hex = toHex(id);
-    let tree = this.trees.get(hex);
-    if (!tree) {
+    let entry = this.trees.get(hex);
+    if (!entry) {
       const cached = await readFile(join(this.cacheDir, 'trees', hex)).catch(() => null);
       // A cached tree is used only if it still hashes to its id.
-      if (cached && bytesEqual(blobId(this.keys, BlobType.tree, cached), id))
-        tree = decodeTree(cached);
+      let bytes: Uint8Array;
+      if (cached && bytesEqual(blobId(this.keys, BlobType.tree, cached), id)) bytes = cached;
       else {
-        const plain = await this.loadBlob(BlobType.tree, id);
-        await this.rememberTree(id, plain).catch(() => {});
-        tree = decodeTree(plain);
+        bytes = await this.loadBlob(BlobType.tree, id);
+        await this.rememberTree(id, bytes).catch(() => {});
       }
+      entry = { tree: decodeTree(bytes), bytes };
       if (this.trees.size > 10_000) this.trees.clear();
-      this.trees.set(hex, tree);
+      this.trees.set(hex, entry);
     }
-    return tree;
+    return entry;
   }
 
   async snapshots(): Promise<
     { id: string; device: string; createdAt: string; snapshot: Snapshot }[]
   > {
     const list = await this.api.snapshots.list.query();
+    const dir = join(this.cacheDir, 'snapshots');
     const out = [];
     for (const s of list) {
-      const { sealed } = await this.api.snapshots.get.query({ id: s.id });
-      out.push({ ...s, snapshot: openSnapshot(this.keys, Buffer.from(sealed, 'base64')) });
+      // Sealed snapshots never change: each is fetched once, then read from the cache
+      // (used only if it still hashes to its id).
+      let sealed = await readFile(join(dir, s.id)).catch(() => null);
+      if (!sealed || snapshotId(sealed) !== s.id) {
+        sealed = Buffer.from((await this.api.snapshots.get.query({ id: s.id })).sealed, 'base64');
+        if (snapshotId(sealed) === s.id)
+          await mkdir(dir, { recursive: true, mode: 0o700 })
+            .then(() => writeFile(join(dir, s.id), sealed!, { mode: 0o600 }))
+            .catch(() => {});
+      }
+      out.push({ ...s, snapshot: openSnapshot(this.keys, sealed) });
     }
     return out;
   }

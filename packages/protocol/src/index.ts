@@ -1,2 +1,3 @@
 export * from './errors.js';
 export * from './enrollment.js';
+export * from './paths.js';

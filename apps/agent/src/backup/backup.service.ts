@@ -57,6 +57,8 @@ export interface BackupOptions {
   excludes: string[];
   stateDir: string;
   threads?: number;
+  /** Read every file, even those unchanged since the parent snapshot. */
+  full?: boolean;
   onProgress?: (p: BackupProgress) => void;
 }
 
@@ -90,9 +92,8 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
         s.device === state.device && [...s.snapshot.paths].sort().join('\0') === paths.join('\0'),
     );
     const parent = mine[mine.length - 1] ?? null;
-    const scanned = await scan(paths, opts.excludes, parent?.snapshot.tree ?? null, (id) =>
-      repo.loadTree(id),
-    );
+    const parentTree = opts.full ? null : (parent?.snapshot.tree ?? null);
+    const scanned = await scan(paths, opts.excludes, parentTree, (id) => repo.loadTree(id));
     progress.totals = scanned.totals;
     const errors = [...scanned.errors];
 
@@ -288,8 +289,8 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
       const encoded = encodeTree({ nodes: sortNodes(nodes) });
       // An unchanged directory encodes exactly as before: reuse its id, no round trip.
       if (d.parentTree) {
-        const previous = await repo.loadTree(d.parentTree).catch(() => null);
-        if (previous && bytesEqual(encodeTree(previous), encoded)) {
+        const previous = await repo.loadTreeBytes(d.parentTree).catch(() => null);
+        if (previous && bytesEqual(previous, encoded)) {
           reused.push(toHex(d.parentTree));
           return d.parentTree;
         }
@@ -309,7 +310,7 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
       await packer.close();
     }
     // Packs holding the chunks of unchanged files, so the snapshot lists all it needs.
-    for (const pack of (await repo.have([...new Set(reused)])).values()) packsUsed.add(pack);
+    for (const pack of await repo.packsOf([...new Set(reused)])) packsUsed.add(pack);
 
     // Manifest strings hold at most 64 KiB each: keep paths and messages short.
     const recorded = errors

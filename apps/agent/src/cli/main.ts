@@ -90,11 +90,15 @@ program
         return n;
       }),
   )
+  .option(
+    '--full',
+    'read every file again, even unchanged ones (use it if the coordinator lost stored data)',
+  )
   .addOption(json())
   .action(
     async (
       paths: string[],
-      opts: { exclude: string[] | string; threads?: number; json?: boolean },
+      opts: { exclude: string[] | string; threads?: number; full?: boolean; json?: boolean },
     ) => {
       const excludes = typeof opts.exclude === 'string' ? opts.exclude.split(',') : opts.exclude;
       const bar = progressLine(process.stderr.isTTY === true && !opts.json);
@@ -103,6 +107,7 @@ program
         excludes,
         stateDir: stateDir(),
         threads: opts.threads,
+        full: opts.full === true,
         onProgress: (p) => {
           const secs = (Date.now() - p.startedAt) / 1000;
           const rate = p.bytesRead / Math.max(secs, 0.001);

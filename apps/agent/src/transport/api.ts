@@ -1,9 +1,10 @@
 /**
- * The agent's client for the coordinator: tRPC over pinned HTTPS (undici), with the
+ * The agent's client for the coordinator: tRPC over pinned HTTPS (node:https), with the
  * device token as a Bearer header. The one file that imports the tRPC client.
  */
 import { createTRPCClient, httpLink, type TRPCClient } from '@trpc/client';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { Agent, request } from 'node:https';
+import { KinvaultError } from '@kinvault/protocol';
 import type { AppRouter } from '@kinvault/server';
 import { tlsOptions, type Pin } from './pinning.js';
 import { withRetry } from './retry.js';
@@ -16,14 +17,60 @@ export interface Connection {
   onRetry?: (what: string, attempt: number, error: unknown) => void;
 }
 
-export function pinnedDispatcher(pin: Pin): Agent {
-  return new Agent({ connect: tlsOptions(pin) });
-}
-
 export type ApiClient = TRPCClient<AppRouter>;
 
+interface FetchInit {
+  method?: string;
+  headers?: ConstructorParameters<typeof Headers>[0];
+  body?: unknown;
+  signal?: AbortSignal | null;
+}
+
+/**
+ * A minimal fetch over node:https with the pinned agent: all tRPC needs (method,
+ * headers, string body, status, headers and body of the answer). node:https is already
+ * loaded where the undici package took a third of a second to load per command.
+ */
+function pinnedFetch(agent: Agent) {
+  return (url: string, init: FetchInit = {}) =>
+    new Promise<Response>((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          agent,
+          method: init.method ?? 'GET',
+          headers: Object.fromEntries(new Headers(init.headers)),
+          ...(init.signal ? { signal: init.signal } : {}),
+        },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (d: Buffer) => parts.push(d));
+          res.on('error', reject);
+          res.on('end', () => {
+            const status = res.statusCode ?? 500;
+            const headers = new Headers();
+            for (const [k, v] of Object.entries(res.headers))
+              if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+            const empty = status === 204 || status === 304;
+            resolve(new Response(empty ? null : Buffer.concat(parts), { status, headers }));
+          });
+        },
+      );
+      req.on('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          new KinvaultError(
+            'INTERNAL',
+            `Cannot reach the coordinator at ${new URL(url).origin} (${e.code ?? e.message}). Is kinvaultd running there, and is this machine on its network?`,
+            { retryable: true, cause: e },
+          ),
+        ),
+      );
+      req.end(typeof init.body === 'string' ? init.body : undefined);
+    });
+}
+
 export function apiClient(conn: Connection): ApiClient {
-  const dispatcher = pinnedDispatcher(conn.pin);
+  const fetch = pinnedFetch(new Agent({ keepAlive: true, maxSockets: 8, ...tlsOptions(conn.pin) }));
   return createTRPCClient<AppRouter>({
     links: [
       httpLink({
@@ -33,8 +80,7 @@ export function apiClient(conn: Connection): ApiClient {
         // is single-use, so a blind retry could report a false "already used").
         fetch: (input, init) => {
           const url = String(input);
-          const send = () =>
-            undiciFetch(url, { ...(init as object), dispatcher }) as unknown as Promise<Response>;
+          const send = () => fetch(url, init as FetchInit);
           return url.includes('/trpc/enroll') ? send() : withRetry(url, send, conn.onRetry);
         },
       }),

@@ -31,7 +31,7 @@ export function checkPinned(fingerprint: string) {
   };
 }
 
-/** TLS options for node:https, tus and undici: trust the pinned certificate only. */
+/** TLS options for node:https and tus: trust the pinned certificate only. */
 export function tlsOptions(pin: Pin) {
   return { ca: pin.certPem, checkServerIdentity: checkPinned(pin.fingerprint) };
 }

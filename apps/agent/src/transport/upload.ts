@@ -4,9 +4,8 @@
  * imports tus-js-client.
  */
 import type { ReadStream } from 'node:fs';
-import { DefaultHttpStack, Upload, type DetailedError, type UrlStorage } from 'tus-js-client';
-import { KinvaultError } from '@kinvault/protocol';
-import { TUS_PATH } from '@kinvault/server';
+import type { DetailedError, UrlStorage } from 'tus-js-client';
+import { KinvaultError, TUS_PATH } from '@kinvault/protocol';
 import { tlsOptions } from './pinning.js';
 import type { Connection } from './api.js';
 
@@ -26,7 +25,9 @@ function statusOf(err: Error | DetailedError): number | undefined {
   return 'originalResponse' in err ? err.originalResponse?.getStatus() : undefined;
 }
 
-export function uploadPack(u: PackUpload): Promise<void> {
+export async function uploadPack(u: PackUpload): Promise<void> {
+  // Loaded on first use: a backup with nothing new to send never needs it.
+  const { DefaultHttpStack, Upload } = await import('tus-js-client');
   return new Promise((resolve, reject) => {
     const upload = new Upload(u.data, {
       endpoint: `${u.conn.url}${TUS_PATH}`,

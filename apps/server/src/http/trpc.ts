@@ -119,6 +119,10 @@ export const appRouter = t.router({
     have: deviceProcedure
       .input(z.object({ ids: z.array(hex64).max(20_000) }).strict())
       .mutation(async ({ ctx, input }) => ({ found: await ctx.services.packs.have(input.ids) })),
+    /** The packs that hold these blob ids (each once), and how many of the ids are stored. */
+    packsOf: deviceProcedure
+      .input(z.object({ ids: z.array(hex64).max(20_000) }).strict())
+      .mutation(({ ctx, input }) => ctx.services.packs.packsOf(input.ids)),
   }),
 
   packs: t.router({

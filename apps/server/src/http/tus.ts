@@ -12,11 +12,10 @@ import { Server } from '@tus/server';
 import { FileStore } from '@tus/file-store';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
 import { coalesce } from './coalesce.js';
-import { isKinvaultError } from '@kinvault/protocol';
+import { isKinvaultError, TUS_PATH } from '@kinvault/protocol';
 import type { Services } from './trpc.js';
 import { authenticate } from './auth.js';
 
-export const TUS_PATH = '/packs/uploads';
 const MAX_UPLOAD = 512 * 1024 * 1024;
 
 function refuse(status_code: number, body: string): { status_code: number; body: string } {

@@ -91,6 +91,15 @@ export function packsRepository(sql: Sql) {
         select id, pack from blobs where id = any(${sql.array(ids as Buffer[], BYTEA_ARRAY)}::bytea[])`;
     },
 
+    /** The packs that hold these blob ids (each pack once), and how many ids were found. */
+    async packsOf(ids: readonly Buffer[]): Promise<{ packs: Buffer[]; found: number }> {
+      if (ids.length === 0) return { packs: [], found: 0 };
+      const rows = await sql<{ pack: Buffer; n: string }[]>`
+        select pack, count(*) as n from blobs
+        where id = any(${sql.array(ids as Buffer[], BYTEA_ARRAY)}::bytea[]) group by pack`;
+      return { packs: rows.map((r) => r.pack), found: rows.reduce((n, r) => n + Number(r.n), 0) };
+    },
+
     /** Which of these pack names are committed. */
     async committed(names: readonly Buffer[]): Promise<Buffer[]> {
       if (names.length === 0) return [];

@@ -114,6 +114,12 @@ export function packsService(repo: PacksRepository, store: PackStore, events?: E
       return found.map((r) => ({ id: r.id.toString('hex'), pack: r.pack.toString('hex') }));
     },
 
+    /** The packs (hex) that hold these blob ids, and how many of the ids are stored. */
+    async packsOf(ids: readonly string[]): Promise<{ packs: string[]; found: number }> {
+      const r = await repo.packsOf(ids.map((id) => hexBuf(id, 'A blob id')));
+      return { packs: r.packs.map((p) => p.toString('hex')), found: r.found };
+    },
+
     async isCommitted(name: string): Promise<boolean> {
       return repo.exists(hexBuf(name, 'A pack name'));
     },
