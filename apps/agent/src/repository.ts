@@ -3,6 +3,7 @@
  * blob is (the coordinator says which pack; the pack's own header, read with two small
  * ranged GETs and cached, says where in it), and reading blobs, trees and snapshots.
  */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -42,6 +43,7 @@ const HAVE_BATCH = 20_000;
 
 export class RemoteRepository {
   private readonly headers = new Map<string, Map<string, PackEntry>>();
+  private treeDirMade = false;
   private readonly trees = new Map<string, { tree: Tree; bytes: Uint8Array }>();
 
   constructor(
@@ -208,9 +210,11 @@ export class RemoteRepository {
    * under cache/trees in its state directory: a re-run reads parent trees locally.
    */
   async rememberTree(id: Uint8Array, encoded: Uint8Array): Promise<void> {
+    // Small files: synchronous calls cost far less than thread-pool round trips.
     const dir = join(this.cacheDir, 'trees');
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await writeFile(join(dir, toHex(id)), encoded, { mode: 0o600 });
+    if (!this.treeDirMade) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.treeDirMade = true;
+    writeFileSync(join(dir, toHex(id)), encoded, { mode: 0o600 });
   }
 
   async loadTree(id: Uint8Array): Promise<Tree> {
@@ -226,7 +230,12 @@ export class RemoteRepository {
     const hex = toHex(id);
     let entry = this.trees.get(hex);
     if (!entry) {
-      const cached = await readFile(join(this.cacheDir, 'trees', hex)).catch(() => null);
+      let cached: Buffer | null = null;
+      try {
+        cached = readFileSync(join(this.cacheDir, 'trees', hex));
+      } catch {
+        // not cached (or unreadable): fetched below
+      }
       // A cached tree is used only if it still hashes to its id.
       let bytes: Uint8Array;
       if (cached && bytesEqual(blobId(this.keys, BlobType.tree, cached), id)) bytes = cached;

@@ -103,7 +103,8 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
       threads: opts.threads,
       recycle: (b) => buffers.give(b),
     });
-    const dedup = new Batcher<string, string | null>(async (ids) => repo.have(ids), null, 4096);
+    // Dedup answers are not waited for (see `store`), so questions can gather for a while.
+    const dedup = new Batcher<string, string | null>(async (ids) => repo.have(ids), null, 4096, 50);
     const seen = new Set<string>();
     // Chunks in flight across all files (bounds memory whatever the file sizes).
     const budget = new ByteBudget(64 * 1024 * 1024);
@@ -266,8 +267,11 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
     // pipeline stays full however the files are spread over directories.
     const smallQueue = pLimit(64);
     const largeQueue = pLimit(3);
+    // An unchanged file needs no work: it skips the queues.
     const queued = (f: ScanFile) =>
-      (f.reuse || f.size < 1024 * 1024 ? smallQueue : largeQueue)(() => backupFile(f));
+      f.reuse
+        ? backupFile(f)
+        : (f.size < 1024 * 1024 ? smallQueue : largeQueue)(() => backupFile(f));
 
     const backupDir = async (d: ScanDir): Promise<Uint8Array> => {
       const base = (c: ScanDir['children'][number]) => ({

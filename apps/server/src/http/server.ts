@@ -26,9 +26,23 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = fastify({
     https: { key: deps.tls.key, cert: deps.tls.cert },
     logger: { level: deps.logLevel ?? 'info' },
+    // One line per request is noise on a NAS (a backup makes hundreds): refusals and
+    // failures are logged below; every request only at debug level.
+    disableRequestLogging: true,
     forceCloseConnections: 'idle',
     bodyLimit: 32 * 1024 * 1024,
     routerOptions: { maxParamLength: 5000 },
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const fields = {
+      method: req.method,
+      url: req.url.split('?')[0],
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime),
+    };
+    if (reply.statusCode >= 500) req.log.error(fields, 'request failed');
+    else if (reply.statusCode >= 400) req.log.warn(fields, 'request refused');
+    else req.log.debug(fields, 'request completed');
   });
   app.get('/health', async () => ({ status: 'ok', service: 'kinvaultd', version: deps.version }));
   await app.register(websocket);
