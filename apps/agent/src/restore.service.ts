@@ -245,16 +245,23 @@ export async function restore(
           const tmp = tempName(f.path);
           closeSync(openSync(tmp, 'wx', 0o600));
           try {
-            // Groups go in order: each starts where the bytes written so far end.
+            // Groups are written in order (each starts where the bytes written so far
+            // end); the next group is read while one is written.
+            const parts = groups(f.node.chunks, (id) => where.get(toHex(id))?.entry.length ?? 0);
+            const read = (i: number) =>
+              i < parts.length ? reads(() => repo.readRanges(parts[i]!, where)) : null;
             let written = 0;
-            for (const group of groups(
-              f.node.chunks,
-              (id) => where.get(toHex(id))?.entry.length ?? 0,
-            )) {
-              const ranges = await reads(() => repo.readRanges(group, where));
-              written += await writers.write(ranges, [
-                { tmp, create: false, position: written, chunks: group.map(toHex) },
-              ]);
+            let next = read(0);
+            try {
+              for (let i = 0; i < parts.length; i++) {
+                const ranges = await next!;
+                next = read(i + 1);
+                written += await writers.write(ranges, [
+                  { tmp, create: false, position: written, chunks: parts[i]!.map(toHex) },
+                ]);
+              }
+            } finally {
+              await next?.catch(() => {});
             }
             if (written !== f.node.size)
               throw new KinvaultError(

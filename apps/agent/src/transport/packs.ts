@@ -42,7 +42,7 @@ export function packReader(conn: Connection & { token: string }) {
         reject(
           new KinvaultError(
             'INTERNAL',
-            `Cannot reach the coordinator: ${(e as NodeJS.ErrnoException).code ?? e.message}`,
+            `Cannot reach the coordinator at ${conn.url} (${(e as NodeJS.ErrnoException).code ?? e.message}). Is kinvaultd running there, and is this machine on its network?`,
             { retryable: true, cause: e },
           ),
         ),
