@@ -11,7 +11,10 @@ import type { RepositoryKeys } from '@kinvault/format';
 import type { RawRange } from './repository.js';
 
 export interface FilePiece {
-  /** The temporary file the pieces go into. */
+  /**
+   * The file the pieces go into: a temporary one, renamed to `finish.path` when
+   * complete, or `finish.path` itself when nothing was there (created exclusively).
+   */
   tmp: string;
   /** Create it (exclusive) rather than open an existing one. */
   create: boolean;

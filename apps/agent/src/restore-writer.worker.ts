@@ -61,7 +61,7 @@ function run(req: WriteRequest): number {
       throw e;
     }
     closeSync(fd);
-    if (f.finish) {
+    if (f.finish && f.finish.path !== f.tmp) {
       try {
         renameSync(f.tmp, f.finish.path);
       } catch (e) {

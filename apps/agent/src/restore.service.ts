@@ -105,8 +105,10 @@ export async function restore(
   };
 
   /** True when `path` already holds exactly this file (same size, mtime and chunk ids). */
+  const absent = new Set<string>();
   const alreadyThere = async (path: string, node: FileNode): Promise<boolean> => {
     const st = lstatSync(path, { bigint: true, throwIfNoEntry: false });
+    if (!st) absent.add(path);
     if (
       !st?.isFile() ||
       Number(st.size) !== node.size ||
@@ -183,15 +185,21 @@ export async function restore(
   }
   const where = await repo.locate([...new Set(todo.flatMap((f) => f.node.chunks.map(toHex)))]);
   // In pack order, so neighbouring files come from neighbouring bytes.
-  const order = (f: { node: FileNode }) => {
-    const first = f.node.chunks[0];
-    const loc = first ? where.get(toHex(first)) : undefined;
-    return loc ? `${loc.pack}:${String(loc.entry.offset).padStart(12, '0')}` : '';
-  };
-  todo.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
+  const position = new Map(
+    todo.map((f) => {
+      const first = f.node.chunks[0];
+      const loc = first ? where.get(toHex(first)) : undefined;
+      return [f, loc ? `${loc.pack}:${String(loc.entry.offset).padStart(12, '0')}` : ''];
+    }),
+  );
+  todo.sort((a, b) => {
+    const x = position.get(a)!;
+    const y = position.get(b)!;
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
 
   // 3. Small files in groups read with a few range requests; large ones chunk group by
-  //    chunk group. A few of each at a time (bounded memory: about 8 × GROUP).
+  //    chunk group. A few of each at a time (bounded memory: about 10 × GROUP).
   const small = todo.filter((f) => f.node.size <= SMALL_FILE);
   const large = todo.filter((f) => f.node.size > SMALL_FILE);
   const smallGroups: (typeof small)[] = [];
@@ -203,7 +211,7 @@ export async function restore(
     smallGroups.at(-1)!.push(small[i]!);
     bytes += small[i]!.node.size;
   }
-  const reads = pLimit(4);
+  const reads = pLimit(6);
   const largeFiles = pLimit(4);
   const writers = restoreWriters(keys);
   const finish = (node: FileNode, path: string) => ({
@@ -227,8 +235,10 @@ export async function restore(
           );
           await writers.write(
             ranges,
+            // A new file is written in place: a crash leaves it short or with the wrong
+            // mtime, so a re-run rewrites it. One that exists is replaced by a rename.
             group.map((f) => ({
-              tmp: tempName(f.path),
+              tmp: absent.has(f.path) ? f.path : tempName(f.path),
               create: true,
               position: 0,
               chunks: f.node.chunks.map(toHex),
