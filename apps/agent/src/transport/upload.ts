@@ -35,7 +35,8 @@ export async function uploadPack(u: PackUpload): Promise<void> {
       metadata: { pack: u.name },
       headers: { authorization: `Bearer ${u.conn.token}` },
       httpStack: new DefaultHttpStack(tlsOptions(u.conn.pin)),
-      chunkSize: 8 * 1024 * 1024,
+      // One PATCH per pack (packs are at most ~24 MiB); a broken PATCH keeps what arrived.
+      chunkSize: 64 * 1024 * 1024,
       retryDelays: u.retryDelays ?? [0, 1000, 2000, 5000, 10000, 20000, 30000],
       ...(u.urlStorage ? { urlStorage: u.urlStorage } : {}),
       storeFingerprintForResuming: u.urlStorage !== undefined,
