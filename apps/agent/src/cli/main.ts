@@ -108,14 +108,13 @@ program
         stateDir: stateDir(),
         threads: opts.threads,
         full: opts.full === true,
-        onProgress: (p) => {
-          const secs = (Date.now() - p.startedAt) / 1000;
-          const rate = p.bytesRead / Math.max(secs, 0.001);
-          const eta = (p.totals.changedBytes - p.bytesRead) / Math.max(rate, 1);
-          bar.update(
-            `${p.filesDone}/${p.totals.files} files · ${formatBytes(p.bytesRead)}/${formatBytes(p.totals.changedBytes)} read · ${formatBytes(rate)}/s · ETA ${formatDuration(eta)} · ${formatBytes(p.bytesUploaded)} uploaded`,
-          );
-        },
+        onProgress: (p) =>
+          bar.update(() => {
+            const secs = (Date.now() - p.startedAt) / 1000;
+            const rate = p.bytesRead / Math.max(secs, 0.001);
+            const eta = (p.totals.changedBytes - p.bytesRead) / Math.max(rate, 1);
+            return `${p.filesDone}/${p.totals.files} files · ${formatBytes(p.bytesRead)}/${formatBytes(p.totals.changedBytes)} read · ${formatBytes(rate)}/s · ETA ${formatDuration(eta)} · ${formatBytes(p.bytesUploaded)} uploaded`;
+          }),
       });
       bar.done();
       for (const e of summary.errors.slice(0, 50))
@@ -203,7 +202,8 @@ program
     const r = await withRepo((repo, keys) =>
       restore(repo, keys, ref, opts.target, opts.include, (s) =>
         bar.update(
-          `${s.files_restored + s.files_skipped} files · ${formatBytes(s.bytes_written)} written`,
+          () =>
+            `${s.files_restored + s.files_skipped} files · ${formatBytes(s.bytes_written)} written`,
         ),
       ),
     );

@@ -3,13 +3,14 @@ export function progressLine(enabled: boolean) {
   let last = 0;
   let shown = false;
   return {
-    update(text: string, force = false) {
+    /** Shows `text()` (built only when the line is due for a redraw: 5 times a second). */
+    update(text: () => string, force = false) {
       if (!enabled) return;
       const now = Date.now();
       if (!force && now - last < 200) return;
       last = now;
       shown = true;
-      process.stderr.write(`\r\x1b[K${text}`);
+      process.stderr.write(`\r\x1b[K${text()}`);
     },
     done() {
       if (enabled && shown) process.stderr.write('\r\x1b[K');
