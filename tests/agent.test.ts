@@ -219,6 +219,27 @@ describe('kinvault agent (built commands)', () => {
     expect(ls.map((e) => e.name)).toEqual(['2024', 'Empty album', 'video.mp4']);
   });
 
+  it('drops damaged spooled packs (a machine crash can leave them short) and packs their blobs again', async () => {
+    const src = join(work, 'src');
+    await writeFile(join(src, 'new-after-crash.txt'), 'written just before the crash\n');
+    const spool = join(anna, 'spool');
+    await mkdir(spool, { recursive: true });
+    // A declaration whose pack lost its bytes, a pack without a declaration, a torn temp.
+    const name = 'ab'.repeat(32);
+    await writeFile(
+      join(spool, `${name}.json`),
+      JSON.stringify({ name, size: 4096, blobs: [{ type: 1, id: 'cd'.repeat(32) }] }),
+    );
+    await writeFile(join(spool, `${name}.pack`), '');
+    await writeFile(join(spool, `${'ef'.repeat(32)}.pack`), 'orphan');
+    await writeFile(join(spool, '.tmp-0123456789abcdef'), 'torn');
+    const r = await runKinvault(anna, ['backup', src, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(lastJson<Summary>(r.stdout)).toMatchObject({ files_changed: 1, resumed_packs: 0 });
+    expect(await readdir(spool)).toEqual([]);
+  });
+
   it('explains bad input', async () => {
     expect(
       (await runKinvault(anna, ['restore', 'zzz', '--target', join(work, 'x')])).stderr,

@@ -2,15 +2,15 @@
  * Finished packs wait in the spool until the coordinator has them:
  *   spool/<name>.pack   the pack
  *   spool/<name>.json   its declaration (size and blob list)
- * A pack is assembled in memory and written (spool/.tmp-*, fsync, rename) once complete;
- * after a crash leftover .tmp-* files are deleted and the blobs of unfinished packs are
- * packed again, so an interruption costs at most the packs being assembled.
+ * A pack is assembled in memory and written (spool/.tmp-*, rename) once complete; after
+ * a crash leftover .tmp-* files and damaged packs are deleted and the blobs of unfinished
+ * packs are packed again, so an interruption costs at most the packs being assembled.
  * Finished packs upload in the background, a few at a time; when too many wait, the
  * next pack's close waits too (backpressure). `drain` waits for all and reports the
  * first failure.
  */
 import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { toHex, type OpenPackSink, type PackInfo } from '@kinvault/format';
 import type { UrlStorage } from 'tus-js-client';
@@ -89,17 +89,41 @@ export function spool(
   }
 
   return {
-    /** Uploads what an earlier, interrupted run left behind; drops half-written packs. */
+    /**
+     * Uploads what an earlier, interrupted run left behind. Spool files are not fsynced:
+     * a spooled pack is trusted only if its bytes still hash to its name (a crash of the
+     * machine, not just of the agent, can leave it short or empty). Anything else —
+     * half-written packs, a pack without its declaration, a damaged one — is deleted;
+     * its blobs are not on the coordinator, so this run packs them again.
+     */
     async resume(): Promise<number> {
       await mkdir(dir, { recursive: true, mode: 0o700 });
+      const files = await readdir(dir);
       let sent = 0;
-      for (const f of await readdir(dir)) {
-        if (f.startsWith('.tmp-')) await rm(join(dir, f), { force: true });
-        else if (f.endsWith('.json')) {
-          const d = JSON.parse(await readFile(join(dir, f), 'utf8')) as Declaration;
-          await send(d, null);
-          sent++;
+      for (const f of files) {
+        const name = f.replace(/\.(pack|json)$/, '');
+        if (f.startsWith('.tmp-') || (f.endsWith('.pack') && !files.includes(`${name}.json`))) {
+          await rm(join(dir, f), { force: true });
+          continue;
         }
+        if (!f.endsWith('.json')) continue;
+        const d = await readFile(join(dir, f), 'utf8')
+          .then((t) => JSON.parse(t) as Declaration)
+          .catch(() => null);
+        const bytes = await readFile(join(dir, `${name}.pack`)).catch(() => null);
+        if (
+          !d ||
+          d.name !== name ||
+          !bytes ||
+          bytes.byteLength !== d.size ||
+          createHash('sha256').update(bytes).digest('hex') !== name
+        ) {
+          await rm(join(dir, `${name}.pack`), { force: true });
+          await rm(join(dir, f), { force: true });
+          continue;
+        }
+        await send(d, null, bytes);
+        sent++;
       }
       return sent;
     },
@@ -146,8 +170,8 @@ export function spool(
           const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
           const fh = await open(tmp, 'wx', 0o600);
           try {
+            // No fsync: after a machine crash `resume` checks the pack against its name.
             await writeAll(fh, [pack]);
-            await fh.sync();
           } catch (e) {
             await fh.close().catch(() => {});
             await rm(tmp, { force: true });
