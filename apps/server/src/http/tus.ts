@@ -3,7 +3,7 @@
  * Every request is authenticated; an upload can be continued only by the device that
  * created it; a finished upload is verified and registered by the packs service.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -25,6 +25,8 @@ function refuse(status_code: number, body: string): { status_code: number; body:
 export function tusPlugin(services: Services, uploadsDir: string) {
   return async function register(app: FastifyInstance): Promise<void> {
     const store = new FileStore({ directory: uploadsDir });
+    /** What each PATCH request that started at offset 0 has passed on so far. */
+    const received = new WeakMap<Request, { hash: Hash; bytes: number }>();
     const deviceOf = async (req: Request) => {
       const device = await authenticate(services.devices, req.headers.get('authorization'));
       if (!device) throw refuse(401, 'Unauthorized: this device is not enrolled or was revoked.');
@@ -60,10 +62,12 @@ export function tusPlugin(services: Services, uploadsDir: string) {
       async onUploadFinish(req, upload) {
         const device = await deviceOf(req);
         try {
+          const hashed = received.get(req);
           const r = await services.packs.finishUpload(
             device,
             join(uploadsDir, upload.id),
             upload.metadata?.pack ?? '',
+            hashed ? { sha256: hashed.hash.digest('hex'), bytes: hashed.bytes } : undefined,
           );
           await store.remove(upload.id).catch(() => {}); // the .json sidecar; the data file was moved
           return { status_code: 204, headers: { 'Kinvault-Blobs': r.blobs } };
@@ -85,7 +89,19 @@ export function tusPlugin(services: Services, uploadsDir: string) {
     const handle = (req: IncomingMessage, res: ServerResponse) => {
       const request = new NodeRequest({ req, res });
       if (req.method === 'PATCH') {
-        const joined = coalesce();
+        // A PATCH from offset 0 is hashed as it passes, so a pack sent in one request is
+        // not read back for its SHA-256 (a resumed upload still is).
+        let onPiece: ((piece: Buffer) => void) | undefined;
+        if (req.headers['upload-offset'] === '0') {
+          const hash = createHash('sha256');
+          const state = { hash, bytes: 0 };
+          received.set(request, state);
+          onPiece = (piece) => {
+            hash.update(piece);
+            state.bytes += piece.byteLength;
+          };
+        }
+        const joined = coalesce(onPiece);
         req.on('error', (e) => joined.destroy(e));
         const body = Readable.toWeb(req.pipe(joined)) as ReadableStream<Uint8Array>;
         Object.defineProperty(request, 'body', { value: body });

@@ -76,6 +76,11 @@ export function packsService(repo: PacksRepository, store: PackStore, events?: E
       device: Device,
       file: string,
       declaredName: string,
+      /**
+       * The SHA-256 (hex) of exactly `received.bytes` bytes, hashed while they arrived
+       * (the file is read back only when this does not cover the whole file).
+       */
+      received?: { sha256: string; bytes: number },
     ): Promise<{ blobs: number }> {
       const name = hexBuf(declaredName, 'The pack name in the upload');
       const reject = async (
@@ -94,7 +99,7 @@ export function packsService(repo: PacksRepository, store: PackStore, events?: E
       const size = (await stat(file)).size;
       if (size !== declaration.size)
         throw await reject(`it has ${size} bytes, ${declaration.size} were declared`);
-      const actual = await sha256File(file);
+      const actual = received?.bytes === size ? received.sha256 : await sha256File(file);
       if (actual !== declaredName) throw await reject(`its SHA-256 is ${actual}`);
       await store.adopt(file, declaredName);
       const committed = await repo.commit(name, size, device.id);
