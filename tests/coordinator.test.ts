@@ -52,7 +52,7 @@ describe('kinvaultd (built command, embedded PostgreSQL, HTTPS)', () => {
     expect(init.stderr).toBe('');
     expect(init.code).toBe(0);
     expect(init.stdout).toContain(`kinvaultd start --data-dir ${dataDir}`);
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
     if (server && server.process.exitCode === null) server.process.kill('SIGKILL');
@@ -120,5 +120,5 @@ describe('kinvaultd (built command, embedded PostgreSQL, HTTPS)', () => {
     expect(server.log()).toMatch(/"msg":"stopped"/);
     // The embedded database stopped with it: a command can start it again on its own.
     expect((await run(['device', 'list', '--json', '--data-dir', dataDir])).code).toBe(0);
-  }, 120_000);
+  }, 300_000);
 });
