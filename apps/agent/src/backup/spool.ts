@@ -136,8 +136,8 @@ export function spool(
 
     /**
      * Pack sinks for the BlobPacker: a pack is assembled in memory, written to the spool
-     * in one go when it is complete (then fsync, rename), and its upload queued with the
-     * bytes still in hand.
+     * in one go when it is complete (then renamed into place), and its upload queued with
+     * the bytes still in hand.
      */
     openSink: (() => {
       let bytes = Buffer.allocUnsafeSlow(PACK_BUFFER);
