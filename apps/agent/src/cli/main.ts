@@ -14,7 +14,7 @@ import { openSession } from '../session.js';
 import { list, restore } from '../restore.service.js';
 import { setup } from '../services/setup.service.js';
 import { defaultStateDir, statePaths } from '../state.js';
-import { formatBytes, formatDuration, progressLine } from './progress.js';
+import { formatBytes, formatDuration, plural, progressLine } from './progress.js';
 
 const program = new Command('kinvault')
   .description('The Kinvault agent: backs up this computer to the household coordinator.')
@@ -203,14 +203,14 @@ program
       restore(repo, keys, ref, opts.target, opts.include, (s) =>
         bar.update(
           () =>
-            `${s.files_restored + s.files_skipped} files · ${formatBytes(s.bytes_written)} written`,
+            `${plural(s.files_restored + s.files_skipped, 'file')} · ${formatBytes(s.bytes_written)} written`,
         ),
       ),
     );
     bar.done();
     if (opts.json) return out(r);
     console.log(
-      `Restored snapshot ${r.snapshot.slice(0, 12)} into ${opts.target}: ${r.files_restored} files written (${formatBytes(r.bytes_written)}), ${r.files_skipped} already correct, ${r.dirs} folders, ${r.symlinks} links, in ${formatDuration(r.duration_s)}.`,
+      `Restored snapshot ${r.snapshot.slice(0, 12)} into ${opts.target}: ${plural(r.files_restored, 'file')} written (${formatBytes(r.bytes_written)}), ${r.files_skipped} already correct, ${plural(r.dirs, 'folder')}, ${plural(r.symlinks, 'link')}, in ${formatDuration(r.duration_s)}.`,
     );
   });
 

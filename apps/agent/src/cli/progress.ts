@@ -40,3 +40,8 @@ export function formatDuration(seconds: number): string {
     ? `${h}:${String(m).padStart(2, '0')}:${String(r).padStart(2, '0')}`
     : `${m}:${String(r).padStart(2, '0')}`;
 }
+
+/** "1 file", "2 files". */
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
