@@ -52,6 +52,14 @@ async function photoTree(dir: string): Promise<void> {
 }
 
 describe('kinvault agent (built commands)', () => {
+  /** The names `kinvault ls latest` shows in SRC/Photos. */
+  const photosListing = async (src: string) =>
+    (
+      JSON.parse(
+        (await runKinvault(anna, ['ls', 'latest', `${src.slice(1)}/Photos`, '--json'])).stdout,
+      ) as { name: string }[]
+    ).map((e) => e.name);
+
   let c: Coordinator;
   let work: string;
   let anna: string;
@@ -128,10 +136,7 @@ describe('kinvault agent (built commands)', () => {
       `${src.slice(1)}/Docs`,
     ]);
     expect(await compareTrees(join(src, 'Docs'), join(part, src, 'Docs'))).toEqual([]);
-    const ls = JSON.parse(
-      (await runKinvault(anna, ['ls', 'latest', `${src.slice(1)}/Photos`, '--json'])).stdout,
-    ) as { name: string }[];
-    expect(ls.map((e) => e.name)).toEqual(['2024', 'Empty album', 'video.mp4']);
+    expect(await photosListing(src)).toEqual(['2024', 'Empty album', 'video.mp4']);
   });
 
   it('a second device with the same photos uploads almost nothing', async () => {
@@ -213,10 +218,7 @@ describe('kinvault agent (built commands)', () => {
     const again = await runKinvault(anna, ['backup', src, '--json']);
     expect(again.code).toBe(0);
     expect(lastJson<Summary>(again.stdout)).toMatchObject({ files_changed: 0, bytes_read: 0 });
-    const ls = JSON.parse(
-      (await runKinvault(anna, ['ls', 'latest', `${src.slice(1)}/Photos`, '--json'])).stdout,
-    ) as { name: string }[];
-    expect(ls.map((e) => e.name)).toEqual(['2024', 'Empty album', 'video.mp4']);
+    expect(await photosListing(src)).toEqual(['2024', 'Empty album', 'video.mp4']);
   });
 
   it('drops damaged spooled packs (a machine crash can leave them short) and packs their blobs again', async () => {
