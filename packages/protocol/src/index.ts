@@ -1,3 +1,4 @@
 export * from './errors.js';
 export * from './enrollment.js';
 export * from './paths.js';
+export * from './heap.js';

@@ -5,7 +5,7 @@
  * or usage, 3 backup committed but partial (some files could not be read).
  */
 import { Command, CommanderError, Option } from 'commander';
-import { isKinvaultError } from '@kinvault/protocol';
+import { isKinvaultError, keepHeapHeadroom } from '@kinvault/protocol';
 import type { RepositoryKeys } from '@kinvault/format';
 import { backup } from '../backup/backup.service.js';
 import { getPassphrase } from '../passphrase.js';
@@ -100,6 +100,7 @@ program
       paths: string[],
       opts: { exclude: string[] | string; threads?: number; full?: boolean; json?: boolean },
     ) => {
+      keepHeapHeadroom();
       const excludes = typeof opts.exclude === 'string' ? opts.exclude.split(',') : opts.exclude;
       const bar = progressLine(process.stderr.isTTY === true && !opts.json);
       const summary = await backup({
@@ -198,6 +199,7 @@ program
   )
   .addOption(json())
   .action(async (ref: string, opts: { target: string; include: string[]; json?: boolean }) => {
+    keepHeapHeadroom();
     const bar = progressLine(process.stderr.isTTY === true && !opts.json);
     const r = await withRepo((repo, keys) =>
       restore(repo, keys, ref, opts.target, opts.include, (s) =>

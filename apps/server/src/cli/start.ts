@@ -3,11 +3,13 @@ import { createRequire } from 'node:module';
 import { buildServer } from '../http/server.js';
 import { openContext } from './context.js';
 import { dataPaths } from '../config.js';
+import { keepHeapHeadroom } from '@kinvault/protocol';
 
 const version = (createRequire(import.meta.url)('../../../package.json') as { version: string })
   .version;
 
 export async function runStart(opts: { dataDir: string; logLevel: string }): Promise<void> {
+  keepHeapHeadroom();
   const ctx = await openContext(opts.dataDir);
   const app = await buildServer({
     tls: ctx.tls,
