@@ -6,7 +6,6 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { Server } from '@tus/server';
 import { FileStore } from '@tus/file-store';
@@ -103,7 +102,8 @@ export function tusPlugin(services: Services, uploadsDir: string) {
         }
         const joined = coalesce(onPiece);
         req.on('error', (e) => joined.destroy(e));
-        const body = Readable.toWeb(req.pipe(joined)) as ReadableStream<Uint8Array>;
+        // ReadableStream.from passes the pieces on as they are; Readable.toWeb copies each.
+        const body = ReadableStream.from<Uint8Array>(req.pipe(joined));
         Object.defineProperty(request, 'body', { value: body });
       }
       tus
