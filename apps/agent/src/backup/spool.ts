@@ -35,6 +35,11 @@ const PARALLEL_UPLOADS = 2;
 /** A pack's first buffer: the pack target (16 MiB) plus room for its last blob. */
 const PACK_BUFFER = 20 * 1024 * 1024;
 const MAX_WAITING = 4;
+/**
+ * Pack buffers kept for reuse once a pack is uploaded: every fresh buffer counts towards
+ * V8's external memory, and each 64 MiB of it starts a full garbage collection.
+ */
+const SPARE_BUFFERS = MAX_WAITING + 2;
 
 export function spool(
   dir: string,
@@ -43,6 +48,11 @@ export function spool(
   urlStorage: UrlStorage,
   onUploaded: (u: Uploaded) => Promise<void> | void,
 ) {
+  const spare: Buffer[] = [];
+  const takeBuffer = () => spare.pop() ?? Buffer.allocUnsafeSlow(PACK_BUFFER);
+  const giveBack = (b: Buffer) => {
+    if (spare.length < SPARE_BUFFERS) spare.push(b);
+  };
   const running = new Set<Promise<void>>();
   const waiting: (() => Promise<void>)[] = [];
   let failure: unknown;
@@ -140,7 +150,7 @@ export function spool(
      * the bytes still in hand.
      */
     openSink: (() => {
-      let bytes = Buffer.allocUnsafeSlow(PACK_BUFFER);
+      let bytes = takeBuffer();
       let size = 0;
       const append = (part: Uint8Array) => {
         if (size + part.byteLength > bytes.byteLength) {
@@ -185,10 +195,14 @@ export function spool(
           };
           await rename(tmp, join(dir, `${info.name}.pack`));
           await writeFile(join(dir, `${info.name}.json`), JSON.stringify(d), { mode: 0o600 });
-          await enqueue(() => send(d, info, pack));
+          const whole = bytes;
+          // The buffer is reused only after its upload succeeded (a failed one may still
+          // be referenced by the request that failed).
+          await enqueue(() => send(d, info, pack).then(() => giveBack(whole)));
         },
         abort: async () => {
           size = 0;
+          giveBack(bytes);
         },
       };
     }) satisfies OpenPackSink,
