@@ -246,12 +246,16 @@ describe('worker blob packer', () => {
     }
   });
 
-  it('takes ownership of the buffers it is given', async () => {
+  it('moves large buffers to the worker and copies small ones into one message', async () => {
     const packer = workerBlobPacker(keys, memorySinks().open, { threads: 1 });
     try {
-      const data = random(5000);
-      await packer.hash(BlobType.data, data);
-      expect(data.byteLength).toBe(0);
+      const large = random(100_000);
+      const small = [random(5000), random(7000)];
+      const held = await Promise.all([large, ...small].map((d) => packer.hash(BlobType.data, d)));
+      expect(large.byteLength).toBe(0); // transferred
+      expect(small.map((d) => d.byteLength)).toEqual([5000, 7000]); // copied
+      expect(held[1]!.id).toEqual(blobId(keys, BlobType.data, small[0]!));
+      expect(held[2]!.id).toEqual(blobId(keys, BlobType.data, small[1]!));
     } finally {
       await packer.close();
     }

@@ -7,8 +7,9 @@
  *
  * Contract:
  * - `hash` takes ownership of `data` and of its whole ArrayBuffer, which may be
- *   transferred to a worker (only Node's small shared Buffer pool is copied instead).
- *   Once the blob is sealed the buffer is passed to `recycle`, if given.
+ *   transferred to a worker (small blobs, up to 64 KiB, and views of a buffer shared
+ *   with others are copied instead). A buffer lent by a BufferPool is passed to
+ *   `recycle`, if given, once its blob is sealed or dropped.
  * - `seal` resolves once the sealed bytes are written to the sink and, if the blob
  *   completed its pack, the tail written and `close(info)` awaited; it then returns that
  *   pack's info. Uploads therefore apply backpressure. A blob is durable only once a
@@ -26,6 +27,7 @@ import type { BlobType } from './blob.js';
 import { DEFAULT_PACK_TARGET, type ByteSink, type PackInfo } from './pack.js';
 import { PackBuilder, type BlobKeys, type FinishedPack } from './pack-builder.js';
 import { BufferPool } from './bytes.js';
+import { Gather, SMALL } from './gather.js';
 import type { RandomSource } from './random.js';
 
 /** Where one pack's bytes go (a file, a tus upload). */
@@ -182,14 +184,20 @@ export interface WorkerSetup {
 }
 
 export type PackerRequest =
-  | { op: 'hash'; seq: number; type: BlobType; data: Uint8Array }
+  /** `back`: hand the plaintext's buffer back once sealed or dropped (pool-lent data). */
+  | { op: 'hash'; seq: number; type: BlobType; data: Uint8Array; back: boolean }
   | { op: 'seal'; seq: number; handle: number }
   | { op: 'drop'; seq: number; handle: number }
   | { op: 'flush'; seq: number };
 
 export type PackerResponse =
   | { seq: number; id: Uint8Array }
-  | { seq: number; sealed: Uint8Array[]; plaintext: Uint8Array; finished: FinishedPack | null }
+  | {
+      seq: number;
+      sealed: Uint8Array[];
+      plaintext: Uint8Array | null;
+      finished: FinishedPack | null;
+    }
   | { seq: number; finished: FinishedPack | null }
   | { seq: number; dropped: Uint8Array | null }
   | {
@@ -239,6 +247,8 @@ interface Lane {
   /** Requests not yet posted: they go as one message at the end of this loop turn. */
   outbox: PackerRequest[];
   transfer: ArrayBuffer[];
+  /** Small blobs of the outbox, copied into one buffer when it is posted. */
+  gather: Gather;
 }
 
 /** Queues a request; the lane's outbox is posted once per event-loop turn. */
@@ -247,6 +257,8 @@ function post(lane: Lane, req: PackerRequest, transfer: readonly ArrayBuffer[] =
     setImmediate(() => {
       const batch = lane.outbox;
       const moved = lane.transfer;
+      const gathered = lane.gather.finish();
+      if (gathered) moved.push(gathered);
       lane.outbox = [];
       lane.transfer = [];
       lane.worker.postMessage(batch, moved);
@@ -279,6 +291,7 @@ export function workerBlobPacker(
         pending: new Map(),
         outbox: [],
         transfer: [],
+        gather: new Gather(),
       };
       lane.worker.on('message', (replies: PackerResponse[]) => {
         for (const r of replies) {
@@ -324,9 +337,11 @@ export function workerBlobPacker(
     req: PackerRequest,
     transfer: ArrayBuffer[],
     onReply: (r: PackerResponse) => T,
+    gather?: () => void,
   ): Promise<Awaited<T>> {
     return new Promise<Awaited<T>>((resolve, reject) => {
       breaker.check();
+      gather?.();
       lane.pending.set(req.seq, (r) => {
         if ('error' in r) {
           const e = new KinvaultError(r.error.code as ErrorCode, r.error.message, {
@@ -349,18 +364,23 @@ export function workerBlobPacker(
       let lane = 0;
       for (let i = 1; i < lanes.length; i++)
         if (lanes[i]!.pending.size < lanes[lane]!.pending.size) lane = i;
-      const d = transferable(data);
-      const size = d.byteLength; // read before the buffer is transferred away
+      const size = data.byteLength;
       const handle = seq++;
-      if (BufferPool.lent(d.buffer)) lentHandles.add(handle);
+      const lent = BufferPool.lent(data.buffer);
+      if (lent) lentHandles.add(handle);
+      // Small blobs travel copied into the lane's gather, larger ones are transferred.
+      const small = !lent && size <= SMALL;
+      const d = small ? data : transferable(data);
+      const req: PackerRequest = { op: 'hash', seq: handle, type, data: d, back: lent };
       return call(
         lanes[lane]!,
-        { op: 'hash', seq: handle, type, data: d },
-        [d.buffer as ArrayBuffer],
+        req,
+        small ? [] : [d.buffer as ArrayBuffer],
         (r) => {
           if (!('id' in r)) throw new KinvaultError('INTERNAL', 'Unexpected worker reply to hash.');
           return { id: r.id, type, size, lane, handle };
         },
+        small ? () => lanes[lane]!.gather.add([data], (v) => (req.data = v)) : undefined,
       );
     },
     seal(blob) {
@@ -369,7 +389,7 @@ export function workerBlobPacker(
         if (!('sealed' in r) || !('plaintext' in r)) {
           throw new KinvaultError('INTERNAL', 'Unexpected worker reply to seal.');
         }
-        if (lentHandles.delete(blob.handle)) {
+        if (lentHandles.delete(blob.handle) && r.plaintext) {
           BufferPool.relend(r.plaintext.buffer);
           options.recycle?.(r.plaintext);
         }

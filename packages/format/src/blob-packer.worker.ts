@@ -2,11 +2,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { isKinvaultError } from '@kinvault/protocol';
 import type { PackerRequest, PackerResponse, WorkerSetup } from './blob-packer.js';
+import { Gather, SMALL } from './gather.js';
 import { PackBuilder } from './pack-builder.js';
 
 const setup = workerData as WorkerSetup;
 const builder = new PackBuilder(setup.keys, setup.target);
 const port = parentPort!;
+/** Handles whose plaintext buffer goes back to the caller (it was lent by a pool). */
+const giveBack = new Set<number>();
 
 /**
  * Prepares parts for posting: large parts that own their buffer are transferred, small
@@ -22,29 +25,42 @@ function movable(parts: Uint8Array[], transfer: Set<ArrayBuffer>): Uint8Array[] 
   });
 }
 
-/** Answers one request; adds what its reply may transfer to `transfer`. */
-function answer(req: PackerRequest, transfer: Set<ArrayBuffer>): PackerResponse {
+/** The plaintext's buffer, if the caller wants it back (and it may be transferred). */
+function handBack(handle: number, data: Uint8Array | null, transfer: Set<ArrayBuffer>) {
+  if (!giveBack.delete(handle) || !data || !(data.buffer instanceof ArrayBuffer)) return null;
+  transfer.add(data.buffer);
+  return data;
+}
+
+/**
+ * Answers one request; adds what its reply may transfer to `transfer` and small byte
+ * strings (ids, small sealed blobs) to `gather`, which fills them in before posting.
+ */
+function answer(req: PackerRequest, transfer: Set<ArrayBuffer>, gather: Gather): PackerResponse {
   try {
     switch (req.op) {
-      case 'hash':
-        return { seq: req.seq, id: builder.hash(req.seq, req.type, req.data) };
+      case 'hash': {
+        if (req.back) giveBack.add(req.seq);
+        const reply = { seq: req.seq, id: builder.hash(req.seq, req.type, req.data) };
+        gather.add([reply.id], (v) => (reply.id = v));
+        return reply;
+      }
       case 'seal': {
         const r = builder.seal(req.handle);
         const [tail] = r.finished ? movable([r.finished.tail], transfer) : [];
-        // The plaintext's buffer goes back to the caller for reuse.
-        if (r.plaintext.buffer instanceof ArrayBuffer) transfer.add(r.plaintext.buffer);
-        return {
+        let size = 0;
+        for (const p of r.sealed) size += p.byteLength;
+        const reply = {
           seq: req.seq,
-          sealed: movable(r.sealed, transfer),
-          plaintext: r.plaintext,
+          sealed: size <= SMALL ? r.sealed : movable(r.sealed, transfer),
+          plaintext: handBack(req.handle, r.plaintext, transfer),
           finished: r.finished && tail ? { tail, info: r.finished.info } : null,
         };
+        if (size <= SMALL) gather.add(r.sealed, (v) => (reply.sealed = [v]));
+        return reply;
       }
-      case 'drop': {
-        const dropped = builder.drop(req.handle);
-        if (dropped?.buffer instanceof ArrayBuffer) transfer.add(dropped.buffer);
-        return { seq: req.seq, dropped };
-      }
+      case 'drop':
+        return { seq: req.seq, dropped: handBack(req.handle, builder.drop(req.handle), transfer) };
       case 'flush': {
         const finished = builder.flush();
         const [tail] = finished ? movable([finished.tail], transfer) : [];
@@ -67,9 +83,12 @@ function answer(req: PackerRequest, transfer: Set<ArrayBuffer>): PackerResponse 
 }
 
 // Requests come in batches (one message per event-loop turn of the caller); the replies
-// go back as one batch, in order.
+// go back as one batch, in order, with their small byte strings in one buffer.
 port.on('message', (batch: PackerRequest[]) => {
   const transfer = new Set<ArrayBuffer>();
-  const replies = batch.map((req) => answer(req, transfer));
+  const gather = new Gather();
+  const replies = batch.map((req) => answer(req, transfer, gather));
+  const gathered = gather.finish();
+  if (gathered) transfer.add(gathered);
   port.postMessage(replies, [...transfer]);
 });
