@@ -119,7 +119,9 @@ describe('resilience (built commands)', () => {
     const before = proxy.sent();
     const child = spawnKinvault(state, ['backup', src, '--json']);
     let out = '';
+    let err = '';
     child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     await waitFor(() => proxy.sent() - before > 20e6, 120_000);
     expect(await c.stop()).toBe(0);
@@ -127,7 +129,8 @@ describe('resilience (built commands)', () => {
     const waiting = runKinvault(state, ['snapshots', '--json']);
     await new Promise((r) => setTimeout(r, 1500));
     c = await startCoordinator(c.dataDir, c.port);
-    expect(await exited).toBe(0);
+    // (stderr in the comparison says why, should the backup fail)
+    expect({ code: await exited, stderr: err }).toMatchObject({ code: 0 });
     const listed = await waiting;
     expect(listed.code).toBe(0);
     expect(listed.stderr).toMatch(

@@ -8,6 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BlobType,
+  BufferPool,
   blobId,
   bytesEqual,
   decodePackHeader,
@@ -52,6 +53,11 @@ export class RemoteRepository {
     private readonly keys: RepositoryKeys,
     private readonly cacheDir: string,
   ) {}
+
+  /** Gives the buffer of a range read back to the reader's pool once it is written. */
+  recycle(bytes: Uint8Array): void {
+    this.packs.recycle(bytes);
+  }
 
   /** Which of these ids the coordinator has, and in which pack. */
   async have(ids: readonly string[]): Promise<Map<string, string>> {
@@ -180,8 +186,11 @@ export class RemoteRepository {
       }));
       reads.push(
         this.packs.range(first.loc.pack, start, end - start).then(({ bytes }) => ({
+          // Each range must own its buffer (it may move to a worker): a whole buffer or
+          // one lent by the reader's pool is passed on, anything else copied.
           bytes:
-            bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+            (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) ||
+            BufferPool.lent(bytes.buffer)
               ? bytes
               : new Uint8Array(bytes),
           blobs,

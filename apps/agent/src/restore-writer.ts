@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { KinvaultError, type ErrorCode } from '@kinvault/protocol';
-import type { RepositoryKeys } from '@kinvault/format';
+import { BufferPool, type RepositoryKeys } from '@kinvault/format';
 import type { RawRange } from './repository.js';
 
 export interface FilePiece {
@@ -31,8 +31,10 @@ export interface WriteRequest {
   files: FilePiece[];
 }
 
-export type WriteReply =
-  { seq: number; written: number } | { seq: number; error: { code: string; message: string } };
+/** `returned`: the request's range bytes, handed back once written (or on failure). */
+export type WriteReply = { seq: number; returned: Uint8Array[] } & (
+  { written: number } | { error: { code: string; message: string } }
+);
 
 function spawn(keys: Pick<RepositoryKeys, 'idKey' | 'dataKey' | 'metadataKey'>): Worker {
   if (!import.meta.url.endsWith('.ts'))
@@ -46,13 +48,21 @@ function spawn(keys: Pick<RepositoryKeys, 'idKey' | 'dataKey' | 'metadataKey'>):
   });
 }
 
-export function restoreWriters(keys: RepositoryKeys, threads = availableParallelism()) {
+/**
+ * `recycle` receives each range buffer that was lent by a BufferPool once the worker is
+ * done with it (it comes back from the worker as a new ArrayBuffer).
+ */
+export function restoreWriters(
+  keys: RepositoryKeys,
+  recycle?: (bytes: Uint8Array) => void,
+  threads = availableParallelism(),
+) {
   const setup = { idKey: keys.idKey, dataKey: keys.dataKey, metadataKey: keys.metadataKey };
   let seq = 0;
   const lanes = Array.from({ length: Math.max(1, threads) }, () => {
     const pending = new Map<
       number,
-      { resolve: (n: number) => void; reject: (e: unknown) => void }
+      { resolve: (n: number) => void; reject: (e: unknown) => void; lent: boolean[] }
     >();
     const worker = spawn(setup);
     const failAll = (why: string) => {
@@ -69,6 +79,11 @@ export function restoreWriters(keys: RepositoryKeys, threads = availableParallel
       const p = pending.get(r.seq);
       pending.delete(r.seq);
       if (!p) return;
+      r.returned.forEach((bytes, i) => {
+        if (!p.lent[i]) return;
+        BufferPool.relend(bytes.buffer);
+        recycle?.(bytes);
+      });
       if ('error' in r) p.reject(new KinvaultError(r.error.code as ErrorCode, r.error.message));
       else p.resolve(r.written);
     });
@@ -84,7 +99,8 @@ export function restoreWriters(keys: RepositoryKeys, threads = availableParallel
       for (const l of lanes) if (l.pending.size < lane.pending.size) lane = l;
       const req: WriteRequest = { seq: seq++, ranges, files };
       return new Promise<number>((resolve, reject) => {
-        lane.pending.set(req.seq, { resolve, reject });
+        const lent = ranges.map((r) => BufferPool.lent(r.bytes.buffer));
+        lane.pending.set(req.seq, { resolve, reject, lent });
         const transfer = [
           ...new Set(
             ranges

@@ -81,13 +81,17 @@ function run(req: WriteRequest): number {
 
 port.on('message', (req: WriteRequest) => {
   let reply: WriteReply;
+  // The range buffers go back to the caller's pool.
+  const returned = req.ranges.map((r) => r.bytes);
   try {
-    reply = { seq: req.seq, written: run(req) };
+    reply = { seq: req.seq, returned, written: run(req) };
   } catch (e) {
     const code = isKinvaultError(e)
       ? e.code
       : ((e as { kinvaultCode?: string }).kinvaultCode ?? 'INTERNAL');
-    reply = { seq: req.seq, error: { code, message: (e as Error).message } };
+    reply = { seq: req.seq, returned, error: { code, message: (e as Error).message } };
   }
-  port.postMessage(reply);
+  const transfer = new Set<ArrayBuffer>();
+  for (const b of returned) if (b.buffer instanceof ArrayBuffer) transfer.add(b.buffer);
+  port.postMessage(reply, [...transfer]);
 });

@@ -30,6 +30,7 @@ import {
   chunkSource,
   gearTable,
   prepareChunker,
+  SEAL_OVERHEAD,
   toHex,
   type DirNode,
   type FileNode,
@@ -38,7 +39,7 @@ import {
 } from '@kinvault/format';
 import type { RemoteRepository } from './repository.js';
 import pLimit from 'p-limit';
-import { restoreWriters } from './restore-writer.js';
+import { restoreWriters, type FilePiece } from './restore-writer.js';
 
 export interface RestoreSummary {
   snapshot: string;
@@ -184,119 +185,129 @@ export async function restore(
     } else todo.push(f);
   }
   const where = await repo.locate([...new Set(todo.flatMap((f) => f.node.chunks.map(toHex)))]);
-  // In pack order, so neighbouring files come from neighbouring bytes.
-  const position = new Map(
-    todo.map((f) => {
-      const first = f.node.chunks[0];
-      const loc = first ? where.get(toHex(first)) : undefined;
-      return [f, loc ? `${loc.pack}:${String(loc.entry.offset).padStart(12, '0')}` : ''];
-    }),
-  );
-  todo.sort((a, b) => {
-    const x = position.get(a)!;
-    const y = position.get(b)!;
-    return x < y ? -1 : x > y ? 1 : 0;
-  });
 
-  // 3. Small files in groups read with a few range requests; large ones chunk group by
-  //    chunk group. A few of each at a time (bounded memory: about 10 × GROUP).
-  const small = todo.filter((f) => f.node.size <= SMALL_FILE);
-  const large = todo.filter((f) => f.node.size > SMALL_FILE);
-  const smallGroups: (typeof small)[] = [];
-  for (let i = 0, bytes = 0; i < small.length; i++) {
-    if (i === 0 || bytes + small[i]!.node.size > GROUP) {
-      smallGroups.push([]);
-      bytes = 0;
-    }
-    smallGroups.at(-1)!.push(small[i]!);
-    bytes += small[i]!.node.size;
+  // 3. Pack by pack: each pack's blobs are read with a few range requests and written
+  //    wherever they belong, so a photo library takes about one request per pack rather
+  //    than several per file (a backup interleaves the chunks of files it reads at the
+  //    same time). A file whose chunks all come from one pack is created, filled and
+  //    finished by one request; a file spread over several packs is created first (under
+  //    a temporary name), filled piece by piece as its packs arrive, and finished here.
+  interface Spread {
+    path: string;
+    tmp: string;
+    node: FileNode;
+    /** Pieces not yet written. */
+    left: number;
   }
-  const reads = pLimit(6);
-  const largeFiles = pLimit(4);
-  const writers = restoreWriters(keys);
+  const pieces = new Map<string, FilePiece[]>(); // by pack
+  const blobsOf = new Map<string, Map<string, Uint8Array>>(); // by pack: hex → id
+  const spreadOf = new Map<FilePiece, Spread>();
+  const spread: Spread[] = [];
   const finish = (node: FileNode, path: string) => ({
     path,
     size: node.size,
     mode: node.mode,
     mtime: Number(node.mtimeNs) / 1e9,
   });
-  const done = (written: number) => {
+  /** Sets mode and mtime of a complete file and moves it into place. */
+  const complete = (tmp: string, path: string, node: FileNode) => {
+    const fd = openSync(tmp, 'r');
+    try {
+      fchmodSync(fd, node.mode);
+      const t = Number(node.mtimeNs) / 1e9;
+      futimesSync(fd, t, t);
+    } finally {
+      closeSync(fd);
+    }
+    place(tmp, path);
     summary.files_restored++;
-    summary.bytes_written += written;
-    onFile?.(summary);
   };
   try {
-    await Promise.all([
-      ...smallGroups.map((group) =>
-        reads(async () => {
-          const ranges = await repo.readRanges(
-            group.flatMap((f) => f.node.chunks),
-            where,
+    for (const f of todo) {
+      // Pieces: runs of consecutive chunks of the file that lie in the same pack.
+      const runs: { pack: string; position: number; chunks: string[] }[] = [];
+      let at = 0;
+      for (const id of f.node.chunks) {
+        const hex = toHex(id);
+        const loc = where.get(hex);
+        if (!loc)
+          throw new KinvaultError(
+            'PACK_CORRUPT',
+            `Blob ${hex} of ${f.path} is in no stored pack: the snapshot is damaged or its packs were lost. Run a check.`,
           );
-          await writers.write(
-            ranges,
-            // A new file is written in place: a crash leaves it short or with the wrong
-            // mtime, so a re-run rewrites it. One that exists is replaced by a rename.
-            group.map((f) => ({
-              tmp: absent.has(f.path) ? f.path : tempName(f.path),
-              create: true,
-              position: 0,
-              chunks: f.node.chunks.map(toHex),
-              finish: finish(f.node, f.path),
-            })),
-          );
-          for (const f of group) done(f.node.size);
-        }),
-      ),
-      ...large.map((f) =>
-        largeFiles(async () => {
-          // Created here, filled group by group (possibly by different workers), then moved
-          // into place once every group is written.
-          const tmp = tempName(f.path);
-          closeSync(openSync(tmp, 'wx', 0o600));
-          try {
-            // Groups are written in order (each starts where the bytes written so far
-            // end); the next group is read while one is written.
-            const parts = groups(f.node.chunks, (id) => where.get(toHex(id))?.entry.length ?? 0);
-            const read = (i: number) =>
-              i < parts.length ? reads(() => repo.readRanges(parts[i]!, where)) : null;
-            let written = 0;
-            let next = read(0);
-            try {
-              for (let i = 0; i < parts.length; i++) {
-                const ranges = await next!;
-                next = read(i + 1);
-                written += await writers.write(ranges, [
-                  { tmp, create: false, position: written, chunks: parts[i]!.map(toHex) },
-                ]);
-              }
-            } finally {
-              await next?.catch(() => {});
+        let ids = blobsOf.get(loc.pack);
+        if (!ids) blobsOf.set(loc.pack, (ids = new Map()));
+        ids.set(hex, id);
+        const last = runs.at(-1);
+        if (last?.pack === loc.pack) last.chunks.push(hex);
+        else runs.push({ pack: loc.pack, position: at, chunks: [hex] });
+        at += loc.entry.length - SEAL_OVERHEAD;
+      }
+      if (at !== f.node.size)
+        throw new KinvaultError(
+          'PACK_CORRUPT',
+          `${f.path}: the snapshot says ${f.node.size} bytes but its chunks hold ${at}.`,
+        );
+      // A new file is written in place: a crash leaves it short or with the wrong mtime,
+      // so a re-run rewrites it. One that exists is replaced by a rename.
+      const tmp = absent.has(f.path) && runs.length <= 1 ? f.path : tempName(f.path);
+      if (runs.length === 0) {
+        closeSync(openSync(tmp, 'wx', 0o600));
+        complete(tmp, f.path, f.node);
+        onFile?.(summary);
+        continue;
+      }
+      const add = (pack: string, piece: FilePiece) => {
+        const list = pieces.get(pack);
+        if (list) list.push(piece);
+        else pieces.set(pack, [piece]);
+      };
+      if (runs.length === 1) {
+        const r = runs[0]!;
+        add(r.pack, {
+          tmp,
+          create: true,
+          position: 0,
+          chunks: r.chunks,
+          finish: finish(f.node, f.path),
+        });
+        continue;
+      }
+      const s: Spread = { path: f.path, tmp, node: f.node, left: runs.length };
+      closeSync(openSync(tmp, 'wx', 0o600));
+      spread.push(s);
+      for (const r of runs) {
+        const piece: FilePiece = { tmp, create: false, position: r.position, chunks: r.chunks };
+        spreadOf.set(piece, s);
+        add(r.pack, piece);
+      }
+    }
+
+    const packJobs = pLimit(6);
+    const writers = restoreWriters(keys, (bytes) => repo.recycle(bytes));
+    try {
+      await Promise.all(
+        [...pieces.keys()].sort().map((pack) =>
+          packJobs(async () => {
+            const ranges = await repo.readRanges([...blobsOf.get(pack)!.values()], where);
+            const list = pieces.get(pack)!;
+            summary.bytes_written += await writers.write(ranges, list);
+            for (const piece of list) {
+              const s = spreadOf.get(piece);
+              if (!s) summary.files_restored++;
+              else if (--s.left === 0) complete(s.tmp, s.path, s.node);
             }
-            if (written !== f.node.size)
-              throw new KinvaultError(
-                'PACK_CORRUPT',
-                `${f.path}: the snapshot says ${f.node.size} bytes but its chunks hold ${written}.`,
-              );
-            const fd = openSync(tmp, 'r');
-            try {
-              fchmodSync(fd, f.node.mode);
-              const t = Number(f.node.mtimeNs) / 1e9;
-              futimesSync(fd, t, t);
-            } finally {
-              closeSync(fd);
-            }
-            place(tmp, f.path);
-            done(written);
-          } catch (e) {
-            rmSync(tmp, { force: true });
-            throw e;
-          }
-        }),
-      ),
-    ]);
-  } finally {
-    await writers.close();
+            onFile?.(summary);
+          }),
+        ),
+      );
+    } finally {
+      await writers.close();
+    }
+  } catch (e) {
+    // Spread files not yet finished are under temporary names: remove them.
+    for (const s of spread) if (s.left > 0) rmSync(s.tmp, { force: true });
+    throw e;
   }
 
   // 4. Links, then each directory's mode and mtime (after its contents are written).
@@ -326,26 +337,6 @@ export async function restore(
   await syncFilesystem(target);
   summary.duration_s = (Date.now() - started) / 1000;
   return summary;
-}
-
-/** Files up to this size are restored from groups of prefetched blobs. */
-const SMALL_FILE = 1024 * 1024;
-/** Bytes per coalesced read group. */
-const GROUP = 16 * 1024 * 1024;
-
-/** Splits ids into runs of at most GROUP bytes (at least one id each). */
-function groups(ids: readonly Uint8Array[], size: (id: Uint8Array) => number): Uint8Array[][] {
-  const out: Uint8Array[][] = [];
-  let bytes = 0;
-  for (const id of ids) {
-    if (out.length === 0 || bytes + size(id) > GROUP) {
-      out.push([]);
-      bytes = 0;
-    }
-    out.at(-1)!.push(id);
-    bytes += size(id);
-  }
-  return out;
 }
 
 /**
