@@ -11,9 +11,19 @@ export function packStore(root: string) {
   const path = (name: string) => join(root, name.slice(0, 2), name);
   return {
     path,
-    /** Moves a verified file into place and makes the rename durable. */
+    /**
+     * Moves a verified file into place, durably: its bytes reach the disk before the
+     * rename, and the rename before this returns (the pack is then registered, and the
+     * agent deletes its copy).
+     */
     async adopt(file: string, name: string): Promise<void> {
       const target = path(name);
+      const data = await open(file, 'r');
+      try {
+        await data.datasync();
+      } finally {
+        await data.close();
+      }
       await mkdir(dirname(target), { recursive: true, mode: 0o700 });
       await rename(file, target);
       const dir = await open(dirname(target), 'r');
