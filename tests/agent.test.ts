@@ -139,31 +139,6 @@ describe('kinvault agent (built commands)', () => {
     expect(await photosListing(src)).toEqual(['2024', 'Empty album', 'video.mp4']);
   });
 
-  it('restores files spread over several packs, and replaces a changed copy whole', async () => {
-    const src = join(work, 'spread');
-    await mkdir(src, { recursive: true });
-    // Files read at the same time interleave their chunks in packs of about 16 MiB.
-    const big = ['a.mov', 'b.mov', 'c.mov'];
-    for (const name of big) await writeFile(join(src, name), randomBytes(20 * 1024 * 1024));
-    await writeFile(join(src, 'small.txt'), 'small\n');
-    const b = await runKinvault(anna, ['backup', src, '--json']);
-    expect(b.code).toBe(0);
-    const made = lastJson<Summary & { packs_uploaded: number }>(b.stdout);
-    expect(made.packs_uploaded).toBeGreaterThanOrEqual(4);
-    const target = join(work, 'spread-restore');
-    const r = await runKinvault(anna, ['restore', made.snapshot, '--target', target, '--json']);
-    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
-    expect(lastJson(r.stdout)).toMatchObject({ files_restored: 4 });
-    expect(await compareTrees(src, join(target, src))).toEqual([]);
-
-    await writeFile(join(target, src, 'b.mov'), 'changed');
-    const again = await runKinvault(anna, ['restore', made.snapshot, '--target', target, '--json']);
-    expect(lastJson(again.stdout)).toMatchObject({ files_restored: 1, files_skipped: 3 });
-    expect(await compareTrees(src, join(target, src))).toEqual([]);
-    // No temporary file is left behind.
-    expect((await readdir(join(target, src))).sort()).toEqual([...big, 'small.txt']);
-  });
-
   it('a second device with the same photos uploads almost nothing', async () => {
     const src = join(work, 'src');
     const bob = join(work, 'bob-state');
@@ -187,6 +162,33 @@ describe('kinvault agent (built commands)', () => {
     expect(status.devices.map((d) => d.name)).toEqual(['anna-laptop', 'bob-laptop']);
     expect(status.devices.every((d) => d.lastBackupAt !== null)).toBe(true);
     expect(status.dedupRatio).toBeGreaterThan(1.9);
+  });
+
+  // After the two-device test: its 60 MiB of unique data would lower the household's
+  // deduplication ratio that test checks.
+  it('restores files spread over several packs, and replaces a changed copy whole', async () => {
+    const src = join(work, 'spread');
+    await mkdir(src, { recursive: true });
+    // Files read at the same time interleave their chunks in packs of about 16 MiB.
+    const big = ['a.mov', 'b.mov', 'c.mov'];
+    for (const name of big) await writeFile(join(src, name), randomBytes(20 * 1024 * 1024));
+    await writeFile(join(src, 'small.txt'), 'small\n');
+    const b = await runKinvault(anna, ['backup', src, '--json']);
+    expect(b.code).toBe(0);
+    const made = lastJson<Summary & { packs_uploaded: number }>(b.stdout);
+    expect(made.packs_uploaded).toBeGreaterThanOrEqual(4);
+    const target = join(work, 'spread-restore');
+    const r = await runKinvault(anna, ['restore', made.snapshot, '--target', target, '--json']);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(lastJson(r.stdout)).toMatchObject({ files_restored: 4 });
+    expect(await compareTrees(src, join(target, src))).toEqual([]);
+
+    await writeFile(join(target, src, 'b.mov'), 'changed');
+    const again = await runKinvault(anna, ['restore', made.snapshot, '--target', target, '--json']);
+    expect(lastJson(again.stdout)).toMatchObject({ files_restored: 1, files_skipped: 3 });
+    expect(await compareTrees(src, join(target, src))).toEqual([]);
+    // No temporary file is left behind.
+    expect((await readdir(join(target, src))).sort()).toEqual([...big, 'small.txt']);
   });
 
   it('names what it could not back up, commits a partial snapshot and exits non-zero', async () => {
