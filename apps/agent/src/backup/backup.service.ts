@@ -18,6 +18,7 @@ import {
   sortNodes,
   toHex,
   workerBlobPacker,
+  type BlobPacker,
   type TreeNode,
 } from '@kinvault/format';
 import { JsonFileUrlStorage } from '../transport/url-storage.js';
@@ -99,10 +100,14 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
 
     const chunker = prepareChunker(gearTable(keys.cdcSeed));
     const buffers = new BufferPool();
-    const packer = workerBlobPacker(keys, sp.openSink, {
-      threads: opts.threads,
-      recycle: (b) => buffers.give(b),
-    });
+    // Worker threads start with the first blob to store: a run that finds nothing
+    // changed never pays for them (a second or more of CPU on a small machine).
+    let packerStarted: BlobPacker | undefined;
+    const packer = () =>
+      (packerStarted ??= workerBlobPacker(keys, sp.openSink, {
+        threads: opts.threads,
+        recycle: (b) => buffers.give(b),
+      }));
     // Dedup answers are not waited for (see `store`), so questions can gather for a while.
     const dedup = new Batcher<string, string | null>(async (ids) => repo.have(ids), null, 4096, 50);
     const seen = new Set<string>();
@@ -121,14 +126,14 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
       if (backgroundFailure !== undefined) throw backgroundFailure;
       let held;
       try {
-        held = await packer.hash(type, data);
+        held = await packer().hash(type, data);
       } catch (e) {
         budget.give(budgeted);
         throw e;
       }
       const hex = toHex(held.id);
       if (seen.has(hex)) {
-        packer.drop(held);
+        packer().drop(held);
         budget.give(budgeted);
         return held.id;
       }
@@ -138,13 +143,13 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
         .ask(hex)
         .then(async (pack) => {
           if (pack) {
-            packer.drop(h);
+            packer().drop(h);
             packsUsed.add(pack);
             return;
           }
           blobsNew++;
           if (type === BlobType.data) bytesNew += h.size;
-          await packer.seal(h);
+          await packer().seal(h);
         })
         .catch((e: unknown) => {
           backgroundFailure ??= e;
@@ -308,10 +313,10 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
     try {
       tree = await backupDir(scanned.root);
       await settle();
-      await packer.flush();
+      await packerStarted?.flush();
       await sp.drain();
     } finally {
-      await packer.close();
+      await packerStarted?.close();
     }
     // Packs holding the chunks of unchanged files, so the snapshot lists all it needs.
     for (const pack of await repo.packsOf([...new Set(reused)])) packsUsed.add(pack);
