@@ -150,9 +150,19 @@ describe('kinvault agent (built commands)', () => {
     // Only trees and a pack header or two are new: the file contents dedupe.
     expect(b.bytes_uploaded).toBeLessThan(100_000);
     const snaps = JSON.parse((await runKinvault(bob, ['snapshots', '--json'])).stdout) as {
+      id: string;
       device: string;
     }[];
     expect(new Set(snaps.map((s) => s.device))).toEqual(new Set(['anna-laptop', 'bob-laptop']));
+    // Bob restores Anna's snapshot: none of its trees or pack headers are cached on his
+    // side, so they all come from the coordinator.
+    const annas = snaps.filter((s) => s.device === 'anna-laptop').at(-1)!;
+    const target = join(work, 'bob-restores-anna');
+    const r = await runKinvault(bob, ['restore', annas.id, '--target', target]);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(await compareTrees(src, join(target, src))).toEqual([
+      '.DS_Store: missing from the restore',
+    ]);
     const status = JSON.parse(
       (await runKinvaultd(['status', '--data-dir', c.dataDir, '--json'])).stdout,
     ) as {

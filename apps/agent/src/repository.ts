@@ -26,6 +26,7 @@ import {
   type Tree,
 } from '@kinvault/format';
 import { KinvaultError } from '@kinvault/protocol';
+import pLimit from 'p-limit';
 import type { ApiClient } from './transport/api.js';
 import type { PackReader } from './transport/packs.js';
 
@@ -117,11 +118,20 @@ export class RemoteRepository {
 
   async locate(ids: readonly string[]): Promise<Map<string, Located>> {
     const packsOf = await this.have(ids);
+    // Pack headers not yet cached are two round trips each: fetch several at a time.
+    const headers = pLimit(8);
+    const entries = new Map(
+      [...new Set(packsOf.values())].map((pack) => {
+        const fetched = headers(() => this.entries(pack));
+        fetched.catch(() => {}); // a failure is thrown where it is awaited below
+        return [pack, fetched];
+      }),
+    );
     const out = new Map<string, Located>();
     for (const id of ids) {
       const pack = packsOf.get(id);
       if (!pack) continue;
-      const entry = (await this.entries(pack)).get(id);
+      const entry = (await entries.get(pack)!).get(id);
       if (entry) out.set(id, { pack, entry });
     }
     return out;

@@ -154,9 +154,13 @@ export async function restore(
   const files: { path: string; node: FileNode }[] = [];
   const links: { path: string; node: SymlinkNode }[] = [];
   const dirs: { path: string; node: DirNode }[] = []; // children before parents
+  // Subdirectories are walked side by side: without the local tree cache (a new or
+  // rebuilt machine) each tree is a round trip to the coordinator.
+  const treeLoads = pLimit(8);
   const walk = async (treeId: Uint8Array, rel: string, dir: string): Promise<void> => {
     realDir(dir);
-    const { nodes } = await repo.loadTree(treeId);
+    const { nodes } = await treeLoads(() => repo.loadTree(treeId));
+    const subdirs: Promise<void>[] = [];
     for (const node of nodes) {
       const childRel = rel ? `${rel}/${node.name}` : node.name;
       if (!included(childRel)) continue;
@@ -169,10 +173,10 @@ export async function restore(
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         }
-        await walk(node.subtree, childRel, path);
-        dirs.push({ path, node });
+        subdirs.push(walk(node.subtree, childRel, path).then(() => void dirs.push({ path, node })));
       }
     }
+    await Promise.all(subdirs);
   };
   await walk(snap.snapshot.tree, '', target);
 
