@@ -207,6 +207,11 @@ export async function restore(
   const blobsOf = new Map<string, Map<string, Uint8Array>>(); // by pack: hex → id
   const spreadOf = new Map<FilePiece, Spread>();
   const spread: Spread[] = [];
+  const add = (pack: string, piece: FilePiece) => {
+    const list = pieces.get(pack);
+    if (list) list.push(piece);
+    else pieces.set(pack, [piece]);
+  };
   const finish = (node: FileNode, path: string) => ({
     path,
     size: node.size,
@@ -261,11 +266,6 @@ export async function restore(
         onFile?.(summary);
         continue;
       }
-      const add = (pack: string, piece: FilePiece) => {
-        const list = pieces.get(pack);
-        if (list) list.push(piece);
-        else pieces.set(pack, [piece]);
-      };
       if (runs.length === 1) {
         const r = runs[0]!;
         add(r.pack, {
