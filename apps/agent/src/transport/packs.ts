@@ -55,24 +55,27 @@ export function packReader(conn: Connection & { token: string }) {
           }
           const body = buffers.take(length);
           let at = 0;
+          /** Once failed, the buffer is back in the pool: nothing more goes into it. */
+          let failed = false;
+          const fail = (e: unknown) => {
+            if (failed) return;
+            failed = true;
+            buffers.give(body);
+            reject(e);
+          };
           res.on('data', (d: Buffer) => {
+            if (failed) return;
             if (at + d.byteLength > length) {
               res.destroy();
-              buffers.give(body);
-              return reject(short(at + d.byteLength));
+              return fail(short(at + d.byteLength));
             }
             body.set(d, at);
             at += d.byteLength;
           });
-          res.on('error', (e) => {
-            buffers.give(body);
-            reject(e);
-          });
+          res.on('error', fail);
           res.on('end', () => {
-            if (at !== length) {
-              buffers.give(body);
-              return reject(short(at));
-            }
+            if (failed) return;
+            if (at !== length) return fail(short(at));
             const total = Number(/\/(\d+)$/.exec(String(res.headers['content-range']))?.[1]);
             resolve({ bytes: body, total });
           });
