@@ -40,8 +40,8 @@ function answer(req: PackerRequest, transfer: Set<ArrayBuffer>, gather: Gather):
   try {
     switch (req.op) {
       case 'hash': {
-        if (req.back) giveBack.add(req.seq);
         const reply = { seq: req.seq, id: builder.hash(req.seq, req.type, req.data) };
+        if (req.back) giveBack.add(req.seq); // only once the blob is held
         gather.add([reply.id], (v) => (reply.id = v));
         return reply;
       }

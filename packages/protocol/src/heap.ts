@@ -15,8 +15,8 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 const HEADROOM = 192 * 1024 * 1024;
 const CHECK_EVERY_MS = 5_000;
 
-/** Starts keeping the headroom; returns a function that stops re-checking. */
-export function keepHeapHeadroom(): () => void {
+/** Keeps the headroom for the rest of the process (the check does not keep it alive). */
+export function keepHeapHeadroom(): void {
   let current = 0;
   const tune = () => {
     const live = Math.max(getHeapStatistics().used_heap_size, 8 * 1024 * 1024);
@@ -28,7 +28,5 @@ export function keepHeapHeadroom(): () => void {
     }
   };
   tune();
-  const timer = setInterval(tune, CHECK_EVERY_MS);
-  timer.unref();
-  return () => clearInterval(timer);
+  setInterval(tune, CHECK_EVERY_MS).unref();
 }
