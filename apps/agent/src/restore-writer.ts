@@ -31,8 +31,7 @@ export interface WriteRequest {
   files: FilePiece[];
 }
 
-/** `returned`: the request's range bytes, handed back once written (or on failure). */
-export type WriteReply = { seq: number; returned: Uint8Array[] } & (
+export type WriteReply = { seq: number } & (
   { written: number } | { error: { code: string; message: string } }
 );
 
@@ -49,8 +48,8 @@ function spawn(keys: Pick<RepositoryKeys, 'idKey' | 'dataKey' | 'metadataKey'>):
 }
 
 /**
- * `recycle` receives each range buffer that was lent by a BufferPool once the worker is
- * done with it (it comes back from the worker as a new ArrayBuffer).
+ * `recycle` receives each range buffer that was lent by a BufferPool (shared memory,
+ * shown to the worker, not moved) once the worker is done with it.
  */
 export function restoreWriters(
   keys: RepositoryKeys,
@@ -62,7 +61,7 @@ export function restoreWriters(
   const lanes = Array.from({ length: Math.max(1, threads) }, () => {
     const pending = new Map<
       number,
-      { resolve: (n: number) => void; reject: (e: unknown) => void; lent: boolean[] }
+      { resolve: (n: number) => void; reject: (e: unknown) => void; lent: Uint8Array[] }
     >();
     const worker = spawn(setup);
     const failAll = (why: string) => {
@@ -79,11 +78,7 @@ export function restoreWriters(
       const p = pending.get(r.seq);
       pending.delete(r.seq);
       if (!p) return;
-      r.returned.forEach((bytes, i) => {
-        if (!p.lent[i]) return;
-        BufferPool.relend(bytes.buffer);
-        recycle?.(bytes);
-      });
+      for (const bytes of p.lent) recycle?.(bytes);
       if ('error' in r) p.reject(new KinvaultError(r.error.code as ErrorCode, r.error.message));
       else p.resolve(r.written);
     });
@@ -93,13 +88,22 @@ export function restoreWriters(
   });
 
   return {
-    /** Writes the pieces; resolves with the bytes written. The ranges' buffers move to the worker. */
+    /**
+     * Writes the pieces; resolves with the bytes written. Ranges in pool-lent (shared)
+     * buffers are recycled once written; other range buffers move to the worker.
+     */
     write(ranges: RawRange[], files: FilePiece[]): Promise<number> {
       let lane = lanes[0]!;
       for (const l of lanes) if (l.pending.size < lane.pending.size) lane = l;
       const req: WriteRequest = { seq: seq++, ranges, files };
       return new Promise<number>((resolve, reject) => {
-        const lent = ranges.map((r) => BufferPool.lent(r.bytes.buffer));
+        const lent = [
+          ...new Map(
+            ranges
+              .filter((r) => BufferPool.lent(r.bytes.buffer))
+              .map((r) => [r.bytes.buffer, r.bytes]),
+          ).values(),
+        ];
         lane.pending.set(req.seq, { resolve, reject, lent });
         const transfer = [
           ...new Set(

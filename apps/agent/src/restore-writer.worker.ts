@@ -81,17 +81,15 @@ function run(req: WriteRequest): number {
 
 port.on('message', (req: WriteRequest) => {
   let reply: WriteReply;
-  // The range buffers go back to the caller's pool.
-  const returned = req.ranges.map((r) => r.bytes);
   try {
-    reply = { seq: req.seq, returned, written: run(req) };
+    reply = { seq: req.seq, written: run(req) };
   } catch (e) {
     const code = isKinvaultError(e)
       ? e.code
       : ((e as { kinvaultCode?: string }).kinvaultCode ?? 'INTERNAL');
-    reply = { seq: req.seq, returned, error: { code, message: (e as Error).message } };
+    reply = { seq: req.seq, error: { code, message: (e as Error).message } };
   }
-  const transfer = new Set<ArrayBuffer>();
-  for (const b of returned) if (b.buffer instanceof ArrayBuffer) transfer.add(b.buffer);
-  port.postMessage(reply, [...transfer]);
+  // Once this is posted the range buffers are the caller's again (pooled ones are shared
+  // memory, never moved here).
+  port.postMessage(reply);
 });

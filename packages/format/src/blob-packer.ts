@@ -8,13 +8,17 @@
  * Contract:
  * - `hash` takes ownership of `data` and of its whole ArrayBuffer, which may be
  *   transferred to a worker (small blobs, up to 64 KiB, and views of a buffer shared
- *   with others are copied instead). A buffer lent by a BufferPool is passed to
- *   `recycle`, if given, once its blob is sealed or dropped.
- * - `seal` resolves once the sealed bytes are written to the sink and, if the blob
- *   completed its pack, the tail written and `close(info)` awaited; it then returns that
- *   pack's info. Uploads therefore apply backpressure. A blob is durable only once a
- *   returned PackInfo (from `seal` or `flush`) lists it: record stored ids from those,
- *   not from `seal` resolving.
+ *   with others are copied instead). A buffer lent by a BufferPool (shared memory) is
+ *   shown to the worker, not moved, and passed to `recycle`, if given, once its blob
+ *   is sealed or dropped.
+ * - `seal` resolves once the blob is in its lane's open pack and every earlier write
+ *   and close of that lane is done; if the blob completed its pack, once the pack is
+ *   written and `close(info)` awaited, and it then returns that pack's info. Uploads
+ *   therefore apply backpressure. A blob is durable only once a returned PackInfo
+ *   (from `seal` or `flush`) lists it: record stored ids from those, not from `seal`
+ *   resolving.
+ * - The inline packer writes each sealed blob to the sink as it is sealed; the worker
+ *   packer assembles a pack in the worker and writes it whole when it is complete.
  * - Each held blob must be sealed or dropped once.
  * - After any failure (a sink write or open, a worker, a refused seal) the packer is
  *   broken: the open packs are aborted, never closed, and every later call rejects.
@@ -25,12 +29,15 @@ import { availableParallelism } from 'node:os';
 import { KinvaultError, type ErrorCode } from '@kinvault/protocol';
 import type { BlobType } from './blob.js';
 import { DEFAULT_PACK_TARGET, type ByteSink, type PackInfo } from './pack.js';
-import { PackBuilder, type BlobKeys, type FinishedPack } from './pack-builder.js';
+import { PackBuilder, type BlobKeys } from './pack-builder.js';
 import { BufferPool } from './bytes.js';
 import { Gather, SMALL } from './gather.js';
 import type { RandomSource } from './random.js';
 
-/** Where one pack's bytes go (a file, a tus upload). */
+/**
+ * Where one pack's bytes go (a file, a tus upload). The bytes given to `write` and
+ * `writev` may be reused once the returned promise settles: copy what you keep.
+ */
 export interface PackSink extends ByteSink {
   /** Writes several pieces in order (optional; otherwise `write` is called for each). */
   writev?(parts: readonly Uint8Array[]): void | Promise<void>;
@@ -84,30 +91,45 @@ class LaneOutput {
   constructor(
     private readonly openSink: OpenPackSink,
     private readonly onError: (e: unknown) => void,
+    /** The packer's failure, if any (another lane's counts too). */
+    private readonly broken: () => unknown,
   ) {}
 
+  /**
+   * Writes `parts` (sealed blobs, a pack's tail, or a whole pack) to the open sink,
+   * opening one if needed; with `info` the pack is complete and the sink is closed.
+   * `written` runs once the sink is done with the parts (or the write failed).
+   */
   write(
-    sealed: readonly Uint8Array[] | null,
-    finished: FinishedPack | null,
+    parts: readonly Uint8Array[],
+    info: PackInfo | null,
+    written?: () => void,
   ): Promise<PackInfo | null> {
     const run = async (): Promise<PackInfo | null> => {
-      if (this.failed !== undefined) throw this.failed;
       try {
-        if (sealed) {
+        const failure = this.failed ?? this.broken();
+        if (failure !== undefined) throw failure;
+        if (parts.length > 0) {
           const sink = (this.sink ??= await this.openSink());
-          if (sink.writev) await sink.writev(sealed);
-          else for (const part of sealed) await sink.write(part);
+          if (sink.writev) await sink.writev(parts);
+          else for (const part of parts) await sink.write(part);
         }
-        if (!finished) return null;
+        written?.();
+        written = undefined;
+        if (!info) return null;
         const sink = this.sink;
         if (!sink) throw new KinvaultError('INTERNAL', 'A pack finished without an open sink.');
-        await sink.write(finished.tail);
+        const failed = this.broken();
+        if (failed !== undefined) throw failed;
         this.sink = undefined;
-        await sink.close(finished.info);
-        return finished.info;
+        await sink.close(info);
+        return info;
       } catch (error) {
-        this.failed = error;
-        this.onError(error);
+        written?.();
+        if (this.failed === undefined) {
+          this.failed = error;
+          this.onError(error);
+        }
         const sink = this.sink;
         this.sink = undefined;
         await sink?.abort?.().catch(() => {});
@@ -148,7 +170,11 @@ export function inlineBlobPacker(
 ): BlobPacker {
   const breaker = new Breaker();
   const builder = new PackBuilder(keys, options.target ?? DEFAULT_PACK_TARGET, options.random);
-  const out = new LaneOutput(openSink, (e) => breaker.fail(e));
+  const out = new LaneOutput(
+    openSink,
+    (e) => breaker.fail(e),
+    () => breaker.error,
+  );
   let handles = 0;
   return {
     async hash(type, data) {
@@ -160,7 +186,8 @@ export function inlineBlobPacker(
       breaker.check();
       const r = builder.seal(blob.handle);
       options.recycle?.(r.plaintext);
-      return out.write(r.sealed, r.finished);
+      const f = r.finished;
+      return out.write(f ? [...r.sealed, f.tail] : r.sealed, f?.info ?? null);
     },
     drop(blob) {
       const data = builder.drop(blob.handle);
@@ -168,7 +195,8 @@ export function inlineBlobPacker(
     },
     async flush() {
       breaker.check();
-      const info = await out.write(null, builder.flush());
+      const f = builder.flush();
+      const info = await out.write(f ? [f.tail] : [], f?.info ?? null);
       return info ? [info] : [];
     },
     async close() {
@@ -184,22 +212,18 @@ export interface WorkerSetup {
 }
 
 export type PackerRequest =
-  /** `back`: hand the plaintext's buffer back once sealed or dropped (pool-lent data). */
-  | { op: 'hash'; seq: number; type: BlobType; data: Uint8Array; back: boolean }
+  | { op: 'hash'; seq: number; type: BlobType; data: Uint8Array }
   | { op: 'seal'; seq: number; handle: number }
+  /** No reply. */
   | { op: 'drop'; seq: number; handle: number }
-  | { op: 'flush'; seq: number };
+  | { op: 'flush'; seq: number }
+  /** A finished pack's buffer, back from the caller's thread for reuse. No reply. */
+  | { op: 'release'; seq: number; buffer: SharedArrayBuffer };
 
 export type PackerResponse =
   | { seq: number; id: Uint8Array }
-  | {
-      seq: number;
-      sealed: Uint8Array[];
-      plaintext: Uint8Array | null;
-      finished: FinishedPack | null;
-    }
-  | { seq: number; finished: FinishedPack | null }
-  | { seq: number; dropped: Uint8Array | null }
+  /** To `seal` and `flush`: the pack completed, if any, as a view of shared memory. */
+  | { seq: number; pack: Uint8Array | null; info: PackInfo | null }
   | {
       seq: number;
       error: {
@@ -229,15 +253,14 @@ function spawnWorker(setup: WorkerSetup): Worker {
 }
 
 /**
- * `data` itself when its whole ArrayBuffer may travel to a worker: the view owns all of
- * it, or it was lent by a BufferPool (one view per buffer). Anything else is copied,
- * so a buffer shared by several views is never detached under another holder.
+ * `data` itself when its whole ArrayBuffer may travel to a worker (the view owns all
+ * of it); anything else is copied, so a buffer shared by several views is never
+ * detached under another holder.
  */
 function transferable(data: Uint8Array): Uint8Array {
   const buffer = data.buffer;
   const whole = data.byteOffset === 0 && data.byteLength === buffer.byteLength;
-  const movable = buffer instanceof ArrayBuffer && (whole || BufferPool.lent(buffer));
-  return movable ? data : new Uint8Array(data);
+  return buffer instanceof ArrayBuffer && whole ? data : new Uint8Array(data);
 }
 
 interface Lane {
@@ -280,14 +303,24 @@ export function workerBlobPacker(
     target: options.target ?? DEFAULT_PACK_TARGET,
   };
   let seq = 0;
-  /** Handles whose data was lent by a BufferPool: their buffer comes back to recycle. */
-  const lentHandles = new Set<number>();
+  /** Data lent by a BufferPool, by handle: recycled once the worker is done with it. */
+  const lentData = new Map<number, Uint8Array>();
+  /** Once the sink has copied a finished pack, its buffer goes back to the worker. */
+  const writePack = (lane: Lane, pack: Uint8Array | null, info: PackInfo | null) =>
+    lane.out.write(pack ? [pack] : [], info, () => {
+      if (pack?.buffer instanceof SharedArrayBuffer)
+        post(lane, { op: 'release', seq: seq++, buffer: pack.buffer });
+    });
   const lanes: Lane[] = Array.from(
     { length: Math.max(1, options.threads ?? availableParallelism()) },
     () => {
       const lane: Lane = {
         worker: spawnWorker(setup),
-        out: new LaneOutput(openSink, (e) => breaker.fail(e)),
+        out: new LaneOutput(
+          openSink,
+          (e) => breaker.fail(e),
+          () => breaker.error,
+        ),
         pending: new Map(),
         outbox: [],
         transfer: [],
@@ -366,16 +399,17 @@ export function workerBlobPacker(
         if (lanes[i]!.pending.size < lanes[lane]!.pending.size) lane = i;
       const size = data.byteLength;
       const handle = seq++;
+      // Pool-lent data is shared with the worker; other small blobs travel copied into
+      // the lane's gather, larger ones are transferred.
       const lent = BufferPool.lent(data.buffer);
-      if (lent) lentHandles.add(handle);
-      // Small blobs travel copied into the lane's gather, larger ones are transferred.
+      if (lent) lentData.set(handle, data);
       const small = !lent && size <= SMALL;
-      const d = small ? data : transferable(data);
-      const req: PackerRequest = { op: 'hash', seq: handle, type, data: d, back: lent };
+      const d = lent || small ? data : transferable(data);
+      const req: PackerRequest = { op: 'hash', seq: handle, type, data: d };
       return call(
         lanes[lane]!,
         req,
-        small ? [] : [d.buffer as ArrayBuffer],
+        lent || small ? [] : [d.buffer as ArrayBuffer],
         (r) => {
           if (!('id' in r)) throw new KinvaultError('INTERNAL', 'Unexpected worker reply to hash.');
           return { id: r.id, type, size, lane, handle };
@@ -386,38 +420,29 @@ export function workerBlobPacker(
     seal(blob) {
       const lane = lanes[blob.lane]!;
       return call(lane, { op: 'seal', seq: seq++, handle: blob.handle }, [], (r) => {
-        if (!('sealed' in r) || !('plaintext' in r)) {
-          throw new KinvaultError('INTERNAL', 'Unexpected worker reply to seal.');
-        }
-        if (lentHandles.delete(blob.handle) && r.plaintext) {
-          BufferPool.relend(r.plaintext.buffer);
-          options.recycle?.(r.plaintext);
-        }
-        return lane.out.write(r.sealed, r.finished);
+        if (!('info' in r)) throw new KinvaultError('INTERNAL', 'Unexpected worker reply to seal.');
+        // The worker has encrypted the blob: its plaintext buffer is free.
+        const data = lentData.get(blob.handle);
+        lentData.delete(blob.handle);
+        if (data) options.recycle?.(data);
+        return writePack(lane, r.pack, r.info);
       });
     },
     drop(blob) {
-      const lent = lentHandles.delete(blob.handle);
+      // The worker read the data only to hash it, and that is done.
+      const data = lentData.get(blob.handle);
+      lentData.delete(blob.handle);
+      if (data) options.recycle?.(data);
       if (breaker.error !== undefined || breaker.closed) return;
-      const lane = lanes[blob.lane]!;
-      const req: PackerRequest = { op: 'drop', seq: seq++, handle: blob.handle };
-      // The worker hands the buffer back, so the pool stays warm on runs that find
-      // most chunks already stored.
-      lane.pending.set(req.seq, (r) => {
-        if (lent && 'dropped' in r && r.dropped) {
-          BufferPool.relend(r.dropped.buffer);
-          options.recycle?.(r.dropped);
-        }
-      });
-      post(lane, req);
+      post(lanes[blob.lane]!, { op: 'drop', seq: seq++, handle: blob.handle });
     },
     async flush() {
       const infos = await Promise.all(
         lanes.map((lane) =>
           call(lane, { op: 'flush', seq: seq++ }, [], (r) => {
-            if (!('finished' in r))
+            if (!('info' in r))
               throw new KinvaultError('INTERNAL', 'Unexpected worker reply to flush.');
-            return lane.out.write(null, r.finished);
+            return writePack(lane, r.pack, r.info);
           }),
         ),
       );
@@ -425,6 +450,7 @@ export function workerBlobPacker(
     },
     async close() {
       breaker.closed = true;
+      lentData.clear();
       await Promise.all(lanes.map((l) => l.worker.terminate()));
       await Promise.all(lanes.map((l) => l.out.abort().catch(() => {})));
     },

@@ -2,70 +2,102 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { isKinvaultError } from '@kinvault/protocol';
 import type { PackerRequest, PackerResponse, WorkerSetup } from './blob-packer.js';
-import { Gather, SMALL } from './gather.js';
+import { copyInto } from './bytes.js';
+import { Gather } from './gather.js';
 import { PackBuilder } from './pack-builder.js';
 
 const setup = workerData as WorkerSetup;
 const builder = new PackBuilder(setup.keys, setup.target);
 const port = parentPort!;
-/** Handles whose plaintext buffer goes back to the caller (it was lent by a pool). */
-const giveBack = new Set<number>();
 
 /**
- * Prepares parts for posting: large parts that own their buffer are transferred, small
- * ones copied into buffers of their own (so no shared Buffer pool travels with them).
+ * The open pack's bytes, assembled here in shared memory. A finished pack goes to the
+ * caller's thread as a view of its SharedArrayBuffer: a transferred buffer would count
+ * there as fresh external memory (a full garbage collection per 64 MiB), a shared one
+ * does not. The caller sends the buffer back once its sink has copied the pack.
  */
-function movable(parts: Uint8Array[], transfer: Set<ArrayBuffer>): Uint8Array[] {
-  return parts.map((p) => {
-    const own =
-      p.buffer instanceof ArrayBuffer && p.byteOffset === 0 && p.byteLength === p.buffer.byteLength;
-    const out = own && p.byteLength > 4096 ? p : new Uint8Array(p);
-    transfer.add(out.buffer as ArrayBuffer);
-    return out;
-  });
+class SharedPack {
+  /** The open pack's buffer, as a Buffer view (its native copies avoid V8's slow path). */
+  private view: Buffer | null = null;
+  private size = 0;
+  private readonly spare: SharedArrayBuffer[] = [];
+
+  /** Room for a pack at its target plus its largest usual last chunk and header. */
+  constructor(private readonly capacity: number) {}
+
+  append(parts: readonly Uint8Array[]): void {
+    let n = 0;
+    for (const p of parts) n += p.byteLength;
+    let view = (this.view ??= Buffer.from(
+      this.spare.pop() ?? new SharedArrayBuffer(this.capacity),
+    ));
+    if (this.size + n > view.byteLength) {
+      const bigger = Buffer.from(
+        new SharedArrayBuffer(Math.max(view.byteLength * 2, this.size + n)),
+      );
+      copyInto(bigger, view.subarray(0, this.size), 0);
+      this.view = view = bigger;
+    }
+    for (const p of parts) {
+      copyInto(view, p, this.size);
+      this.size += p.byteLength;
+    }
+  }
+
+  /** The finished pack; the next `append` starts another. */
+  take(): Uint8Array {
+    const pack = new Uint8Array(this.view!.buffer, 0, this.size);
+    this.view = null;
+    this.size = 0;
+    return pack;
+  }
+
+  release(buffer: SharedArrayBuffer): void {
+    if (this.spare.length < 2 && buffer.byteLength >= this.capacity) this.spare.push(buffer);
+  }
 }
 
-/** The plaintext's buffer, if the caller wants it back (and it may be transferred). */
-function handBack(handle: number, data: Uint8Array | null, transfer: Set<ArrayBuffer>) {
-  if (!giveBack.delete(handle) || !data || !(data.buffer instanceof ArrayBuffer)) return null;
-  transfer.add(data.buffer);
-  return data;
-}
+const pack = new SharedPack(setup.target + 9 * 1024 * 1024);
 
 /**
- * Answers one request; adds what its reply may transfer to `transfer` and small byte
- * strings (ids, small sealed blobs) to `gather`, which fills them in before posting.
+ * A finished pack (its sealed blobs already appended) with its tail, or nothing. The
+ * entries' ids travel in the gather, not as one small buffer each.
  */
-function answer(req: PackerRequest, transfer: Set<ArrayBuffer>, gather: Gather): PackerResponse {
+function finished(f: ReturnType<PackBuilder['flush']>, gather: Gather) {
+  if (!f) return { pack: null, info: null };
+  pack.append([f.tail]);
+  const entries = f.info.entries.map((e) => ({
+    type: e.type,
+    id: e.id,
+    offset: e.offset,
+    length: e.length,
+  }));
+  for (const e of entries) gather.add([e.id], (v) => (e.id = v));
+  return { pack: pack.take(), info: { ...f.info, entries } };
+}
+
+/** Answers one request (null: no reply); ids go into `gather`, filled in before posting. */
+function answer(req: PackerRequest, gather: Gather): PackerResponse | null {
   try {
     switch (req.op) {
       case 'hash': {
         const reply = { seq: req.seq, id: builder.hash(req.seq, req.type, req.data) };
-        if (req.back) giveBack.add(req.seq); // only once the blob is held
         gather.add([reply.id], (v) => (reply.id = v));
         return reply;
       }
       case 'seal': {
         const r = builder.seal(req.handle);
-        const [tail] = r.finished ? movable([r.finished.tail], transfer) : [];
-        let size = 0;
-        for (const p of r.sealed) size += p.byteLength;
-        const reply = {
-          seq: req.seq,
-          sealed: size <= SMALL ? r.sealed : movable(r.sealed, transfer),
-          plaintext: handBack(req.handle, r.plaintext, transfer),
-          finished: r.finished && tail ? { tail, info: r.finished.info } : null,
-        };
-        if (size <= SMALL) gather.add(r.sealed, (v) => (reply.sealed = [v]));
-        return reply;
+        pack.append(r.sealed);
+        return { seq: req.seq, ...finished(r.finished, gather) };
       }
       case 'drop':
-        return { seq: req.seq, dropped: handBack(req.handle, builder.drop(req.handle), transfer) };
-      case 'flush': {
-        const finished = builder.flush();
-        const [tail] = finished ? movable([finished.tail], transfer) : [];
-        return { seq: req.seq, finished: finished && tail ? { tail, info: finished.info } : null };
-      }
+        builder.drop(req.handle);
+        return null;
+      case 'flush':
+        return { seq: req.seq, ...finished(builder.flush(), gather) };
+      case 'release':
+        pack.release(req.buffer);
+        return null;
     }
   } catch (error) {
     return {
@@ -83,12 +115,14 @@ function answer(req: PackerRequest, transfer: Set<ArrayBuffer>, gather: Gather):
 }
 
 // Requests come in batches (one message per event-loop turn of the caller); the replies
-// go back as one batch, in order, with their small byte strings in one buffer.
+// go back as one batch, in order, with their ids in one buffer.
 port.on('message', (batch: PackerRequest[]) => {
-  const transfer = new Set<ArrayBuffer>();
   const gather = new Gather();
-  const replies = batch.map((req) => answer(req, transfer, gather));
+  const replies: PackerResponse[] = [];
+  for (const req of batch) {
+    const reply = answer(req, gather);
+    if (reply) replies.push(reply);
+  }
   const gathered = gather.finish();
-  if (gathered) transfer.add(gathered);
-  port.postMessage(replies, [...transfer]);
+  if (replies.length > 0) port.postMessage(replies, gathered ? [gathered] : []);
 });

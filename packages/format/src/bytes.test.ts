@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BufferPool, ByteReader, ByteWriter, fromHex, toHex } from './bytes.js';
+import { BufferPool, ByteReader, ByteWriter, copyInto, fromHex, toHex } from './bytes.js';
 
 describe('ByteWriter and ByteReader', () => {
   it('grow from a tiny buffer without losing or misplacing any field', () => {
@@ -49,6 +49,27 @@ describe('ByteWriter and ByteReader', () => {
     const small = pool.take(100);
     expect(small.buffer.byteLength).toBe(100);
     expect(BufferPool.lent(small.buffer)).toBe(false);
+    // Pool buffers are shared memory (they reach worker threads without moving).
+    expect(b.buffer).toBeInstanceOf(SharedArrayBuffer);
+  });
+
+  it('copyInto copies exactly the source, to and from shared memory, at any offset', () => {
+    const source = Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) & 255);
+    for (const make of [
+      (n: number) => new Uint8Array(n),
+      (n: number) => new Uint8Array(new SharedArrayBuffer(n)),
+    ]) {
+      const target = make(1100).subarray(50);
+      copyInto(target, source.subarray(3), 5);
+      expect([...target.subarray(0, 5)]).toEqual([0, 0, 0, 0, 0]);
+      expect([...target.subarray(5, 1002)]).toEqual([...source.subarray(3)]);
+      expect([...target.subarray(1002)]).toEqual(new Array(48).fill(0));
+      const back = new Uint8Array(997);
+      copyInto(back, target.subarray(5, 1002), 0);
+      expect([...back]).toEqual([...source.subarray(3)]);
+      expect(() => copyInto(target, source, 100)).toThrow(RangeError);
+      copyInto(target, new Uint8Array(0), 1050); // nothing to copy
+    }
   });
 
   it('copy() returns bytes that do not share memory with a Buffer input', () => {

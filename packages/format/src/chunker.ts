@@ -17,7 +17,7 @@
 import { KinvaultError } from '@kinvault/protocol';
 import { MAX_BLOB_PLAINTEXT } from './blob.js';
 import { GEAR_SCAN_WASM } from './gear-scan.wasm.js';
-import { allocBytes } from './bytes.js';
+import { allocBytes, copyInto } from './bytes.js';
 
 export interface ChunkerParams {
   readonly minSize: number;
@@ -348,7 +348,7 @@ export async function* chunkSource(
         const cut = resume(chunker, scanner, st, end, eof);
         if (cut < 0) break;
         const data = allocate(cut - st.start);
-        data.set(buf.subarray(st.start, cut));
+        copyInto(data, buf.subarray(st.start, cut), 0);
         yield { offset, data };
         offset += cut - st.start;
         st.start = cut;

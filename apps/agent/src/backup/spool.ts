@@ -12,7 +12,7 @@
 import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { toHex, type OpenPackSink, type PackInfo } from '@kinvault/format';
+import { copyInto, toHex, type OpenPackSink, type PackInfo } from '@kinvault/format';
 import type { UrlStorage } from 'tus-js-client';
 import type { ApiClient, Connection } from '../transport/api.js';
 import { uploadPack } from '../transport/upload.js';
@@ -160,7 +160,7 @@ export function spool(
           grown.set(bytes.subarray(0, size));
           bytes = grown;
         }
-        bytes.set(part, size);
+        copyInto(bytes, part, size);
         size += part.byteLength;
       };
       return {

@@ -5,7 +5,7 @@
  * faults and garbage collections.
  */
 import { Agent, request } from 'node:https';
-import { BufferPool } from '@kinvault/format';
+import { BufferPool, copyInto } from '@kinvault/format';
 import { KinvaultError } from '@kinvault/protocol';
 import { tlsOptions } from './pinning.js';
 import { withRetry } from './retry.js';
@@ -69,7 +69,7 @@ export function packReader(conn: Connection & { token: string }) {
               res.destroy();
               return fail(short(at + d.byteLength));
             }
-            body.set(d, at);
+            copyInto(body, d, at);
             at += d.byteLength;
           });
           res.on('error', fail);
