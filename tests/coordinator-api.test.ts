@@ -3,7 +3,10 @@
  * pinned HTTPS, tus uploads), against the built kinvaultd with embedded PostgreSQL.
  */
 import { createHash } from 'node:crypto';
-import { request } from 'node:https';
+import { createServer, request } from 'node:https';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEnrollmentCode } from '@kinvault/protocol';
 import {
@@ -19,6 +22,7 @@ import {
   toHex,
 } from '@kinvault/format';
 import { apiClient, type ApiClient } from '../apps/agent/src/transport/api.js';
+import { createTls } from '../apps/server/src/tls.js';
 import {
   fetchPinnedCertificate,
   tlsOptions,
@@ -368,5 +372,46 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
       ).status,
     ).toBe(401);
     await expect(upload(bob, c.url, p.info.name, p.bytes)).rejects.toThrow(/HTTP 401/);
+  });
+
+  it('retries a coordinator that answers 503 (stopping or starting), and no other HTTP error', async () => {
+    // A stand-in coordinator: fastify answers 503, not tRPC's shape, while it closes.
+    const dir = await mkdtemp(join(tmpdir(), 'kinvault-503-'));
+    const tls = await createTls(join(dir, 'key.pem'), join(dir, 'cert.pem'), ['127.0.0.1']);
+    let answers = [503, 503, 200];
+    let calls = 0;
+    const server = createServer({ key: tls.key, cert: tls.cert }, (_req, res) => {
+      const status = answers[calls++] ?? 500;
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(
+        status === 200
+          ? JSON.stringify({ result: { data: [] } })
+          : JSON.stringify({ statusCode: status, error: 'Service Unavailable' }),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = server.address() as { port: number };
+      const retries: string[] = [];
+      const api = apiClient({
+        url: `https://127.0.0.1:${port}`,
+        pin: { certPem: tls.cert, fingerprint: tls.fingerprint },
+        token: 'x',
+        onRetry: (_what, attempt, e) => retries.push(`${attempt}: ${(e as Error).message}`),
+      });
+      expect(await api.snapshots.list.query()).toEqual([]);
+      expect(calls).toBe(3);
+      expect(retries).toEqual([
+        expect.stringMatching(/^1: .*not taking requests right now \(HTTP 503/),
+        expect.stringMatching(/^2: /),
+      ]);
+      answers = [502];
+      calls = 0;
+      await expect(api.snapshots.list.query()).rejects.toThrow();
+      expect(calls).toBe(1);
+    } finally {
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { KinvaultError, type ErrorCode } from '@kinvault/protocol';
-import { BufferPool, type RepositoryKeys } from '@kinvault/format';
+import { BufferPool, stopper, type RepositoryKeys } from '@kinvault/format';
 import type { RawRange } from './repository.js';
 
 export interface FilePiece {
@@ -64,6 +64,7 @@ export function restoreWriters(
       { resolve: (n: number) => void; reject: (e: unknown) => void; lent: Uint8Array[] }
     >();
     const worker = spawn(setup);
+    const stop = stopper(worker);
     const failAll = (why: string) => {
       for (const p of pending.values())
         p.reject(
@@ -74,7 +75,8 @@ export function restoreWriters(
         );
       pending.clear();
     };
-    worker.on('message', (r: WriteReply) => {
+    worker.on('message', (r: WriteReply | string) => {
+      if (typeof r === 'string') return; // WORKER_READY
       const p = pending.get(r.seq);
       pending.delete(r.seq);
       if (!p) return;
@@ -83,8 +85,9 @@ export function restoreWriters(
       else p.resolve(r.written);
     });
     worker.on('error', (e) => failAll(e.message));
-    worker.on('exit', (code) => failAll(`exit code ${code}`));
-    return { worker, pending };
+    const exited = (code: number) => failAll(`exit code ${code}`);
+    worker.on('exit', exited);
+    return { worker, pending, stop, exited };
   });
 
   return {
@@ -116,8 +119,8 @@ export function restoreWriters(
       });
     },
     async close(): Promise<void> {
-      for (const l of lanes) l.worker.removeAllListeners('exit');
-      await Promise.all(lanes.map((l) => l.worker.terminate()));
+      for (const l of lanes) l.worker.off('exit', l.exited);
+      await Promise.all(lanes.map((l) => l.stop()));
     },
   };
 }

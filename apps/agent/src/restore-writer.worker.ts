@@ -13,7 +13,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { BlobType, openBlob, type RepositoryKeys } from '@kinvault/format';
+import { BlobType, openBlob, WORKER_READY, type RepositoryKeys } from '@kinvault/format';
 import { isKinvaultError } from '@kinvault/protocol';
 import type { WriteReply, WriteRequest } from './restore-writer.js';
 
@@ -93,3 +93,6 @@ port.on('message', (req: WriteRequest) => {
   // memory, never moved here).
   port.postMessage(reply);
 });
+
+// Every module is loaded (libsodium's top-level await included): safe to terminate.
+port.postMessage(WORKER_READY);

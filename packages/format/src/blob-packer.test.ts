@@ -228,6 +228,18 @@ describe.each(makers)('blob packer (%s)', (name, make) => {
 });
 
 describe('worker blob packer', () => {
+  it('closes safely while its threads are still loading their modules', async () => {
+    // Terminating a thread during libsodium's top-level await aborted the process.
+    for (let i = 0; i < 20; i++) {
+      const packer = workerBlobPacker(keys, memorySinks().open, { threads: 2 });
+      await new Promise((r) => setTimeout(r, i * 5));
+      await packer.close();
+    }
+    await expect(
+      workerBlobPacker(keys, memorySinks().open, { threads: 1 }).flush(),
+    ).resolves.toEqual([]);
+  });
+
   it('fails requests in flight when it is closed, instead of hanging', async () => {
     const packer = workerBlobPacker(keys, memorySinks().open, { threads: 1 });
     const pending = packer.hash(BlobType.data, new Uint8Array(64 * 1024 * 1024));

@@ -32,6 +32,7 @@ import { DEFAULT_PACK_TARGET, type ByteSink, type PackInfo } from './pack.js';
 import { PackBuilder, type BlobKeys } from './pack-builder.js';
 import { BufferPool } from './bytes.js';
 import { Gather, SMALL } from './gather.js';
+import { stopper } from './worker-stop.js';
 import type { RandomSource } from './random.js';
 
 /**
@@ -41,6 +42,12 @@ import type { RandomSource } from './random.js';
 export interface PackSink extends ByteSink {
   /** Writes several pieces in order (optional; otherwise `write` is called for each). */
   writev?(parts: readonly Uint8Array[]): void | Promise<void>;
+  /**
+   * Takes a complete pack's bytes instead of `write` (optional), without copying them:
+   * the sink calls `release` once nothing reads them any more, or never (then they are
+   * not reused). Called at most once per sink, before `close`.
+   */
+  adopt?(pack: Uint8Array, release: () => void): void | Promise<void>;
   /** The pack is complete and named: store it (rename into place, finish the upload). */
   close(info: PackInfo): Promise<void>;
   /** The pack is abandoned (the packer failed or closed before finishing it). */
@@ -96,14 +103,15 @@ class LaneOutput {
   ) {}
 
   /**
-   * Writes `parts` (sealed blobs, a pack's tail, or a whole pack) to the open sink,
-   * opening one if needed; with `info` the pack is complete and the sink is closed.
-   * `written` runs once the sink is done with the parts (or the write failed).
+   * Writes `parts` (sealed blobs, or a pack's tail) to the open sink, opening one if
+   * needed; with `info` the pack is complete and the sink is closed. With `release`,
+   * `parts` is one whole pack, which a sink may adopt; otherwise `release` runs once
+   * the sink has copied it (or the write failed).
    */
   write(
     parts: readonly Uint8Array[],
     info: PackInfo | null,
-    written?: () => void,
+    release?: () => void,
   ): Promise<PackInfo | null> {
     const run = async (): Promise<PackInfo | null> => {
       try {
@@ -111,11 +119,15 @@ class LaneOutput {
         if (failure !== undefined) throw failure;
         if (parts.length > 0) {
           const sink = (this.sink ??= await this.openSink());
-          if (sink.writev) await sink.writev(parts);
+          if (release && sink.adopt) {
+            const adopted = release;
+            release = undefined;
+            await sink.adopt(parts[0]!, adopted);
+          } else if (sink.writev) await sink.writev(parts);
           else for (const part of parts) await sink.write(part);
         }
-        written?.();
-        written = undefined;
+        release?.();
+        release = undefined;
         if (!info) return null;
         const sink = this.sink;
         if (!sink) throw new KinvaultError('INTERNAL', 'A pack finished without an open sink.');
@@ -125,7 +137,7 @@ class LaneOutput {
         await sink.close(info);
         return info;
       } catch (error) {
-        written?.();
+        release?.();
         if (this.failed === undefined) {
           this.failed = error;
           this.onError(error);
@@ -265,6 +277,7 @@ function transferable(data: Uint8Array): Uint8Array {
 
 interface Lane {
   worker: Worker;
+  stop: () => Promise<void>;
   out: LaneOutput;
   pending: Map<number, (r: PackerResponse) => void>;
   /** Requests not yet posted: they go as one message at the end of this loop turn. */
@@ -305,17 +318,19 @@ export function workerBlobPacker(
   let seq = 0;
   /** Data lent by a BufferPool, by handle: recycled once the worker is done with it. */
   const lentData = new Map<number, Uint8Array>();
-  /** Once the sink has copied a finished pack, its buffer goes back to the worker. */
+  /** Once the sink is done with a finished pack, its buffer goes back to the worker. */
   const writePack = (lane: Lane, pack: Uint8Array | null, info: PackInfo | null) =>
     lane.out.write(pack ? [pack] : [], info, () => {
-      if (pack?.buffer instanceof SharedArrayBuffer)
+      if (pack?.buffer instanceof SharedArrayBuffer && !breaker.closed)
         post(lane, { op: 'release', seq: seq++, buffer: pack.buffer });
     });
   const lanes: Lane[] = Array.from(
     { length: Math.max(1, options.threads ?? availableParallelism()) },
     () => {
+      const worker = spawnWorker(setup);
       const lane: Lane = {
-        worker: spawnWorker(setup),
+        worker,
+        stop: stopper(worker),
         out: new LaneOutput(
           openSink,
           (e) => breaker.fail(e),
@@ -326,7 +341,8 @@ export function workerBlobPacker(
         transfer: [],
         gather: new Gather(),
       };
-      lane.worker.on('message', (replies: PackerResponse[]) => {
+      lane.worker.on('message', (replies: PackerResponse[] | string) => {
+        if (!Array.isArray(replies)) return; // WORKER_READY
         for (const r of replies) {
           const handler = lane.pending.get(r.seq);
           lane.pending.delete(r.seq);
@@ -376,6 +392,10 @@ export function workerBlobPacker(
       breaker.check();
       gather?.();
       lane.pending.set(req.seq, (r) => {
+        if (breaker.closed) {
+          reject(new KinvaultError('INTERNAL', 'The blob packer was closed.'));
+          return;
+        }
         if ('error' in r) {
           const e = new KinvaultError(r.error.code as ErrorCode, r.error.message, {
             retryable: r.error.retryable,
@@ -451,7 +471,7 @@ export function workerBlobPacker(
     async close() {
       breaker.closed = true;
       lentData.clear();
-      await Promise.all(lanes.map((l) => l.worker.terminate()));
+      await Promise.all(lanes.map((l) => l.stop()));
       await Promise.all(lanes.map((l) => l.out.abort().catch(() => {})));
     },
   };

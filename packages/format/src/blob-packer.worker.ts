@@ -4,6 +4,7 @@ import { isKinvaultError } from '@kinvault/protocol';
 import type { PackerRequest, PackerResponse, WorkerSetup } from './blob-packer.js';
 import { copyInto } from './bytes.js';
 import { Gather } from './gather.js';
+import { WORKER_READY } from './worker-stop.js';
 import { PackBuilder } from './pack-builder.js';
 
 const setup = workerData as WorkerSetup;
@@ -14,7 +15,7 @@ const port = parentPort!;
  * The open pack's bytes, assembled here in shared memory. A finished pack goes to the
  * caller's thread as a view of its SharedArrayBuffer: a transferred buffer would count
  * there as fresh external memory (a full garbage collection per 64 MiB), a shared one
- * does not. The caller sends the buffer back once its sink has copied the pack.
+ * does not. The caller sends the buffer back once its sink is done with the pack.
  */
 class SharedPack {
   /** The open pack's buffer, as a Buffer view (its native copies avoid V8's slow path). */
@@ -52,8 +53,9 @@ class SharedPack {
     return pack;
   }
 
+  /** Keeps a few buffers back from the caller (a sink may hold some until uploaded). */
   release(buffer: SharedArrayBuffer): void {
-    if (this.spare.length < 2 && buffer.byteLength >= this.capacity) this.spare.push(buffer);
+    if (this.spare.length < 4 && buffer.byteLength >= this.capacity) this.spare.push(buffer);
   }
 }
 
@@ -126,3 +128,6 @@ port.on('message', (batch: PackerRequest[]) => {
   const gathered = gather.finish();
   if (replies.length > 0) port.postMessage(replies, gathered ? [gathered] : []);
 });
+
+// Every module is loaded (libsodium's top-level await included): safe to terminate.
+port.postMessage(WORKER_READY);

@@ -16,4 +16,5 @@ export { systemRandom, type RandomSource } from './random.js';
 export * from './recovery-code.js';
 export * from './snapshot.js';
 export * from './tree.js';
+export * from './worker-stop.js';
 export { sodium } from './sodium.js';

@@ -32,7 +32,7 @@ export interface Uploaded {
 }
 
 const PARALLEL_UPLOADS = 2;
-/** A pack's first buffer: the pack target (16 MiB) plus room for its last blob. */
+/** A pack's first buffer (when not adopted): the pack target (16 MiB) plus room for its last blob. */
 const PACK_BUFFER = 20 * 1024 * 1024;
 const MAX_WAITING = 4;
 /**
@@ -145,14 +145,17 @@ export function spool(
     },
 
     /**
-     * Pack sinks for the BlobPacker: a pack is assembled in memory, written to the spool
-     * in one go when it is complete (then renamed into place), and its upload queued with
-     * the bytes still in hand.
+     * Pack sinks for the BlobPacker: a pack is assembled in memory (or adopted whole
+     * from the packer), written to the spool in one go when it is complete (then
+     * renamed into place), and its upload queued with the bytes still in hand.
      */
     openSink: (() => {
-      let bytes = takeBuffer();
+      let bytes: Buffer | null = null;
       let size = 0;
+      let adopted: { pack: Buffer; release: () => void } | null = null;
       const append = (part: Uint8Array) => {
+        if (adopted) throw new KinvaultError('INTERNAL', 'A pack sink was written after adopt.');
+        bytes ??= takeBuffer();
         if (size + part.byteLength > bytes.byteLength) {
           const grown = Buffer.allocUnsafeSlow(
             Math.max(bytes.byteLength * 2, size + part.byteLength),
@@ -168,14 +171,19 @@ export function spool(
         writev: (parts: readonly Uint8Array[]) => {
           for (const part of parts) append(part);
         },
+        adopt: (pack: Uint8Array, release: () => void) => {
+          if (size > 0 || adopted)
+            throw new KinvaultError('INTERNAL', 'A pack sink adopted a pack after a write.');
+          adopted = { pack: Buffer.from(pack.buffer, pack.byteOffset, pack.byteLength), release };
+        },
         close: async (info: PackInfo) => {
-          if (size !== info.size) {
+          const pack = adopted ? adopted.pack : (bytes ?? Buffer.alloc(0)).subarray(0, size);
+          if (pack.byteLength !== info.size) {
             throw new KinvaultError(
               'INTERNAL',
-              `Pack ${info.name.slice(0, 12)} holds ${size} bytes but its header says ${info.size}.`,
+              `Pack ${info.name.slice(0, 12)} holds ${pack.byteLength} bytes but its header says ${info.size}.`,
             );
           }
-          const pack = bytes.subarray(0, size);
           await mkdir(dir, { recursive: true, mode: 0o700 });
           const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
           const fh = await open(tmp, 'wx', 0o600);
@@ -195,14 +203,20 @@ export function spool(
           };
           await rename(tmp, join(dir, `${info.name}.pack`));
           await writeFile(join(dir, `${info.name}.json`), JSON.stringify(d), { mode: 0o600 });
-          const whole = bytes;
-          // The buffer is reused only after its upload succeeded (a failed one may still
+          // The memory is reused only after its upload succeeded (a failed one may still
           // be referenced by the request that failed).
-          await enqueue(() => send(d, info, pack).then(() => giveBack(whole)));
+          const whole = bytes;
+          const reuse = adopted ? adopted.release : () => whole && giveBack(whole);
+          adopted = null;
+          bytes = null;
+          await enqueue(() => send(d, info, pack).then(reuse));
         },
         abort: async () => {
           size = 0;
-          giveBack(bytes);
+          if (bytes) giveBack(bytes);
+          bytes = null;
+          adopted?.release();
+          adopted = null;
         },
       };
     }) satisfies OpenPackSink,

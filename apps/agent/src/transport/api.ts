@@ -48,6 +48,19 @@ function pinnedFetch(agent: Agent) {
           res.on('error', reject);
           res.on('end', () => {
             const status = res.statusCode ?? 500;
+            // A coordinator that is stopping or starting answers 503 (not tRPC's shape):
+            // retried like a connection failure.
+            if (status === 503)
+              return reject(
+                new KinvaultError(
+                  'INTERNAL',
+                  `The coordinator at ${new URL(url).origin} is not taking requests right now (HTTP 503: it is stopping or starting).`,
+                  {
+                    retryable: true,
+                    cause: Object.assign(new Error('HTTP 503'), { code: 'HTTP_503' }),
+                  },
+                ),
+              );
             const headers = new Headers();
             for (const [k, v] of Object.entries(res.headers))
               if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);

@@ -36,7 +36,13 @@ export function packReader(conn: Connection & { token: string }) {
                 new KinvaultError(
                   res.statusCode === 401 ? 'INVALID_ARGUMENT' : 'PACK_TRUNCATED',
                   `Reading pack ${name.slice(0, 12)} failed (HTTP ${res.statusCode}): ${Buffer.concat(parts).toString('utf8').slice(0, 300)}`,
-                  { retryable: (res.statusCode ?? 0) >= 500 },
+                  {
+                    retryable: (res.statusCode ?? 0) >= 500,
+                    // 503: the coordinator is stopping or starting; worth a retry
+                    ...(res.statusCode === 503 && {
+                      cause: Object.assign(new Error('HTTP 503'), { code: 'HTTP_503' }),
+                    }),
+                  },
                 ),
               ),
             );

@@ -1,6 +1,7 @@
 /**
  * Retries with backoff when the coordinator cannot be reached (restarting, network
- * blip). Only connection-level failures are retried; an HTTP answer never is.
+ * blip). Only connection-level failures are retried, and HTTP 503 (a coordinator
+ * stopping or starting); any other HTTP answer never is.
  */
 const RETRYABLE = new Set([
   'ECONNREFUSED',
@@ -13,6 +14,7 @@ const RETRYABLE = new Set([
   'UND_ERR_SOCKET',
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_CLOSED',
+  'HTTP_503',
 ]);
 
 /** Seconds to wait before each retry: about 90 s in all. */
