@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { BufferPool, ByteReader, ByteWriter, copyInto, fromHex, toHex } from './bytes.js';
+import {
+  BufferPool,
+  ByteReader,
+  ByteWriter,
+  bytesEqual,
+  copyInto,
+  fromHex,
+  toHex,
+} from './bytes.js';
 
 describe('ByteWriter and ByteReader', () => {
   it('grow from a tiny buffer without losing or misplacing any field', () => {
@@ -51,6 +59,18 @@ describe('ByteWriter and ByteReader', () => {
     expect(BufferPool.lent(small.buffer)).toBe(false);
     // Pool buffers are shared memory (they reach worker threads without moving).
     expect(b.buffer).toBeInstanceOf(SharedArrayBuffer);
+  });
+
+  it('bytesEqual compares contents of views at any offset, shared or not', () => {
+    const a = Uint8Array.of(9, 1, 2, 3, 9).subarray(1, 4);
+    const shared = new Uint8Array(new SharedArrayBuffer(8));
+    shared.set([7, 7, 1, 2, 3]);
+    expect(bytesEqual(a, Uint8Array.of(1, 2, 3))).toBe(true);
+    expect(bytesEqual(a, shared.subarray(2, 5))).toBe(true);
+    expect(bytesEqual(shared.subarray(2, 5), a)).toBe(true);
+    expect(bytesEqual(a, Uint8Array.of(1, 2, 4))).toBe(false);
+    expect(bytesEqual(a, Uint8Array.of(1, 2))).toBe(false);
+    expect(bytesEqual(new Uint8Array(0), new Uint8Array(0))).toBe(true);
   });
 
   it('copyInto copies exactly the source, to and from shared memory, at any offset', () => {
