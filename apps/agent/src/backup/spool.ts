@@ -12,7 +12,7 @@
 import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { copyInto, toHex, type OpenPackSink, type PackInfo } from '@kinvault/format';
+import { copyBytes, toHex, type OpenPackSink, type PackInfo } from '@kinvault/format';
 import type { UrlStorage } from 'tus-js-client';
 import type { ApiClient, Connection } from '../transport/api.js';
 import { uploadPack } from '../transport/upload.js';
@@ -32,15 +32,7 @@ export interface Uploaded {
 }
 
 const PARALLEL_UPLOADS = 2;
-/** A pack's first buffer (when not adopted): the pack target (16 MiB) plus room for its last blob. */
-const PACK_BUFFER = 20 * 1024 * 1024;
 const MAX_WAITING = 4;
-/**
- * Pack buffers kept for reuse once a pack is uploaded: every fresh buffer counts towards
- * V8's external memory, and each 64 MiB of it starts a full garbage collection.
- */
-const SPARE_BUFFERS = MAX_WAITING + 2;
-
 export function spool(
   dir: string,
   api: ApiClient,
@@ -48,11 +40,6 @@ export function spool(
   urlStorage: UrlStorage,
   onUploaded: (u: Uploaded) => Promise<void> | void,
 ) {
-  const spare: Buffer[] = [];
-  const takeBuffer = () => spare.pop() ?? Buffer.allocUnsafeSlow(PACK_BUFFER);
-  const giveBack = (b: Buffer) => {
-    if (spare.length < SPARE_BUFFERS) spare.push(b);
-  };
   const running = new Set<Promise<void>>();
   const waiting: (() => Promise<void>)[] = [];
   let failure: unknown;
@@ -150,34 +137,25 @@ export function spool(
      * renamed into place), and its upload queued with the bytes still in hand.
      */
     openSink: (() => {
-      let bytes: Buffer | null = null;
-      let size = 0;
+      // Packers that write piece by piece (the inline one) get a copy of each piece.
+      const parts: Uint8Array[] = [];
       let adopted: { pack: Buffer; release: () => void } | null = null;
       const append = (part: Uint8Array) => {
         if (adopted) throw new KinvaultError('INTERNAL', 'A pack sink was written after adopt.');
-        bytes ??= takeBuffer();
-        if (size + part.byteLength > bytes.byteLength) {
-          const grown = Buffer.allocUnsafeSlow(
-            Math.max(bytes.byteLength * 2, size + part.byteLength),
-          );
-          grown.set(bytes.subarray(0, size));
-          bytes = grown;
-        }
-        copyInto(bytes, part, size);
-        size += part.byteLength;
+        parts.push(copyBytes(part));
       };
       return {
         write: (part: Uint8Array) => append(part),
-        writev: (parts: readonly Uint8Array[]) => {
-          for (const part of parts) append(part);
+        writev: (list: readonly Uint8Array[]) => {
+          for (const part of list) append(part);
         },
         adopt: (pack: Uint8Array, release: () => void) => {
-          if (size > 0 || adopted)
+          if (parts.length > 0 || adopted)
             throw new KinvaultError('INTERNAL', 'A pack sink adopted a pack after a write.');
           adopted = { pack: Buffer.from(pack.buffer, pack.byteOffset, pack.byteLength), release };
         },
         close: async (info: PackInfo) => {
-          const pack = adopted ? adopted.pack : (bytes ?? Buffer.alloc(0)).subarray(0, size);
+          const pack = adopted ? adopted.pack : Buffer.concat(parts);
           if (pack.byteLength !== info.size) {
             throw new KinvaultError(
               'INTERNAL',
@@ -203,18 +181,15 @@ export function spool(
           };
           await rename(tmp, join(dir, `${info.name}.pack`));
           await writeFile(join(dir, `${info.name}.json`), JSON.stringify(d), { mode: 0o600 });
-          // The memory is reused only after its upload succeeded (a failed one may still
-          // be referenced by the request that failed).
-          const whole = bytes;
-          const reuse = adopted ? adopted.release : () => whole && giveBack(whole);
+          // An adopted pack's memory goes back only after its upload succeeded (a failed
+          // one may still be referenced by the request that failed).
+          const release = adopted?.release;
           adopted = null;
-          bytes = null;
-          await enqueue(() => send(d, info, pack).then(reuse));
+          parts.length = 0;
+          await enqueue(() => send(d, info, pack).then(() => release?.()));
         },
         abort: async () => {
-          size = 0;
-          if (bytes) giveBack(bytes);
-          bytes = null;
+          parts.length = 0;
           adopted?.release();
           adopted = null;
         },
