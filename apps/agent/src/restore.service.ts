@@ -84,7 +84,9 @@ export async function restore(
   };
   const chunker = prepareChunker(gearTable(keys.cdcSeed));
 
-  await mkdir(target, { recursive: true });
+  // Directories this restore created hold nothing it did not write: their files need no
+  // check for an earlier copy (20,000 lstat calls fewer for a restore into a new folder).
+  const targetIsNew = (await mkdir(target, { recursive: true })) !== undefined;
   const inside = (path: string) => {
     const r = relative(target, path);
     if (r.startsWith('..') || r.startsWith(sep) || resolve(target, r) !== path) {
@@ -151,13 +153,18 @@ export async function restore(
   };
 
   // 1. Walk the snapshot: make the directories, list the files and links.
-  const files: { path: string; node: FileNode }[] = [];
+  const files: { path: string; node: FileNode; fresh: boolean }[] = [];
   const links: { path: string; node: SymlinkNode }[] = [];
   const dirs: { path: string; node: DirNode }[] = []; // children before parents
   // Subdirectories are walked side by side: without the local tree cache (a new or
   // rebuilt machine) each tree is a round trip to the coordinator.
   const treeLoads = pLimit(8);
-  const walk = async (treeId: Uint8Array, rel: string, dir: string): Promise<void> => {
+  const walk = async (
+    treeId: Uint8Array,
+    rel: string,
+    dir: string,
+    fresh: boolean,
+  ): Promise<void> => {
     realDir(dir);
     const { nodes } = await treeLoads(() => repo.loadTree(treeId));
     const subdirs: Promise<void>[] = [];
@@ -165,25 +172,33 @@ export async function restore(
       const childRel = rel ? `${rel}/${node.name}` : node.name;
       if (!included(childRel)) continue;
       const path = inside(join(dir, node.name));
-      if (node.kind === 'file') files.push({ path, node });
+      if (node.kind === 'file') files.push({ path, node, fresh });
       else if (node.kind === 'symlink') links.push({ path, node });
       else {
+        let made: boolean;
         try {
           mkdirSync(path);
+          made = true;
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+          made = false;
         }
-        subdirs.push(walk(node.subtree, childRel, path).then(() => void dirs.push({ path, node })));
+        subdirs.push(
+          walk(node.subtree, childRel, path, made).then(() => void dirs.push({ path, node })),
+        );
       }
     }
     await Promise.all(subdirs);
   };
-  await walk(snap.snapshot.tree, '', target);
+  await walk(snap.snapshot.tree, '', target, targetIsNew);
 
   // 2. Leave files that are already correct; find where every chunk of the others is.
   const todo: typeof files = [];
   for (const f of files) {
-    if (await alreadyThere(f.path, f.node)) {
+    if (f.fresh) {
+      absent.add(f.path);
+      todo.push(f);
+    } else if (await alreadyThere(f.path, f.node)) {
       summary.files_skipped++;
       onFile?.(summary);
     } else todo.push(f);
