@@ -190,12 +190,20 @@ describe('kinvault agent (built commands)', () => {
     const target = join(work, 'spread-restore');
     const r = await runKinvault(anna, ['restore', made.snapshot, '--target', target, '--json']);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
-    expect(lastJson(r.stdout)).toMatchObject({ files_restored: 4 });
+    // Packs are written side by side: every byte counted once.
+    expect(lastJson(r.stdout)).toMatchObject({
+      files_restored: 4,
+      bytes_written: 3 * 20 * 1024 * 1024 + 6,
+    });
     expect(await compareTrees(src, join(target, src))).toEqual([]);
 
     await writeFile(join(target, src, 'b.mov'), 'changed');
     const again = await runKinvault(anna, ['restore', made.snapshot, '--target', target, '--json']);
-    expect(lastJson(again.stdout)).toMatchObject({ files_restored: 1, files_skipped: 3 });
+    expect(lastJson(again.stdout)).toMatchObject({
+      files_restored: 1,
+      files_skipped: 3,
+      bytes_written: 20 * 1024 * 1024,
+    });
     expect(await compareTrees(src, join(target, src))).toEqual([]);
     // No temporary file is left behind.
     expect((await readdir(join(target, src))).sort()).toEqual([...big, 'small.txt']);

@@ -310,7 +310,9 @@ export async function restore(
           packJobs(async () => {
             const ranges = await repo.readRanges([...blobsOf.get(pack)!.values()], where);
             const list = pieces.get(pack)!;
-            summary.bytes_written += await writers.write(ranges, list);
+            // (not `+= await`: that reads the total before waiting, and jobs run side by side)
+            const written = await writers.write(ranges, list);
+            summary.bytes_written += written;
             for (const piece of list) {
               const s = spreadOf.get(piece);
               if (!s) summary.files_restored++;
