@@ -87,20 +87,20 @@ async function makeSample(dir) {
   await symlink('Photos/2025/IMG_0001.JPG', join(dir, 'favourite.jpg'));
 }
 
-const work = await mkdtemp(join(tmpdir(), 'kinvault-demo-'));
-await chmod(work, 0o711); // as root, the embedded database runs as "postgres" and must enter it
-const dataDir = join(work, 'coordinator');
-const stateDir = join(work, 'agent');
-const restoreDir = join(work, 'restored');
 let folder = positionals[0] ? resolve(positionals[0]) : null;
-if (folder) {
+if (folder)
   await readdir(folder).catch((e) =>
     fail(
       2,
       `cannot read the folder ${folder}: ${e.code ?? e.message}. Give a folder you can read.`,
     ),
   );
-} else {
+const work = await mkdtemp(join(tmpdir(), 'kinvault-demo-'));
+await chmod(work, 0o711); // as root, the embedded database runs as "postgres" and must enter it
+const dataDir = join(work, 'coordinator');
+const stateDir = join(work, 'agent');
+const restoreDir = join(work, 'restored');
+if (!folder) {
   folder = join(work, 'sample-library');
   say(`Making a sample photo library in ${folder} …`);
   await makeSample(folder);

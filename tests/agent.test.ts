@@ -14,6 +14,7 @@ import {
   startCoordinator,
   traversableTempDir,
   type Coordinator,
+  removeTempDirs,
 } from './support/kinvaultd.js';
 import { enrollDevice, lastJson, runKinvault } from './support/kinvault.js';
 
@@ -74,6 +75,7 @@ describe('kinvault agent (built commands)', () => {
 
   afterAll(async () => {
     await c?.stop();
+    await removeTempDirs();
   });
 
   it('backs up a tree and restores it identical: bytes, modes, mtimes, links, empty folders', async () => {

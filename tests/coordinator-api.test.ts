@@ -35,6 +35,7 @@ import {
   runKinvaultd,
   startCoordinator,
   type Coordinator,
+  removeTempDirs,
 } from './support/kinvaultd.js';
 
 const masterKey = systemRandom(32);
@@ -114,6 +115,7 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
 
   afterAll(async () => {
     await c?.stop();
+    await removeTempDirs();
   });
 
   it('enrolls once per code, and stores the household key files sent by the first device', async () => {

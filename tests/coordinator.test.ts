@@ -13,6 +13,7 @@ import {
   startCoordinator,
   traversableTempDir,
   type Coordinator,
+  removeTempDirs,
 } from './support/kinvaultd.js';
 
 const run = runKinvaultd;
@@ -56,6 +57,7 @@ describe('kinvaultd (built command, embedded PostgreSQL, HTTPS)', () => {
 
   afterAll(async () => {
     if (server && server.process.exitCode === null) server.process.kill('SIGKILL');
+    await removeTempDirs();
   });
 
   it('refuses to initialise twice, and explains bad flags', async () => {

@@ -2,10 +2,10 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
-import { traversableTempDir } from './support/kinvaultd.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, traversableTempDir } from './support/kinvaultd.js';
 
 const demo = fileURLToPath(new URL('../scripts/demo.mjs', import.meta.url));
 
@@ -18,6 +18,10 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 }
 
 describe('npm run demo (coordinator + agent, embedded defaults)', () => {
+  /** The demo's own folder (it keeps it for the user to look around). */
+  const demoDirs: string[] = [];
+  afterAll(() => removeTempDirs(...demoDirs));
+
   it('backs up a folder, restores it and verifies it, then says where everything is', async () => {
     const folder = join(await traversableTempDir('kinvault-demo-src-'), 'photos');
     await mkdir(join(folder, 'album'), { recursive: true });
@@ -28,8 +32,10 @@ describe('npm run demo (coordinator + agent, embedded defaults)', () => {
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
       ok: boolean;
       problems: string[];
+      dataDir: string;
       status: { packs: number };
     };
+    demoDirs.push(dirname(out.dataDir));
     expect(out).toMatchObject({ ok: true, problems: [] });
     expect(out.status.packs).toBeGreaterThan(0);
     expect(r.stderr).toContain('Restore verified');

@@ -3,11 +3,11 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, mkdir, readdir, writeFile, appendFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, traversableTempDir } from './support/kinvaultd.js';
 
 const demo = fileURLToPath(new URL('../packages/format/dist/demo/main.js', import.meta.url));
 
@@ -31,8 +31,10 @@ const lastJson = (out: string) =>
   JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
 
 describe('npm run demo:format (built command)', () => {
+  afterAll(() => removeTempDirs());
+
   it('backs up, restores from the repository alone, verifies; a second run stores almost nothing', async () => {
-    const work = await mkdtemp(join(tmpdir(), 'kinvault-e2e-'));
+    const work = await traversableTempDir('kinvault-e2e-');
     const folder = join(work, 'photos');
     await mkdir(join(folder, 'a', 'b'), { recursive: true });
     await writeFile(join(folder, 'a', 'big.jpg'), randomBytes(6_000_000));
@@ -64,7 +66,7 @@ describe('npm run demo:format (built command)', () => {
   });
 
   it('fails clearly: wrong passphrase, missing folder, bad flag, existing restore target, damaged pack', async () => {
-    const work = await mkdtemp(join(tmpdir(), 'kinvault-e2e-'));
+    const work = await traversableTempDir('kinvault-e2e-');
     const folder = join(work, 'f');
     await mkdir(folder);
     await writeFile(join(folder, 'x.bin'), randomBytes(100_000));

@@ -15,6 +15,7 @@ import {
   startCoordinator,
   traversableTempDir,
   type Coordinator,
+  removeTempDirs,
 } from './support/kinvaultd.js';
 import { enrollDevice, lastJson, runKinvault, spawnKinvault } from './support/kinvault.js';
 import { countingProxy, type CountingProxy } from './support/proxy.js';
@@ -59,6 +60,7 @@ describe('resilience (built commands)', () => {
   afterAll(async () => {
     await proxy?.close();
     await c?.stop();
+    await removeTempDirs();
   });
 
   it('kill -9 at random moments: the backup completes, restores identical, and each interruption re-sends at most one pack', async () => {

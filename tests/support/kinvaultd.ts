@@ -1,6 +1,6 @@
 /** Runs the built kinvaultd for end-to-end tests: init in a temp dir, start, stop. */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,11 +38,23 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** A temp directory the embedded database's "postgres" user can enter (when root). */
+const madeDirs: string[] = [];
+
+/**
+ * A temp directory the embedded database's "postgres" user can enter (when root).
+ * `removeTempDirs` deletes it (a coordinator's data directory holds ~145 MB).
+ */
 export async function traversableTempDir(prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
+  madeDirs.push(dir);
   await chmod(dir, 0o711);
   return dir;
+}
+
+/** Deletes every directory this test file made (call once its coordinators stopped). */
+export async function removeTempDirs(...more: string[]): Promise<void> {
+  const dirs = [...madeDirs.splice(0), ...more];
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 }
 
 export interface Coordinator {

@@ -103,7 +103,9 @@ async function main(): Promise<number> {
   const say = (line: string) => (json ? process.stderr : process.stdout).write(line + '\n');
   const tty = process.stderr.isTTY && !json;
 
-  const work = await mkdtemp(join(tmpdir(), 'kinvault-demo-'));
+  // A folder of our own only for what the flags leave to us (none is left empty behind).
+  let workDir: string | undefined;
+  const work = async () => (workDir ??= await mkdtemp(join(tmpdir(), 'kinvault-demo-')));
   let folder = positionals[0] ? resolve(positionals[0]) : undefined;
   if (folder) {
     await readdir(folder).catch((e: NodeJS.ErrnoException) => {
@@ -112,19 +114,21 @@ async function main(): Promise<number> {
       );
     });
   } else {
-    folder = join(work, 'sample-library');
+    folder = join(await work(), 'sample-library');
     say(`Making a sample photo library in ${folder} …`);
     await makeSample(folder);
   }
-  const repo = resolve(values.repo ?? process.env.KINVAULT_REPO ?? join(work, 'repository'));
   const restoreTo = resolve(
-    values['restore-to'] ?? process.env.KINVAULT_RESTORE_TO ?? join(work, 'restored'),
+    values['restore-to'] ?? process.env.KINVAULT_RESTORE_TO ?? join(await work(), 'restored'),
   );
   if ((await readdir(restoreTo).catch(() => null)) !== null) {
     throw new UsageError(
       `The restore target ${restoreTo} already exists. Choose a new directory with --restore-to.`,
     );
   }
+  const repo = resolve(
+    values.repo ?? process.env.KINVAULT_REPO ?? join(await work(), 'repository'),
+  );
 
   let passphrase = process.env.KINVAULT_PASSPHRASE ?? '';
   let recoveryCode: string | undefined;
