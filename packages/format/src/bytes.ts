@@ -103,7 +103,8 @@ export class BufferPool {
     }
     sab ??= new SharedArrayBuffer(Math.max(n, this.minCapacity));
     BufferPool.out.add(sab);
-    return new Uint8Array(sab, 0, n);
+    // A Buffer view: `copyInto` fills it without making a view per copy.
+    return Buffer.from(sab, 0, n);
   }
 
   /** Takes back a buffer this or another pool lent; anything else is ignored. */

@@ -7,7 +7,7 @@ import { Agent, request } from 'node:https';
 import { KinvaultError } from '@kinvault/protocol';
 import type { AppRouter } from '@kinvault/server';
 import { tlsOptions, type Pin } from './pinning.js';
-import { withRetry } from './retry.js';
+import { unavailable, withRetry } from './retry.js';
 
 export interface Connection {
   url: string;
@@ -57,7 +57,7 @@ function pinnedFetch(agent: Agent) {
                   `The coordinator at ${new URL(url).origin} is not taking requests right now (HTTP 503: it is stopping or starting).`,
                   {
                     retryable: true,
-                    cause: Object.assign(new Error('HTTP 503'), { code: 'HTTP_503' }),
+                    cause: unavailable(),
                   },
                 ),
               );

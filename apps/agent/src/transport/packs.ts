@@ -8,7 +8,7 @@ import { Agent, request } from 'node:https';
 import { BufferPool, copyInto } from '@kinvault/format';
 import { KinvaultError } from '@kinvault/protocol';
 import { tlsOptions } from './pinning.js';
-import { withRetry } from './retry.js';
+import { unavailable, withRetry } from './retry.js';
 import type { Connection } from './api.js';
 
 export interface RangeResult {
@@ -39,9 +39,7 @@ export function packReader(conn: Connection & { token: string }) {
                   {
                     retryable: (res.statusCode ?? 0) >= 500,
                     // 503: the coordinator is stopping or starting; worth a retry
-                    ...(res.statusCode === 503 && {
-                      cause: Object.assign(new Error('HTTP 503'), { code: 'HTTP_503' }),
-                    }),
+                    ...(res.statusCode === 503 && { cause: unavailable() }),
                   },
                 ),
               ),

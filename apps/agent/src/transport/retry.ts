@@ -17,6 +17,11 @@ const RETRYABLE = new Set([
   'HTTP_503',
 ]);
 
+/** The cause to attach to an HTTP 503 answer so that it is retried. */
+export function unavailable(): Error {
+  return Object.assign(new Error('HTTP 503'), { code: 'HTTP_503' });
+}
+
 /** Seconds to wait before each retry: about 90 s in all. */
 export const BACKOFF_S = [0.25, 0.5, 1, 2, 4, 8, 15, 30, 30];
 
