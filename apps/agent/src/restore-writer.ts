@@ -22,7 +22,8 @@ export interface FilePiece {
   position: number;
   /** Chunk ids (hex), in file order; each must be among the request's ranges. */
   chunks: string[];
-  finish?: { path: string; size: number; mode: number; mtime: number };
+  /** `mtime` is a `utimeArg` (seconds as a decimal string). */
+  finish?: { path: string; size: number; mode: number; mtime: string };
 }
 
 export interface WriteRequest {

@@ -32,6 +32,7 @@ import {
   prepareChunker,
   SEAL_OVERHEAD,
   toHex,
+  utimeArg,
   type DirNode,
   type FileNode,
   type SymlinkNode,
@@ -231,14 +232,14 @@ export async function restore(
     path,
     size: node.size,
     mode: node.mode,
-    mtime: Number(node.mtimeNs) / 1e9,
+    mtime: utimeArg(node.mtimeNs),
   });
   /** Sets mode and mtime of a complete file and moves it into place. */
   const complete = (tmp: string, path: string, node: FileNode) => {
     const fd = openSync(tmp, 'r');
     try {
       fchmodSync(fd, node.mode);
-      const t = Number(node.mtimeNs) / 1e9;
+      const t = utimeArg(node.mtimeNs);
       futimesSync(fd, t, t);
     } finally {
       closeSync(fd);
@@ -342,13 +343,13 @@ export async function restore(
       );
     if (existing) rmSync(path);
     symlinkSync(node.target, path);
-    const t = Number(node.mtimeNs) / 1e9;
+    const t = utimeArg(node.mtimeNs);
     await lutimes(path, t, t);
     summary.symlinks++;
   }
   for (const { path, node } of dirs) {
     chmodSync(path, node.mode);
-    const t = Number(node.mtimeNs) / 1e9;
+    const t = utimeArg(node.mtimeNs);
     utimesSync(path, t, t);
     summary.dirs++;
   }

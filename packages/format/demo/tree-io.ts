@@ -25,6 +25,7 @@ import {
   prepareChunker,
   sortNodes,
   toHex,
+  utimeArg,
   workerBlobPacker,
   type BlobPacker,
   type RepositoryKeys,
@@ -194,7 +195,7 @@ export async function restoreTree(
     const { nodes } = decodeTree(await loadBlob(keys, index, id, BlobType.tree));
     for (const node of nodes) {
       const full = join(path, node.name);
-      const mtime = Number(node.mtimeNs) / 1e9;
+      const mtime = utimeArg(node.mtimeNs);
       if (node.kind === 'dir') {
         await mkdir(full);
         await dir(node.subtree, full);

@@ -9,6 +9,7 @@ export * from './pack-builder.js';
 export * from './bytes.js';
 export * from './catalog.js';
 export * from './chunker.js';
+export * from './file-times.js';
 export * from './keyfile.js';
 export * from './keys.js';
 export * from './pack.js';
