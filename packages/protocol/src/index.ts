@@ -2,3 +2,4 @@ export * from './errors.js';
 export * from './enrollment.js';
 export * from './paths.js';
 export * from './heap.js';
+export * from './terminal.js';

@@ -27,6 +27,7 @@ import pLimit from 'p-limit';
 import { Batcher, ByteBudget } from './batch.js';
 import { scan, type ScanDir, type ScanFile, type ScanTotals } from './scan.js';
 import { spool } from './spool.js';
+import type { RemoteRepository } from '../repository.js';
 
 export interface BackupProgress {
   totals: ScanTotals;
@@ -48,6 +49,8 @@ export interface BackupSummary {
   packs_uploaded: number;
   blobs_new: number;
   resumed_packs: number;
+  /** Unchanged files read again because the coordinator lost what they were stored in. */
+  files_resent: number;
   duration_s: number;
   partial: boolean;
   errors: { path: string; message: string }[];
@@ -95,6 +98,7 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
     const parent = mine[mine.length - 1] ?? null;
     const parentTree = opts.full ? null : (parent?.snapshot.tree ?? null);
     const scanned = await scan(paths, opts.excludes, parentTree, (id) => repo.loadTree(id));
+    const resent = await rereadLost(scanned.root, scanned.totals, repo, packsUsed);
     progress.totals = scanned.totals;
     const errors = [...scanned.errors];
 
@@ -113,7 +117,8 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
     const seen = new Set<string>();
     // Chunks in flight across all files (bounds memory whatever the file sizes).
     const budget = new ByteBudget(64 * 1024 * 1024);
-    const reused: string[] = [];
+    /** Trees of unchanged directories (kept without storing them again), by hex id. */
+    const reusedTrees = new Map<string, Uint8Array>();
     let blobsNew = 0;
     let bytesNew = 0;
 
@@ -202,7 +207,6 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
 
     const backupFile = async (f: ScanFile): Promise<TreeNode | null> => {
       if (f.reuse) {
-        for (const c of f.reuse) reused.push(toHex(c));
         progress.filesDone++;
         return fileNode(f, f.size, f.reuse);
       }
@@ -300,7 +304,7 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
       if (d.parentTree) {
         const previous = await repo.loadTreeBytes(d.parentTree).catch(() => null);
         if (previous && bytesEqual(previous, encoded)) {
-          reused.push(toHex(d.parentTree));
+          reusedTrees.set(toHex(d.parentTree), encoded);
           return d.parentTree;
         }
       }
@@ -312,15 +316,16 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
     let tree: Uint8Array;
     try {
       tree = await backupDir(scanned.root);
+      // Unchanged directories keep their trees, unless the pack that held one was lost.
+      const trees = await repo.packsOf([...reusedTrees.keys()]);
+      for (const pack of trees.packs) packsUsed.add(pack);
+      for (const hex of trees.missing) await store(BlobType.tree, reusedTrees.get(hex)!.slice());
       await settle();
       await packerStarted?.flush();
       await sp.drain();
     } finally {
       await packerStarted?.close();
     }
-    // Packs holding the chunks of unchanged files, so the snapshot lists all it needs.
-    for (const pack of await repo.packsOf([...new Set(reused)])) packsUsed.add(pack);
-
     // Manifest strings hold at most 64 KiB each: keep paths and messages short.
     const recorded = errors
       .slice(0, MAX_RECORDED_ERRORS)
@@ -367,6 +372,7 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
       packs_uploaded: packsUploaded,
       blobs_new: blobsNew,
       resumed_packs: resumed,
+      files_resent: resent,
       duration_s: (Date.now() - started) / 1000,
       partial: errors.length > 0,
       errors,
@@ -374,4 +380,38 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
   } finally {
     session.close();
   }
+}
+
+/**
+ * Unchanged files keep their chunk lists without being read, unless a chunk is no
+ * longer in any available pack on the coordinator (a pack lost or damaged there): those
+ * files are read again, so this backup stores their data anew. The packs holding the
+ * chunks that are still there go into `packsUsed`. Returns how many files are re-read.
+ */
+async function rereadLost(
+  root: ScanDir,
+  totals: ScanTotals,
+  repo: RemoteRepository,
+  packsUsed: Set<string>,
+): Promise<number> {
+  const files: ScanFile[] = [];
+  const walk = (d: ScanDir) => {
+    for (const c of d.children)
+      if (c.kind === 'dir') walk(c);
+      else if (c.kind === 'file' && c.reuse) files.push(c);
+  };
+  walk(root);
+  const { packs, missing } = await repo.packsOf([
+    ...new Set(files.flatMap((f) => f.reuse!.map(toHex))),
+  ]);
+  for (const pack of packs) packsUsed.add(pack);
+  let reread = 0;
+  for (const f of files) {
+    if (!f.reuse!.some((c) => missing.has(toHex(c)))) continue;
+    f.reuse = null;
+    totals.changedFiles++;
+    totals.changedBytes += f.size;
+    reread++;
+  }
+  return reread;
 }

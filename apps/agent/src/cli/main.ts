@@ -5,7 +5,14 @@
  * or usage, 3 backup committed but partial (some files could not be read).
  */
 import { Command, CommanderError, Option } from 'commander';
-import { isKinvaultError, keepHeapHeadroom } from '@kinvault/protocol';
+import {
+  formatBytes,
+  formatDuration,
+  isKinvaultError,
+  keepHeapHeadroom,
+  plural,
+  progressLine,
+} from '@kinvault/protocol';
 import type { RepositoryKeys } from '@kinvault/format';
 import { backup } from '../backup/backup.service.js';
 import { getPassphrase } from '../passphrase.js';
@@ -14,7 +21,6 @@ import { openSession } from '../session.js';
 import { list, restore } from '../restore.service.js';
 import { setup } from '../services/setup.service.js';
 import { defaultStateDir, statePaths } from '../state.js';
-import { formatBytes, formatDuration, plural, progressLine } from './progress.js';
 
 const program = new Command('kinvault')
   .description('The Kinvault agent: backs up this computer to the household coordinator.')
@@ -125,7 +131,12 @@ program
       else {
         console.log(`Snapshot ${summary.snapshot.slice(0, 12)}${summary.partial ? ' (PARTIAL: some files could not be read)' : ''}
   ${summary.files_seen} files (${summary.files_changed} new or changed), ${formatBytes(summary.bytes_seen)}
-  read ${formatBytes(summary.bytes_read)}, uploaded ${formatBytes(summary.bytes_uploaded)} in ${summary.packs_uploaded} packs, ${formatDuration(summary.duration_s)}`);
+  read ${formatBytes(summary.bytes_read)}, uploaded ${formatBytes(summary.bytes_uploaded)} in ${summary.packs_uploaded} packs, ${formatDuration(summary.duration_s)}${
+    summary.files_resent > 0
+      ? `
+  ${plural(summary.files_resent, 'unchanged file')} read and stored again: the coordinator had lost ${summary.files_resent === 1 ? 'its' : 'their'} data`
+      : ''
+  }`);
       }
       if (summary.partial) process.exitCode = 3;
     },

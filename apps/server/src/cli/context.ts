@@ -11,6 +11,7 @@ import { snapshotsRepository } from '../repositories/snapshots.repository.js';
 import { householdService } from '../services/household.service.js';
 import { packsService } from '../services/packs.service.js';
 import { snapshotsService } from '../services/snapshots.service.js';
+import { checkService, type CheckService } from '../services/check.service.js';
 import { packStore, type PackStore } from '../stores/pack.store.js';
 import type { Services } from '../http/trpc.js';
 import { EventBus } from '../services/events.js';
@@ -23,6 +24,7 @@ export interface Context {
   db: Database;
   devices: DevicesService;
   services: Services;
+  checks: CheckService;
   packStore: PackStore;
 }
 
@@ -55,7 +57,8 @@ export async function openContext(
     packs: packsService(packsRepository(db.sql), store, events),
     snapshots: snapshotsService(snapshotsRepository(db.sql), events),
   };
-  return { dataDir, config, tls, db, devices, services, packStore: store };
+  const checks = checkService(services.packs);
+  return { dataDir, config, tls, db, devices, services, checks, packStore: store };
 }
 
 /** Runs `use` with a context and always closes the database. */

@@ -10,6 +10,7 @@ import { runInit } from './init.js';
 import { runStart } from './start.js';
 import { runDeviceAdd, runDeviceList, runDeviceRevoke } from './device.js';
 import { runStatus } from './status.js';
+import { runCheck } from './check.js';
 
 const program = new Command('kinvaultd')
   .description("The Kinvault coordinator: keeps the household's encrypted backups on the NAS.")
@@ -62,6 +63,15 @@ program
   .addOption(dataDir())
   .addOption(json())
   .action(runStatus);
+
+program
+  .command('check')
+  .description(
+    'check the stored copies: re-hash every pack on the NAS, find missing ones (exit 1 if any is bad)',
+  )
+  .addOption(dataDir())
+  .addOption(json())
+  .action(runCheck);
 
 const device = program.command('device').description('enroll, list and revoke devices');
 device

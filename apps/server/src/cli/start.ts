@@ -14,7 +14,6 @@ export async function runStart(opts: { dataDir: string; logLevel: string }): Pro
   const app = await buildServer({
     tls: ctx.tls,
     services: ctx.services,
-    packStore: ctx.packStore,
     uploadsDir: dataPaths(ctx.dataDir).uploads,
     version,
     logLevel: opts.logLevel,

@@ -14,11 +14,12 @@ function bytes(n: number): string {
 
 export async function runStatus(opts: { dataDir: string; json?: boolean }): Promise<void> {
   const s = await withContext(opts.dataDir, async (ctx) => {
-    const [devices, perDevice, totals, snapshots] = await Promise.all([
+    const [devices, perDevice, totals, snapshots, problems] = await Promise.all([
       ctx.services.devices.list(),
       ctx.services.snapshots.perDevice(),
       ctx.services.packs.totals(),
       ctx.services.snapshots.list(),
+      ctx.services.packs.problems(),
     ]);
     const byName = new Map(perDevice.map((d) => [d.device, d]));
     const logical = perDevice.reduce((sum, d) => sum + d.bytes, 0);
@@ -36,9 +37,14 @@ export async function runStatus(opts: { dataDir: string; json?: boolean }): Prom
         };
       }),
       snapshots: snapshots.length,
+      /** Registered packs; `availablePacks` of them have a copy in good state. */
       packs: totals.packs,
+      availablePacks: totals.available,
       blobs: totals.blobs,
+      /** Bytes of the available packs. */
       storedBytes: totals.bytes,
+      damagedPacks: problems.filter((p) => p.state === 'damaged'),
+      missingPacks: problems.filter((p) => p.state === 'missing'),
       /** Sum of each device's latest snapshot, as reported by the agents. */
       protectedBytes: logical,
       dedupRatio: totals.bytes > 0 ? Math.round((logical / totals.bytes) * 100) / 100 : null,
@@ -51,6 +57,20 @@ export async function runStatus(opts: { dataDir: string; json?: boolean }): Prom
   console.log(
     `${s.devices.length} devices, ${s.snapshots} snapshots, ${s.packs} packs (${bytes(s.storedBytes)} stored for ${bytes(s.protectedBytes)} protected${s.dedupRatio ? `, dedup ${s.dedupRatio}x` : ''})`,
   );
+  const bad = [...s.damagedPacks, ...s.missingPacks];
+  if (bad.length > 0) {
+    console.log(
+      `WARNING: ${bad.length} pack${bad.length === 1 ? ' is' : 's are'} damaged or missing on the NAS; what they hold is not counted as stored.`,
+    );
+    for (const p of bad.slice(0, 20))
+      console.log(
+        `  ${p.state.padEnd(7)}  ${p.pack}  since ${p.since}  ${p.replaced ? '(all of it stored again since; the next "kinvaultd check" drops it)' : `(${p.snapshots} snapshot${p.snapshots === 1 ? '' : 's'} need it)`}`,
+      );
+    if (bad.length > 20) console.log(`  … and ${bad.length - 20} more (--json lists all)`);
+    console.log(
+      '  Run a backup on every device to store their contents again; "kinvaultd check" re-checks every pack.',
+    );
+  }
   const w = Math.max(6, ...s.devices.map((d) => d.name.length));
   if (s.devices.length)
     console.log(

@@ -89,4 +89,32 @@ export const migrations: readonly Migration[] = [
       alter table snapshots add column logical_bytes bigint not null default 0;
     `,
   },
+  {
+    id: 4,
+    name: 'pack locations with their state; a blob may be in several packs',
+    sql: `
+      -- Where each copy of a pack is and what was last found there. 'nas' is the pack
+      -- store in the data directory; later tiers add their own locations. A pack is
+      -- available when some copy is 'ok'; dedup and snapshot commits count only those.
+      create table pack_locations (
+        pack bytea not null references packs(name),
+        location text not null,
+        state text not null check (state in ('ok', 'damaged', 'missing')),
+        verified_at timestamptz,             -- when the bytes last hashed to the name
+        changed_at timestamptz not null default now(),
+        detail text,                         -- what was found, for damaged and missing
+        primary key (pack, location)
+      );
+      insert into pack_locations (pack, location, state, verified_at)
+        select name, 'nas', 'ok', created_at from packs;
+      -- A blob whose pack was lost is stored again in a new pack: both rows stay, and
+      -- lookups pick an available one.
+      alter table blobs drop constraint blobs_pkey;
+      alter table blobs add primary key (id, pack);
+      -- Each device declares for itself: another device's declaration of the same name
+      -- must not replace this one's (its upload would be refused as undeclared).
+      alter table pack_declarations drop constraint pack_declarations_pkey;
+      alter table pack_declarations add primary key (name, device_id);
+    `,
+  },
 ];

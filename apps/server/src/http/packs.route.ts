@@ -1,10 +1,12 @@
-/** Authenticated download of a committed pack, whole or by one byte range (restore). */
+/**
+ * Authenticated download of an available pack, whole or by one byte range (restore). The
+ * packs service says where the pack is read from.
+ */
 import type { FastifyInstance } from 'fastify';
-import type { PackStore } from '../stores/pack.store.js';
 import type { Services } from './trpc.js';
 import { authenticate } from './auth.js';
 
-export function packDownloadRoute(services: Services, store: PackStore) {
+export function packDownloadRoute(services: Services) {
   return async function register(app: FastifyInstance): Promise<void> {
     app.get<{ Params: { name: string } }>('/packs/:name', async (req, reply) => {
       const device = await authenticate(services.devices, req.headers.authorization);
@@ -15,13 +17,16 @@ export function packDownloadRoute(services: Services, store: PackStore) {
       const { name } = req.params;
       if (!/^[0-9a-f]{64}$/.test(name))
         return reply.code(400).send({ error: 'A pack name is 64 lowercase hex digits.' });
-      const size = (await services.packs.isCommitted(name)) ? await store.size(name) : null;
-      if (size === null) return reply.code(404).send({ error: `Pack ${name} is not stored here.` });
+      const source = await services.packs.source(name);
+      if (source === null)
+        return reply.code(404).send({
+          error: `Pack ${name} is not available on this coordinator (never stored, or its copy is missing or damaged; "kinvaultd check" on the NAS lists such packs).`,
+        });
+      const size = source.size;
       const binary = () =>
         reply.header('accept-ranges', 'bytes').header('content-type', 'application/octet-stream');
       const range = req.headers.range;
-      if (range === undefined)
-        return binary().header('content-length', size).send(store.read(name));
+      if (range === undefined) return binary().header('content-length', size).send(source.read());
       // "bytes=a-b", "bytes=a-" or a suffix "bytes=-n" (the last n bytes: a pack's tail).
       const m = /^bytes=(\d*)-(\d*)$/.exec(range);
       let start = NaN;
@@ -42,7 +47,7 @@ export function packDownloadRoute(services: Services, store: PackStore) {
         .code(206)
         .header('content-range', `bytes ${start}-${end}/${size}`)
         .header('content-length', end - start + 1)
-        .send(store.read(name, start, end));
+        .send(source.read(start, end));
     });
   };
 }

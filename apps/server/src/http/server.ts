@@ -7,7 +7,6 @@ import fastify, { type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from '@trpc/server/adapters/fastify';
 import type { TlsMaterial } from '../tls.js';
-import type { PackStore } from '../stores/pack.store.js';
 import { authenticate } from './auth.js';
 import { packDownloadRoute } from './packs.route.js';
 import { appRouter, type AppRouter, type Services } from './trpc.js';
@@ -16,7 +15,6 @@ import { tusPlugin } from './tus.js';
 export interface ServerDeps {
   tls: TlsMaterial;
   services: Services;
-  packStore: PackStore;
   uploadsDir: string;
   version: string;
   logLevel?: string;
@@ -59,6 +57,20 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     },
   } satisfies FastifyTRPCPluginOptions<AppRouter>);
   await app.register(tusPlugin(deps.services, deps.uploadsDir));
-  await app.register(packDownloadRoute(deps.services, deps.packStore));
+  await app.register(packDownloadRoute(deps.services));
+  logDamage(app, deps.services);
   return app;
+}
+
+/** Damage found by a read, a report or a check goes to the log as a warning. */
+function logDamage(app: FastifyInstance, services: Services): void {
+  const stop = new AbortController();
+  app.addHook('onClose', async () => stop.abort());
+  void (async () => {
+    for await (const e of services.events.subscribe(stop.signal)) {
+      if (e.type === 'pack.damaged' || e.type === 'pack.missing')
+        app.log.warn(e, `pack ${e.pack} is ${e.type.slice(5)} on the NAS: ${e.detail}`);
+      else if (e.type === 'pack.suspect') app.log.warn(e, `pack ${e.pack}: ${e.detail}`);
+    }
+  })();
 }

@@ -5,6 +5,7 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import { isKinvaultError } from '@kinvault/protocol';
+import { MAX_PACK_ENTRIES } from '@kinvault/format';
 import type { DevicesService } from '../services/devices.service.js';
 import type { HouseholdService } from '../services/household.service.js';
 import type { PacksService, Device } from '../services/packs.service.js';
@@ -115,14 +116,18 @@ export const appRouter = t.router({
   }),
 
   blobs: t.router({
-    /** Dedup and lookup: which of these blob ids are in committed packs, and where. */
+    /** Dedup and lookup: which of these blob ids are in available packs, and where. */
     have: deviceProcedure
       .input(z.object({ ids: z.array(hex64).max(20_000) }).strict())
       .mutation(async ({ ctx, input }) => ({ found: await ctx.services.packs.have(input.ids) })),
-    /** The packs that hold these blob ids (each once), and how many of the ids are stored. */
+    /** The available packs that hold these blob ids (each once), and the ids stored in none. */
     packsOf: deviceProcedure
       .input(z.object({ ids: z.array(hex64).max(20_000) }).strict())
       .mutation(({ ctx, input }) => ctx.services.packs.packsOf(input.ids)),
+    /** For ids in no available pack: which pack held each and whether it is damaged or missing. */
+    lost: deviceProcedure
+      .input(z.object({ ids: z.array(hex64).max(20_000) }).strict())
+      .mutation(async ({ ctx, input }) => ({ lost: await ctx.services.packs.lost(input.ids) })),
   }),
 
   packs: t.router({
@@ -139,6 +144,18 @@ export const appRouter = t.router({
           .strict(),
       )
       .mutation(({ ctx, input }) => ctx.services.packs.declare(ctx.device, input)),
+    /** A pack this device could not read, or whose blobs failed their checks. */
+    reportDamage: deviceProcedure
+      .input(
+        z
+          .object({
+            pack: hex64,
+            blobs: z.array(hex64).max(MAX_PACK_ENTRIES),
+            reason: z.enum(['missing', 'unreadable', 'corrupt']),
+          })
+          .strict(),
+      )
+      .mutation(({ ctx, input }) => ctx.services.packs.reportDamage(ctx.device, input)),
     missing: deviceProcedure
       .input(z.object({ names: z.array(hex64).max(100_000) }).strict())
       .mutation(async ({ ctx, input }) => ({

@@ -25,10 +25,41 @@ function decodeEntries(bytes: Buffer): DeclaredEntry[] {
   return out;
 }
 
+/** SQL condition: pack `p` has a copy in good state somewhere (it is available). */
+const AVAILABLE = (alias: string) =>
+  `exists (select 1 from pack_locations l where l.pack = ${alias} and l.state = 'ok')`;
+
+export type CopyState = 'ok' | 'damaged' | 'missing';
+
+export interface PackProblem {
+  name: Buffer;
+  size: number;
+  location: string;
+  state: Exclude<CopyState, 'ok'>;
+  detail: string | null;
+  changedAt: Date;
+  /** Snapshots that list this pack. */
+  snapshots: number;
+  /** Every blob of this pack is in another available pack (it can be retired). */
+  replaced: boolean;
+}
+
+/** SQL condition: every blob of pack `p` is also in another available pack. */
+const REPLACED = (alias: string) => `not exists (
+  select 1 from blobs b where b.pack = ${alias} and not exists (
+    select 1 from blobs o where o.id = b.id and o.pack <> b.pack and ${AVAILABLE('o.pack')}))`;
+
 export function packsRepository(sql: Sql) {
   return {
     async exists(name: Buffer): Promise<boolean> {
       const [r] = await sql`select 1 from packs where name = ${name}`;
+      return r !== undefined;
+    },
+
+    /** True when the pack is registered and some copy of it is in good state. */
+    async available(name: Buffer): Promise<boolean> {
+      const [r] =
+        await sql`select 1 from packs p where name = ${name} and ${sql.unsafe(AVAILABLE('p.name'))}`;
       return r !== undefined;
     },
 
@@ -41,31 +72,38 @@ export function packsRepository(sql: Sql) {
       await sql`
         insert into pack_declarations (name, device_id, size, entries)
         values (${name}, ${deviceId}, ${size}, ${encodeEntries(entries)})
-        on conflict (name) do update set device_id = excluded.device_id, size = excluded.size,
+        on conflict (name, device_id) do update set size = excluded.size,
           entries = excluded.entries, created_at = now()`;
     },
 
+    /** What this device declared the pack holds (null if it declared nothing). */
     async declaration(
       name: Buffer,
-    ): Promise<{ deviceId: string; size: number; entries: DeclaredEntry[] } | null> {
-      const [d] = await sql<{ device_id: string; size: string; entries: Buffer }[]>`
-        select device_id, size, entries from pack_declarations where name = ${name}`;
-      return d
-        ? { deviceId: d.device_id, size: Number(d.size), entries: decodeEntries(d.entries) }
-        : null;
+      deviceId: string,
+    ): Promise<{ size: number; entries: DeclaredEntry[] } | null> {
+      const [d] = await sql<{ size: string; entries: Buffer }[]>`
+        select size, entries from pack_declarations
+        where name = ${name} and device_id = ${deviceId}`;
+      return d ? { size: Number(d.size), entries: decodeEntries(d.entries) } : null;
     },
 
     /**
-     * Registers a stored pack and the blobs it was declared with, and drops the
-     * declaration, in one transaction. Blobs already known keep their first pack.
+     * Registers a stored pack, its NAS copy (just verified) and the blobs the uploading
+     * device declared, and drops every declaration of it, in one transaction. A pack
+     * stored again after its NAS copy was lost gets that copy back in good state.
      */
     async commit(name: Buffer, size: number, deviceId: string): Promise<{ blobs: number }> {
       return sql.begin(async (tx) => {
-        const [d] = await tx<{ entries: Buffer }[]>`
-          delete from pack_declarations where name = ${name} returning entries`;
+        const declared = await tx<{ device_id: string; entries: Buffer }[]>`
+          delete from pack_declarations where name = ${name} returning device_id, entries`;
+        const d = declared.find((r) => r.device_id === deviceId);
         const entries = d ? decodeEntries(d.entries) : [];
         await tx`insert into packs (name, size, device_id) values (${name}, ${size}, ${deviceId})
                  on conflict (name) do nothing`;
+        await tx`insert into pack_locations (pack, location, state, verified_at)
+                 values (${name}, 'nas', 'ok', now())
+                 on conflict (pack, location) do update
+                 set state = 'ok', verified_at = now(), changed_at = now(), detail = null`;
         if (entries.length > 0) {
           await tx`
             insert into blobs (id, type, pack)
@@ -78,42 +116,184 @@ export function packsRepository(sql: Sql) {
                           entries.map((e) => e.type),
                           INT2_ARRAY,
                         )}::int2[]) as t(id, type)
-            on conflict (id) do nothing`;
+            on conflict (id, pack) do nothing`;
         }
         return { blobs: entries.length };
       });
     },
 
-    /** Which of these blob ids are in committed packs, and in which. */
+    /** Which of these blob ids are in available packs, and in which (one per id). */
     async have(ids: readonly Buffer[]): Promise<{ id: Buffer; pack: Buffer }[]> {
       if (ids.length === 0) return [];
       return sql<{ id: Buffer; pack: Buffer }[]>`
-        select id, pack from blobs where id = any(${sql.array(ids as Buffer[], BYTEA_ARRAY)}::bytea[])`;
+        select distinct on (b.id) b.id, b.pack from blobs b
+        where b.id = any(${sql.array(ids as Buffer[], BYTEA_ARRAY)}::bytea[])
+          and ${sql.unsafe(AVAILABLE('b.pack'))}
+        order by b.id, b.pack`;
     },
 
-    /** The packs that hold these blob ids (each pack once), and how many ids were found. */
-    async packsOf(ids: readonly Buffer[]): Promise<{ packs: Buffer[]; found: number }> {
-      if (ids.length === 0) return { packs: [], found: 0 };
-      const rows = await sql<{ pack: Buffer; n: string }[]>`
-        select pack, count(*) as n from blobs
-        where id = any(${sql.array(ids as Buffer[], BYTEA_ARRAY)}::bytea[]) group by pack`;
-      return { packs: rows.map((r) => r.pack), found: rows.reduce((n, r) => n + Number(r.n), 0) };
+    /** Records what was found of a pack's copy at `location` (after reading or hashing it). */
+    async setCopyState(
+      name: Buffer,
+      location: string,
+      state: CopyState,
+      detail: string | null,
+    ): Promise<void> {
+      await sql`
+        insert into pack_locations (pack, location, state, verified_at, detail)
+        values (${name}, ${location}, ${state}, ${state === 'ok' ? sql`now()` : null}, ${detail})
+        on conflict (pack, location) do update set
+          state = excluded.state,
+          verified_at = coalesce(excluded.verified_at, pack_locations.verified_at),
+          changed_at = case when pack_locations.state = excluded.state
+                            then pack_locations.changed_at else now() end,
+          detail = excluded.detail`;
     },
 
-    /** Which of these pack names are committed. */
+    /** When the copy at `location` was last hashed and found good (null: never, or not ok). */
+    async verifiedAt(name: Buffer, location: string): Promise<Date | null> {
+      const [r] = await sql<{ verified_at: Date | null; state: string }[]>`
+        select verified_at, state from pack_locations where pack = ${name} and location = ${location}`;
+      return r?.state === 'ok' ? r.verified_at : null;
+    },
+
+    /** Every registered pack, in name order, in pages (for a full check). */
+    async page(after: Buffer | null, limit: number): Promise<{ name: Buffer; size: number }[]> {
+      const rows = await sql<{ name: Buffer; size: string }[]>`
+        select name, size from packs
+        where ${after ? sql`name > ${after}` : sql`true`} order by name limit ${limit}`;
+      return rows.map((r) => ({ name: r.name, size: Number(r.size) }));
+    },
+
+    /** Copies that are damaged or missing, with how many snapshots need each pack. */
+    async problems(): Promise<PackProblem[]> {
+      const rows = await sql<
+        {
+          name: Buffer;
+          size: string;
+          location: string;
+          state: 'damaged' | 'missing';
+          detail: string | null;
+          changed_at: Date;
+          snapshots: number;
+          replaced: boolean;
+        }[]
+      >`
+        select p.name, p.size, l.location, l.state, l.detail, l.changed_at,
+               (select count(*)::int from snapshot_packs sp where sp.pack = p.name) as snapshots,
+               ${sql.unsafe(REPLACED('p.name'))} as replaced
+        from pack_locations l join packs p on p.name = l.pack
+        where l.state <> 'ok' order by l.changed_at, p.name`;
+      return rows.map((r) => ({
+        name: r.name,
+        size: Number(r.size),
+        location: r.location,
+        state: r.state,
+        detail: r.detail,
+        changedAt: r.changed_at,
+        snapshots: r.snapshots,
+        replaced: r.replaced,
+      }));
+    },
+
+    /**
+     * Removes from the index the packs that have no good copy left and whose every blob
+     * is in another available pack (stored again by a later backup). Snapshots that
+     * listed such a pack list the packs that now hold its blobs instead. Returns the
+     * names removed (their files, if any, are the caller's to delete).
+     */
+    async retireReplaced(): Promise<Buffer[]> {
+      return sql.begin(async (tx) => {
+        const gone = await tx<{ name: Buffer }[]>`
+          select p.name from packs p
+          where not ${tx.unsafe(AVAILABLE('p.name'))} and ${tx.unsafe(REPLACED('p.name'))}
+          for update of p`;
+        if (gone.length === 0) return [];
+        const names = tx.array(
+          gone.map((g) => g.name),
+          BYTEA_ARRAY,
+        );
+        await tx`
+          insert into snapshot_packs (snapshot, pack)
+          select distinct sp.snapshot, o.pack
+          from snapshot_packs sp
+          join blobs b on b.pack = sp.pack
+          join blobs o on o.id = b.id and o.pack <> b.pack
+          where sp.pack = any(${names}::bytea[]) and ${tx.unsafe(AVAILABLE('o.pack'))}
+          on conflict do nothing`;
+        await tx`delete from snapshot_packs where pack = any(${names}::bytea[])`;
+        await tx`delete from blobs where pack = any(${names}::bytea[])`;
+        await tx`delete from pack_locations where pack = any(${names}::bytea[])`;
+        await tx`delete from pack_declarations where name = any(${names}::bytea[])`;
+        await tx`delete from packs where name = any(${names}::bytea[])`;
+        return gone.map((g) => g.name);
+      });
+    },
+
+    /** Blobs that are in no available pack, with a pack that held them and its state. */
+    async lost(
+      ids: readonly Buffer[],
+    ): Promise<{ id: Buffer; pack: Buffer; state: 'damaged' | 'missing' }[]> {
+      if (ids.length === 0) return [];
+      return sql<{ id: Buffer; pack: Buffer; state: 'damaged' | 'missing' }[]>`
+        select distinct on (b.id) b.id, b.pack, l.state from blobs b
+        join pack_locations l on l.pack = b.pack and l.location = 'nas'
+        where b.id = any(${sql.array(ids as Buffer[], BYTEA_ARRAY)}::bytea[])
+          and not exists (select 1 from blobs o where o.id = b.id and ${sql.unsafe(AVAILABLE('o.pack'))})
+        order by b.id, l.changed_at desc`;
+    },
+
+    /**
+     * The available packs that hold these blob ids (each pack once), and the ids stored
+     * in no available pack.
+     */
+    async packsOf(ids: readonly Buffer[]): Promise<{ packs: Buffer[]; missing: Buffer[] }> {
+      if (ids.length === 0) return { packs: [], missing: [] };
+      const found = await this.have(ids);
+      const have = new Set(found.map((r) => r.id.toString('hex')));
+      const packs = new Map(found.map((r) => [r.pack.toString('hex'), r.pack]));
+      return {
+        packs: [...packs.values()],
+        missing: ids.filter((id) => !have.has(id.toString('hex'))),
+      };
+    },
+
+    /** Which of these pack names are registered and available. */
     async committed(names: readonly Buffer[]): Promise<Buffer[]> {
       if (names.length === 0) return [];
       const rows = await sql<{ name: Buffer }[]>`
-        select name from packs where name = any(${sql.array(names as Buffer[], BYTEA_ARRAY)}::bytea[])`;
+        select name from packs p
+        where name = any(${sql.array(names as Buffer[], BYTEA_ARRAY)}::bytea[])
+          and ${sql.unsafe(AVAILABLE('p.name'))}`;
       return rows.map((r) => r.name);
     },
 
-    async totals(): Promise<{ packs: number; bytes: number; blobs: number }> {
+    /**
+     * Registered packs and their bytes; of those, the available ones (`available`,
+     * `bytes`); and distinct blob ids.
+     */
+    async totals(): Promise<{
+      packs: number;
+      registeredBytes: number;
+      available: number;
+      bytes: number;
+      blobs: number;
+    }> {
       const [p] = await sql<
-        { packs: string; bytes: string | null }[]
-      >`select count(*) as packs, sum(size) as bytes from packs`;
-      const [b] = await sql<{ blobs: string }[]>`select count(*) as blobs from blobs`;
-      return { packs: Number(p!.packs), bytes: Number(p!.bytes ?? 0), blobs: Number(b!.blobs) };
+        { packs: string; all_bytes: string | null; available: string; bytes: string | null }[]
+      >`
+        select count(*) as packs, sum(size) as all_bytes,
+               count(*) filter (where ${sql.unsafe(AVAILABLE('p.name'))}) as available,
+               sum(size) filter (where ${sql.unsafe(AVAILABLE('p.name'))}) as bytes
+        from packs p`;
+      const [b] = await sql<{ blobs: string }[]>`select count(distinct id) as blobs from blobs`;
+      return {
+        packs: Number(p!.packs),
+        registeredBytes: Number(p!.all_bytes ?? 0),
+        available: Number(p!.available),
+        bytes: Number(p!.bytes ?? 0),
+        blobs: Number(b!.blobs),
+      };
     },
   };
 }

@@ -12,7 +12,7 @@ export interface SnapshotRow {
 
 export function snapshotsRepository(sql: Sql) {
   return {
-    /** Inserts a snapshot if every pack is committed; returns the missing packs otherwise. */
+    /** Inserts a snapshot if every pack is available; returns the others otherwise. */
     async commit(
       id: Buffer,
       deviceId: string,
@@ -22,7 +22,10 @@ export function snapshotsRepository(sql: Sql) {
     ): Promise<Buffer[]> {
       return sql.begin(async (tx) => {
         const found = await tx<{ name: Buffer }[]>`
-          select name from packs where name = any(${tx.array(packs as Buffer[], BYTEA_ARRAY)}::bytea[]) for share`;
+          select name from packs p
+          where name = any(${tx.array(packs as Buffer[], BYTEA_ARRAY)}::bytea[])
+            and exists (select 1 from pack_locations l where l.pack = p.name and l.state = 'ok')
+          for share of p`;
         const have = new Set(found.map((r) => r.name.toString('hex')));
         const missing = packs.filter((p) => !have.has(p.toString('hex')));
         if (missing.length > 0) return missing;

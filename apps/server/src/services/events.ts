@@ -6,7 +6,17 @@ import { EventEmitter } from 'node:events';
 
 export type KinvaultEvent =
   | { type: 'pack.stored'; pack: string; size: number; device: string; at: string }
-  | { type: 'snapshot.committed'; snapshot: string; device: string; at: string };
+  | { type: 'snapshot.committed'; snapshot: string; device: string; at: string }
+  /** A copy of a pack was found damaged or missing (by a read, a report or a check). */
+  | {
+      type: 'pack.damaged' | 'pack.missing';
+      pack: string;
+      location: string;
+      detail: string;
+      at: string;
+    }
+  /** An agent reported bad blobs in a pack whose bytes still hash to its name. */
+  | { type: 'pack.suspect'; pack: string; device: string; detail: string; at: string };
 
 export class EventBus {
   private readonly emitter = new EventEmitter();

@@ -6,9 +6,10 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { KinvaultError } from '@kinvault/protocol';
 import { MAX_PACK_BYTES, MAX_PACK_ENTRIES } from '@kinvault/format';
-import type { PacksRepository } from '../repositories/packs.repository.js';
+import type { CopyState, PacksRepository } from '../repositories/packs.repository.js';
 import type { PackStore } from '../stores/pack.store.js';
 import type { EventBus } from './events.js';
 
@@ -41,9 +42,74 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-export function packsService(repo: PacksRepository, store: PackStore, events?: EventBus) {
+export interface DamageReport {
+  pack: string;
+  /** The blobs that failed at the agent (AEAD or id check); empty when the pack was unreadable. */
+  blobs: string[];
+  reason: 'missing' | 'unreadable' | 'corrupt';
+}
+
+/** A pack's NAS copy is re-hashed for a report at most this often. */
+const REVERIFY_AFTER_MS = 60_000;
+
+export function packsService(
+  repo: PacksRepository,
+  store: PackStore,
+  events?: EventBus,
+  now: () => Date = () => new Date(),
+) {
+  const publishCopy = (name: string, state: CopyState, detail: string | null) => {
+    if (state !== 'ok')
+      events?.publish({
+        type: `pack.${state}`,
+        pack: name,
+        location: 'nas',
+        detail: detail ?? '',
+        at: now().toISOString(),
+      });
+  };
+
+  /** Hashes the NAS copy and records what was found. */
+  async function verifyNas(name: string): Promise<{ state: CopyState; detail: string | null }> {
+    const bytes = hexBuf(name, 'A pack name');
+    const actual = await store.sha256(name);
+    const found: { state: CopyState; detail: string | null } =
+      actual === null
+        ? { state: 'missing', detail: 'the file is not in the pack store' }
+        : actual !== name
+          ? { state: 'damaged', detail: `its bytes hash to ${actual}` }
+          : { state: 'ok', detail: null };
+    await repo.setCopyState(bytes, 'nas', found.state, found.detail);
+    publishCopy(name, found.state, found.detail);
+    return found;
+  }
+
+  /**
+   * Drops answers whose pack has vanished from the NAS store (a stat per pack), so that
+   * dedup never counts a blob that is not there; such packs are recorded as missing.
+   * Returns the packs found missing.
+   */
+  async function checkPresent(packs: Iterable<Buffer>): Promise<Buffer[]> {
+    const gone: Buffer[] = [];
+    for (const p of new Map([...packs].map((b) => [b.toString('hex'), b])).values()) {
+      const name = p.toString('hex');
+      if ((await store.size(name)) !== null) continue;
+      gone.push(p);
+      await repo.setCopyState(p, 'nas', 'missing', 'the file is not in the pack store');
+      publishCopy(name, 'missing', 'the file is not in the pack store');
+    }
+    return gone;
+  }
+
+  /** `repo.have`, after making sure every pack it names is still on the NAS. */
+  async function haveChecked(ids: Buffer[]): Promise<{ id: Buffer; pack: Buffer }[]> {
+    const found = await repo.have(ids);
+    if ((await checkPresent(found.map((r) => r.pack))).length === 0) return found;
+    return repo.have(ids); // another copy of those blobs may still be available
+  }
+
   return {
-    /** Records what a pack will hold. Returns false if the pack is already stored. */
+    /** Records what a pack will hold. `needed` is false if the pack is already available. */
     async declare(device: Device, d: Declaration): Promise<{ needed: boolean }> {
       const name = hexBuf(d.name, 'A pack name');
       if (!Number.isSafeInteger(d.size) || d.size < 16 || d.size > MAX_PACK_BYTES) {
@@ -57,7 +123,7 @@ export function packsService(repo: PacksRepository, store: PackStore, events?: E
           'INVALID_ARGUMENT',
           `A pack holds at most ${MAX_PACK_ENTRIES} blobs.`,
         );
-      if (await repo.exists(name)) return { needed: false };
+      if (await repo.available(name)) return { needed: false };
       await repo.declare(
         name,
         device.id,
@@ -93,8 +159,8 @@ export function packsService(repo: PacksRepository, store: PackStore, events?: E
           `Pack ${declaredName} was refused: ${why}. Nothing was stored; the agent will upload it again.`,
         );
       };
-      const declaration = await repo.declaration(name);
-      if (!declaration || declaration.deviceId !== device.id)
+      const declaration = await repo.declaration(name, device.id);
+      if (!declaration)
         throw await reject('it was not declared by this device first', 'INVALID_ARGUMENT');
       const size = (await stat(file)).size;
       if (size !== declaration.size)
@@ -108,25 +174,115 @@ export function packsService(repo: PacksRepository, store: PackStore, events?: E
         pack: declaredName,
         size,
         device: device.name,
-        at: new Date().toISOString(),
+        at: now().toISOString(),
       });
       return committed;
     },
 
-    /** Which of these blob ids (hex) are in committed packs, with the pack of each. */
+    /** Which of these blob ids (hex) are in available packs, with the pack of each. */
     async have(ids: readonly string[]): Promise<{ id: string; pack: string }[]> {
-      const found = await repo.have(ids.map((id) => hexBuf(id, 'A blob id')));
+      const found = await haveChecked(ids.map((id) => hexBuf(id, 'A blob id')));
       return found.map((r) => ({ id: r.id.toString('hex'), pack: r.pack.toString('hex') }));
     },
 
-    /** The packs (hex) that hold these blob ids, and how many of the ids are stored. */
-    async packsOf(ids: readonly string[]): Promise<{ packs: string[]; found: number }> {
-      const r = await repo.packsOf(ids.map((id) => hexBuf(id, 'A blob id')));
-      return { packs: r.packs.map((p) => p.toString('hex')), found: r.found };
+    /** The available packs (hex) that hold these blob ids, and the ids stored in none. */
+    async packsOf(ids: readonly string[]): Promise<{ packs: string[]; missing: string[] }> {
+      const wanted = ids.map((id) => hexBuf(id, 'A blob id'));
+      const found = await haveChecked(wanted);
+      const have = new Set(found.map((r) => r.id.toString('hex')));
+      return {
+        packs: [...new Set(found.map((r) => r.pack.toString('hex')))],
+        missing: ids.filter((id) => !have.has(id)),
+      };
     },
 
-    async isCommitted(name: string): Promise<boolean> {
-      return repo.exists(hexBuf(name, 'A pack name'));
+    /**
+     * Where to read an available pack from: its NAS copy. Null when the pack is not
+     * registered, no copy is available, or the NAS file has vanished (then recorded).
+     */
+    async source(
+      name: string,
+    ): Promise<{ size: number; read: (start?: number, end?: number) => Readable } | null> {
+      const bytes = hexBuf(name, 'A pack name');
+      if (!(await repo.available(bytes))) return null;
+      const size = await store.size(name);
+      if (size === null) {
+        await checkPresent([bytes]);
+        return null;
+      }
+      return { size, read: (start, end) => store.read(name, start, end) };
+    },
+
+    /**
+     * An agent could not use a pack (unreadable, or a blob failed its checks). The NAS
+     * copy is hashed again (at most once a minute per pack) and its state recorded; the
+     * answer says what the coordinator found. A device cannot make a good pack look bad:
+     * only the hash decides.
+     */
+    async reportDamage(device: Device, r: DamageReport): Promise<{ state: CopyState }> {
+      const bytes = hexBuf(r.pack, 'A pack name');
+      for (const b of r.blobs) hexBuf(b, 'A blob id');
+      if (!(await repo.exists(bytes)))
+        throw new KinvaultError(
+          'INVALID_ARGUMENT',
+          `There is no pack ${r.pack} on this coordinator.`,
+        );
+      const verified = await repo.verifiedAt(bytes, 'nas');
+      if (verified && now().getTime() - verified.getTime() < REVERIFY_AFTER_MS)
+        return { state: 'ok' };
+      const found = await verifyNas(r.pack);
+      if (found.state === 'ok' && r.reason === 'corrupt')
+        events?.publish({
+          type: 'pack.suspect',
+          pack: r.pack,
+          device: device.name,
+          detail: `${r.blobs.length} blob(s) failed their checks on ${device.name}, but the pack hashes to its name: it was written so`,
+          at: now().toISOString(),
+        });
+      return { state: found.state };
+    },
+
+    verifyNas,
+
+    /**
+     * Drops from the index the packs with no good copy whose every blob was stored again
+     * in another pack, and deletes their NAS files (damaged bytes are of no use once
+     * every blob has a verified copy elsewhere). Returns their names.
+     */
+    async retireReplaced(): Promise<string[]> {
+      const names = (await repo.retireReplaced()).map((b) => b.toString('hex'));
+      for (const name of names) await store.remove(name);
+      return names;
+    },
+
+    /** For blob ids in no available pack: a pack that held each, and what became of it. */
+    async lost(ids: readonly string[]) {
+      const rows = await repo.lost(ids.map((id) => hexBuf(id, 'A blob id')));
+      return rows.map((r) => ({
+        id: r.id.toString('hex'),
+        pack: r.pack.toString('hex'),
+        state: r.state,
+      }));
+    },
+
+    /** Registered packs in name order, a page at a time. */
+    page: (after: string | null, limit: number) =>
+      repo
+        .page(after === null ? null : hexBuf(after, 'A pack name'), limit)
+        .then((rows) => rows.map((r) => ({ name: r.name.toString('hex'), size: r.size }))),
+
+    /** Damaged and missing copies, oldest first. */
+    async problems() {
+      return (await repo.problems()).map((p) => ({
+        pack: p.name.toString('hex'),
+        size: p.size,
+        location: p.location,
+        state: p.state,
+        detail: p.detail,
+        since: p.changedAt.toISOString(),
+        snapshots: p.snapshots,
+        replaced: p.replaced,
+      }));
     },
 
     async missing(names: readonly string[]): Promise<string[]> {

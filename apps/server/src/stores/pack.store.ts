@@ -2,8 +2,9 @@
  * The NAS pack store: packs/<first two hex digits>/<name>. A pack enters only by an
  * atomic rename of a verified file in the same file system.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -38,6 +39,22 @@ export function packStore(root: string) {
         (s) => s.size,
         () => null,
       );
+    },
+    /** Deletes a pack's file (nothing if there is none). */
+    async remove(name: string): Promise<void> {
+      await rm(path(name), { force: true });
+    },
+    /** The SHA-256 (hex) of the stored file, or null when there is no such file. */
+    async sha256(name: string): Promise<string | null> {
+      const hash = createHash('sha256');
+      try {
+        for await (const piece of createReadStream(path(name), { highWaterMark: 1024 * 1024 }))
+          hash.update(piece as Buffer);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw error;
+      }
+      return hash.digest('hex');
     },
     read(name: string, start?: number, end?: number): Readable {
       // 1 MiB reads: a restore asks for ranges of up to 16 MiB.

@@ -1,4 +1,9 @@
-/** One self-rewriting status line on a terminal (stderr); nothing when not a TTY. */
+/**
+ * Terminal output shared by both commands: a self-rewriting status line on a TTY
+ * (stderr; nothing when not a TTY), and plain sizes, durations and counts.
+ */
+
+/** One self-rewriting status line on stderr, redrawn at most 5 times a second. */
 export function progressLine(enabled: boolean) {
   let last = 0;
   let shown = false;
