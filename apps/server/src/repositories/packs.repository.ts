@@ -249,13 +249,15 @@ export function packsRepository(sql: Sql) {
      */
     async packsOf(ids: readonly Buffer[]): Promise<{ packs: Buffer[]; missing: Buffer[] }> {
       if (ids.length === 0) return { packs: [], missing: [] };
-      const found = await this.have(ids);
-      const have = new Set(found.map((r) => r.id.toString('hex')));
-      const packs = new Map(found.map((r) => [r.pack.toString('hex'), r.pack]));
-      return {
-        packs: [...packs.values()],
-        missing: ids.filter((id) => !have.has(id.toString('hex'))),
-      };
+      const [r] = await sql<{ packs: Buffer[] | null; missing: Buffer[] | null }[]>`
+        with wanted as (select unnest(${sql.array(ids as Buffer[], BYTEA_ARRAY)}::bytea[]) as id),
+        found as (
+          select distinct on (b.id) b.id, b.pack from blobs b join wanted w on w.id = b.id
+          where ${sql.unsafe(AVAILABLE('b.pack'))} order by b.id, b.pack)
+        select (select array_agg(distinct pack) from found) as packs,
+               (select array_agg(w.id) from wanted w
+                where not exists (select 1 from found f where f.id = w.id)) as missing`;
+      return { packs: r?.packs ?? [], missing: r?.missing ?? [] };
     },
 
     /** Which of these pack names are registered and available. */

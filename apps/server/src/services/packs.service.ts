@@ -188,11 +188,11 @@ export function packsService(
     /** The available packs (hex) that hold these blob ids, and the ids stored in none. */
     async packsOf(ids: readonly string[]): Promise<{ packs: string[]; missing: string[] }> {
       const wanted = ids.map((id) => hexBuf(id, 'A blob id'));
-      const found = await haveChecked(wanted);
-      const have = new Set(found.map((r) => r.id.toString('hex')));
+      let r = await repo.packsOf(wanted);
+      if ((await checkPresent(r.packs)).length > 0) r = await repo.packsOf(wanted);
       return {
-        packs: [...new Set(found.map((r) => r.pack.toString('hex')))],
-        missing: ids.filter((id) => !have.has(id)),
+        packs: r.packs.map((p) => p.toString('hex')),
+        missing: r.missing.map((m) => m.toString('hex')),
       };
     },
 
