@@ -16,7 +16,9 @@ import {
   createKeyFile,
   deriveKeys,
   generateRecoveryCode,
+  KeyFileKind,
   sealBlob,
+  signKeyFileReplacement,
   sealSnapshot,
   systemRandom,
   toHex,
@@ -125,6 +127,7 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
     await anna.api.household.create.mutate({
       repositoryId: Buffer.from(repositoryId).toString('base64'),
       boxPublicKey: Buffer.from(keys.boxPublicKey).toString('base64'),
+      signPublicKey: Buffer.from(keys.signPublicKey).toString('base64'),
       passphraseKeyFile: Buffer.from(
         createKeyFile(masterKey, repositoryId, { passphrase: 'pw' }, weak),
       ).toString('base64'),
@@ -138,10 +141,59 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
       anna.api.household.create.mutate({
         repositoryId: 'AA==',
         boxPublicKey: 'AA==',
+        signPublicKey: 'AA==',
         passphraseKeyFile: 'AA==',
         recoveryKeyFile: 'AA==',
       }),
     ).rejects.toThrow();
+  });
+
+  it("replaces a key file only with the household's signature of that change, keeps the old one, and can undo it", async () => {
+    const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
+    const h = (await anna.api.household.get.query())!;
+    const repositoryId = Buffer.from(h.repositoryId, 'hex');
+    const current = Buffer.from(h.passphraseKeyFile, 'base64');
+    // An attacker's master key: a valid key file for this repository id, its own signature.
+    const attacker = systemRandom(32);
+    const evil = createKeyFile(attacker, repositoryId, { passphrase: 'pwned' }, weak);
+    const change = { repositoryId, kind: KeyFileKind.passphrase, current, next: evil };
+    const replace = (keyFile: Uint8Array, signature: Uint8Array) =>
+      anna.api.household.replaceKeyFile.mutate({
+        kind: 1,
+        keyFile: b64(keyFile),
+        signature: b64(signature),
+      });
+    await expect(
+      replace(evil, signKeyFileReplacement(deriveKeys(attacker), change)),
+    ).rejects.toThrow(/not signed with this household's key/);
+    await expect(replace(evil, new Uint8Array(64))).rejects.toThrow(/not signed/);
+    expect((await anna.api.household.get.query())!.passphraseKeyFile).toBe(h.passphraseKeyFile);
+
+    // The household's own signature works, once: replayed later it no longer matches.
+    const next = createKeyFile(masterKey, repositoryId, { passphrase: 'new one' }, weak);
+    const signature = signKeyFileReplacement(keys, { ...change, next });
+    await replace(next, signature);
+    expect((await anna.api.household.get.query())!.passphraseKeyFile).toBe(b64(next));
+    await expect(replace(next, signature)).rejects.toThrow(/not signed/);
+
+    // The NAS owner sees the change and can undo it.
+    const listed = await runKinvaultd(['keys', '--data-dir', c.dataDir, '--json']);
+    const versions = JSON.parse(listed.stdout) as {
+      id: string;
+      kind: string;
+      replacedBy: string;
+    }[];
+    expect(versions).toEqual([
+      expect.objectContaining({ kind: 'passphrase', replacedBy: 'anna-laptop' }),
+    ]);
+    const undo = await runKinvaultd(['keys', 'restore', versions[0]!.id, '--data-dir', c.dataDir]);
+    expect(undo.stderr).toBe('');
+    expect(undo.code).toBe(0);
+    expect((await anna.api.household.get.query())!.passphraseKeyFile).toBe(h.passphraseKeyFile);
+    expect(
+      JSON.parse((await runKinvaultd(['keys', '--data-dir', c.dataDir, '--json'])).stdout),
+    ).toHaveLength(2);
+    expect(c.log()).toMatch(/passphrase key file was replaced by anna-laptop/);
   });
 
   it('accepts a declared pack over tus, verifies it, and answers dedup queries', async () => {

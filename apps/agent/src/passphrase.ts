@@ -1,9 +1,11 @@
 /**
- * Where the passphrase comes from: --passphrase-file, KINVAULT_PASSPHRASE, or a prompt
- * with echo off when there is a terminal.
+ * Where secrets come from: a file flag, an environment variable, or a prompt with echo
+ * off when there is a terminal. A new passphrase must pass the strength check however
+ * it arrives (passphrase-strength.ts); at a prompt it is asked for twice.
  */
 import { readFile } from 'node:fs/promises';
 import { KinvaultError } from '@kinvault/protocol';
+import { checkNewPassphrase } from './passphrase-strength.js';
 
 async function promptHidden(question: string): Promise<string> {
   const stdin = process.stdin;
@@ -37,45 +39,89 @@ async function promptHidden(question: string): Promise<string> {
   });
 }
 
-export interface PassphraseOptions {
-  passphraseFile?: string;
-  /** Ask twice (a new passphrase). */
-  confirm?: boolean;
+/** A secret from `--<flag> FILE`, else the environment variable, else a hidden prompt. */
+export interface SecretSource {
+  /** The file named by the flag (its trailing newline is dropped). */
+  file?: string;
+  /** The flag's name, for messages (e.g. "--passphrase-file"). */
+  flag: string;
+  env: string;
+  /** What it is, for messages and the prompt ("household passphrase"). */
+  what: string;
 }
 
-export async function getPassphrase(opts: PassphraseOptions): Promise<string> {
-  if (opts.passphraseFile) {
-    const text = await readFile(opts.passphraseFile, 'utf8').catch((e: NodeJS.ErrnoException) => {
+async function fromFileOrEnv(s: SecretSource): Promise<{ value: string; from: string } | null> {
+  if (s.file) {
+    const text = await readFile(s.file, 'utf8').catch((e: NodeJS.ErrnoException) => {
       throw new KinvaultError(
         'INVALID_ARGUMENT',
-        `Cannot read the passphrase file ${opts.passphraseFile}: ${e.code ?? e.message}.`,
+        `Cannot read the ${s.what} file ${s.file} (${s.flag}): ${e.code ?? e.message}.`,
       );
     });
-    const passphrase = text.replace(/\r?\n$/, '');
-    if (!passphrase)
-      throw new KinvaultError(
-        'INVALID_ARGUMENT',
-        `The passphrase file ${opts.passphraseFile} is empty.`,
-      );
-    return passphrase;
+    const value = text.replace(/\r?\n$/, '');
+    if (!value)
+      throw new KinvaultError('INVALID_ARGUMENT', `The ${s.what} file ${s.file} is empty.`);
+    return { value, from: `in ${s.file}` };
   }
-  if (process.env.KINVAULT_PASSPHRASE) return process.env.KINVAULT_PASSPHRASE;
-  if (!process.stdin.isTTY) {
-    throw new KinvaultError(
-      'INVALID_ARGUMENT',
-      'A passphrase is needed: give --passphrase-file FILE or set KINVAULT_PASSPHRASE (there is no terminal to ask on).',
-    );
+  const value = process.env[s.env];
+  return value ? { value, from: `in ${s.env}` } : null;
+}
+
+function noTerminal(s: SecretSource): never {
+  throw new KinvaultError(
+    'INVALID_ARGUMENT',
+    `The ${s.what} is needed: give ${s.flag} FILE or set ${s.env} (there is no terminal to ask on).`,
+  );
+}
+
+/** An existing secret (to unlock with): never refused for its strength. */
+export async function existingSecret(s: SecretSource): Promise<string> {
+  const given = await fromFileOrEnv(s);
+  if (given) return given.value;
+  if (!process.stdin.isTTY) noTerminal(s);
+  const value = await promptHidden(`${s.what[0]!.toUpperCase()}${s.what.slice(1)}: `);
+  if (!value) throw new KinvaultError('INVALID_ARGUMENT', `No ${s.what} was given.`);
+  return value;
+}
+
+/** A new passphrase: strong enough (file, environment or prompt), asked twice at a prompt. */
+export async function newPassphrase(s: SecretSource): Promise<string> {
+  const given = await fromFileOrEnv(s);
+  if (given) {
+    await checkNewPassphrase(given.value, given.from);
+    return given.value;
   }
+  if (!process.stdin.isTTY) noTerminal(s);
   for (;;) {
-    const first = await promptHidden(
-      opts.confirm ? 'New household passphrase: ' : 'Household passphrase: ',
-    );
-    if (!opts.confirm) return first;
-    if (first.length < 8) {
-      process.stderr.write('Use at least 8 characters; a few unrelated words are best.\n');
+    const first = await promptHidden(`New ${s.what}: `);
+    try {
+      await checkNewPassphrase(first, 'you typed');
+    } catch (e) {
+      process.stderr.write(`${(e as Error).message}\n`);
       continue;
     }
     if ((await promptHidden('Repeat it: ')) === first) return first;
     process.stderr.write('They differ; try again.\n');
   }
 }
+
+export const passphraseSource = (file?: string): SecretSource => ({
+  file,
+  flag: '--passphrase-file',
+  env: 'KINVAULT_PASSPHRASE',
+  what: 'household passphrase',
+});
+
+export const newPassphraseSource = (file?: string): SecretSource => ({
+  file,
+  flag: '--new-passphrase-file',
+  env: 'KINVAULT_NEW_PASSPHRASE',
+  what: 'household passphrase',
+});
+
+export const recoveryCodeSource = (file?: string): SecretSource => ({
+  file,
+  flag: '--recovery-code-file',
+  env: 'KINVAULT_RECOVERY_CODE',
+  what: 'recovery code',
+});

@@ -8,6 +8,7 @@ import { BACKOFF_S } from './transport/retry.js';
 
 export interface Session {
   state: AgentState;
+  masterKey: Uint8Array;
   keys: RepositoryKeys;
   conn: Connection & { token: string };
   api: ApiClient;
@@ -36,6 +37,7 @@ export async function openSession(stateDir: string): Promise<Session> {
   const reader = packReader(conn);
   return {
     state,
+    masterKey,
     keys,
     conn,
     api,

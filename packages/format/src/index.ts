@@ -11,6 +11,7 @@ export * from './catalog.js';
 export * from './chunker.js';
 export * from './file-times.js';
 export * from './keyfile.js';
+export * from './keyfile-replacement.js';
 export * from './keys.js';
 export * from './pack.js';
 export { systemRandom, type RandomSource } from './random.js';

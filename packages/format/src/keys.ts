@@ -21,6 +21,8 @@ export const SubkeyId = {
   cdcSeed: 4,
   /** Seed of the household X25519 box key pair (sealed catalogs). */
   boxSeed: 5,
+  /** Seed of the household Ed25519 signing key pair (key-file replacements). */
+  signSeed: 6,
 } as const;
 
 export interface RepositoryKeys {
@@ -30,6 +32,10 @@ export interface RepositoryKeys {
   readonly cdcSeed: Uint8Array;
   readonly boxPublicKey: Uint8Array;
   readonly boxSecretKey: Uint8Array;
+  /** Ed25519 public key: the coordinator keeps it to check signed key-file replacements. */
+  readonly signPublicKey: Uint8Array;
+  /** Ed25519 secret key in libsodium's layout (seed ‖ public key, 64 bytes). */
+  readonly signSecretKey: Uint8Array;
 }
 
 export function checkMasterKey(masterKey: Uint8Array): void {
@@ -48,6 +54,7 @@ export function deriveSubkey(masterKey: Uint8Array, id: number): Uint8Array {
 
 export function deriveKeys(masterKey: Uint8Array): RepositoryKeys {
   const box = sodium.crypto_box_seed_keypair(deriveSubkey(masterKey, SubkeyId.boxSeed));
+  const sign = sodium.crypto_sign_seed_keypair(deriveSubkey(masterKey, SubkeyId.signSeed));
   return Object.freeze({
     idKey: deriveSubkey(masterKey, SubkeyId.id),
     dataKey: deriveSubkey(masterKey, SubkeyId.data),
@@ -55,6 +62,8 @@ export function deriveKeys(masterKey: Uint8Array): RepositoryKeys {
     cdcSeed: deriveSubkey(masterKey, SubkeyId.cdcSeed),
     boxPublicKey: box.publicKey,
     boxSecretKey: box.privateKey,
+    signPublicKey: sign.publicKey,
+    signSecretKey: sign.privateKey,
   });
 }
 

@@ -10,6 +10,7 @@ import { deriveKeys, gearTable } from './keys.js';
 import { PACK_HEADER_AD } from './pack.js';
 import { SNAPSHOT_AD } from './snapshot.js';
 import { decodeTree, encodeTree } from './tree.js';
+import { sodium } from './sodium.js';
 import { computeVectors, input, MASTER_KEY, type Vectors } from '../vectors/compute.js';
 
 const committed = JSON.parse(
@@ -47,6 +48,16 @@ describe('known-answer vectors (vectors/v1.json)', () => {
     expect(toHex(openReference(keys.metadataKey, sealedHeader, PACK_HEADER_AD))).toBe(
       committed.pack.headerPlaintext,
     );
+  });
+
+  it('hold a key-file replacement signature that the household public key verifies', () => {
+    const v = committed.keyFileReplacement;
+    const ok = sodium.crypto_sign_verify_detached(
+      fromHex(v.signature),
+      fromHex(v.message),
+      fromHex(committed.subkeys.signPublicKey),
+    );
+    expect(ok).toBe(true);
   });
 
   it('chunk the same way when streamed through the WebAssembly scanner', async () => {

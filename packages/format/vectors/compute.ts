@@ -13,7 +13,8 @@ import {
   prepareChunker,
   type ChunkerParams,
 } from '../src/chunker.js';
-import { createKeyFile } from '../src/keyfile.js';
+import { createKeyFile, KeyFileKind } from '../src/keyfile.js';
+import { keyFileReplacementMessage, signKeyFileReplacement } from '../src/keyfile-replacement.js';
 import { deriveKeys, gearTable } from '../src/keys.js';
 import { buildPack, encodePackHeader } from '../src/pack.js';
 import { deterministicRandom } from '../src/random.js';
@@ -153,6 +154,14 @@ export async function computeVectors() {
     { kdf, allowWeakKdf: true, random: nonces },
   );
 
+  const replacement = {
+    repositoryId,
+    kind: KeyFileKind.passphrase,
+    current: keyFile,
+    next: recoveryFile,
+  };
+  const replacementMessage = keyFileReplacementMessage(replacement);
+
   return {
     format: 'Kinvault repository format v1 — known-answer vectors (see docs/design.md)',
     masterKey: toHex(MASTER_KEY),
@@ -163,6 +172,8 @@ export async function computeVectors() {
       cdcSeed: toHex(keys.cdcSeed),
       boxPublicKey: toHex(keys.boxPublicKey),
       boxSecretKey: toHex(keys.boxSecretKey),
+      signPublicKey: toHex(keys.signPublicKey),
+      signSecretKey: toHex(keys.signSecretKey),
     },
     gearTable: { first8: Array.from(gear.subarray(0, 8)), sha256OfTableBytes: sha256(gearBytes) },
     inputs: {
@@ -210,6 +221,12 @@ export async function computeVectors() {
       recoveryEntropy: toHex(recoveryEntropy),
       recoveryCode,
       recoveryFile: toHex(recoveryFile),
+    },
+    // Ed25519 signatures are deterministic: the same key and message give these bytes.
+    keyFileReplacement: {
+      replaces: 'the passphrase key file above, by the recovery-code key file bytes (an example)',
+      message: toHex(replacementMessage),
+      signature: toHex(signKeyFileReplacement(keys, replacement)),
     },
   };
 }

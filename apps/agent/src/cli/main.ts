@@ -15,7 +15,14 @@ import {
 } from '@kinvault/protocol';
 import type { RepositoryKeys } from '@kinvault/format';
 import { backup } from '../backup/backup.service.js';
-import { getPassphrase } from '../passphrase.js';
+import {
+  existingSecret,
+  newPassphrase,
+  newPassphraseSource,
+  passphraseSource,
+  recoveryCodeSource,
+} from '../passphrase.js';
+import { changePassphrase } from '../services/passphrase.service.js';
 import type { RemoteRepository } from '../repository.js';
 import { openSession } from '../session.js';
 import { list, restore } from '../restore.service.js';
@@ -50,32 +57,92 @@ async function withRepo<T>(
   }
 }
 
+const passphraseFile = () =>
+  new Option('--passphrase-file <file>', 'read the household passphrase from a file').env(
+    'KINVAULT_PASSPHRASE_FILE',
+  );
+
 program
   .command('setup <code>')
   .description('enroll this device with a code from "kinvaultd device add"')
+  .addOption(passphraseFile())
   .addOption(
-    new Option('--passphrase-file <file>', 'read the household passphrase from a file').env(
-      'KINVAULT_PASSPHRASE_FILE',
+    new Option(
+      '--recovery-code',
+      'unlock with the printed recovery code instead of the passphrase, then set a new passphrase',
+    ),
+  )
+  .addOption(
+    new Option('--recovery-code-file <file>', 'read the recovery code from a file').env(
+      'KINVAULT_RECOVERY_CODE_FILE',
     ),
   )
   .addOption(json())
-  .action(async (code: string, opts: { passphraseFile?: string; json?: boolean }) => {
-    const r = await setup(code, stateDir(), (confirm) =>
-      getPassphrase({ passphraseFile: opts.passphraseFile, confirm }),
-    );
-    if (opts.json) return out(r);
-    console.log(`This device is enrolled as "${r.device}" with the coordinator at ${r.url}.`);
-    if (r.recoveryCode) {
-      console.log(`
+  .action(
+    async (
+      code: string,
+      opts: {
+        passphraseFile?: string;
+        recoveryCode?: boolean;
+        recoveryCodeFile?: string;
+        json?: boolean;
+      },
+    ) => {
+      const useRecovery =
+        opts.recoveryCode === true ||
+        opts.recoveryCodeFile !== undefined ||
+        Boolean(process.env.KINVAULT_RECOVERY_CODE);
+      const r = await setup(code, stateDir(), {
+        passphrase: () => existingSecret(passphraseSource(opts.passphraseFile)),
+        newPassphrase: () => newPassphrase(passphraseSource(opts.passphraseFile)),
+        ...(useRecovery && {
+          recoveryCode: () => existingSecret(recoveryCodeSource(opts.recoveryCodeFile)),
+        }),
+      });
+      if (opts.json) return out(r);
+      console.log(`This device is enrolled as "${r.device}" with the coordinator at ${r.url}.`);
+      if (r.household === 'recovered')
+        console.log(
+          'The recovery code unlocked the household, and its new passphrase is set. Copies of the old passphrase key file already off-site still open with the old passphrase.',
+        );
+      if (r.recoveryCode) {
+        console.log(`
 You created the household's keys. This is its RECOVERY CODE — print it or write it down
 and keep it somewhere safe. It is the only way back in if the passphrase is forgotten,
 and it is shown only now:
 
     ${r.recoveryCode}
 `);
-    }
-    console.log(`The master key is kept in ${statePaths(stateDir()).masterKey} (mode 0600).
+      }
+      console.log(`The master key is kept in ${statePaths(stateDir()).masterKey} (mode 0600).
 Next: kinvault backup ~/Pictures`);
+    },
+  );
+
+program
+  .command('passphrase')
+  .description("change the household's passphrase (asks for the current one first)")
+  .addOption(passphraseFile())
+  .addOption(
+    new Option('--new-passphrase-file <file>', 'read the new passphrase from a file').env(
+      'KINVAULT_NEW_PASSPHRASE_FILE',
+    ),
+  )
+  .action(async (opts: { passphraseFile?: string; newPassphraseFile?: string }) => {
+    const session = await openSession(stateDir());
+    try {
+      await changePassphrase(
+        session.api,
+        session.masterKey,
+        await existingSecret(passphraseSource(opts.passphraseFile)),
+        () => newPassphrase(newPassphraseSource(opts.newPassphraseFile)),
+      );
+    } finally {
+      session.close();
+    }
+    console.log(`The household's passphrase is changed: every device of the household uses the new one
+to set up or recover. Copies of the old passphrase key file that are already off-site
+(volumes, staging, relatives' homes) still open with the old passphrase.`);
   });
 
 program

@@ -1,28 +1,39 @@
 /**
  * Enrolls this device. The first device of a household creates the master key and both
- * key files; later devices unlock the master key with the passphrase.
+ * key files; later devices unlock the master key with the passphrase, or with the
+ * printed recovery code, after which they set a new passphrase (the old one is
+ * forgotten, or it would not be needed).
  */
-import { access } from 'node:fs/promises';
-import { KinvaultError, decodeEnrollmentCode } from '@kinvault/protocol';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { KinvaultError, decodeEnrollmentCode, isKinvaultError } from '@kinvault/protocol';
 import {
   createKeyFile,
+  deriveKeys,
   generateMasterKey,
   generateRecoveryCode,
   openKeyFile,
-  deriveKeys,
   systemRandom,
 } from '@kinvault/format';
-import { apiClient } from '../transport/api.js';
+import { apiClient, type ApiClient } from '../transport/api.js';
 import { fetchPinnedCertificate } from '../transport/pinning.js';
 import { AgentStateSchema, saveState, statePaths, type AgentState } from '../state.js';
-import { readFile, mkdir, writeFile } from 'node:fs/promises';
+import { setPassphrase } from './passphrase.service.js';
 
 export interface SetupResult {
   device: string;
   url: string;
-  household: 'created' | 'joined';
+  household: 'created' | 'joined' | 'recovered';
   /** Shown once, to print: only for the device that created the household. */
   recoveryCode?: string;
+}
+
+export interface SetupSecrets {
+  /** The household passphrase, to unlock with. */
+  passphrase(): Promise<string>;
+  /** A new household passphrase (this device creates the household, or recovers). */
+  newPassphrase(): Promise<string>;
+  /** Given when the device unlocks with the recovery code instead of the passphrase. */
+  recoveryCode?: () => Promise<string>;
 }
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
@@ -44,58 +55,102 @@ async function pendingState(stateDir: string): Promise<AgentState | null> {
   return AgentStateSchema.parse(JSON.parse(raw));
 }
 
+/** Trades the enrollment code for a device token, kept at once (the code works once). */
+async function enroll(code: string, stateDir: string): Promise<AgentState> {
+  const e = decodeEnrollmentCode(code);
+  const pin = await fetchPinnedCertificate(e.url, e.fingerprint);
+  const r = await apiClient({ url: e.url, pin }).enroll.mutate({ token: e.token });
+  const state: AgentState = {
+    version: 1,
+    url: e.url,
+    device: r.device,
+    token: r.deviceToken,
+    certPem: pin.certPem,
+    fingerprint: pin.fingerprint,
+  };
+  // Kept now: a mistyped passphrase must not cost the one-time code.
+  const p = statePaths(stateDir);
+  await mkdir(p.dir, { recursive: true, mode: 0o700 });
+  await writeFile(p.state, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+  return state;
+}
+
+/** The first device: a new master key, both key files, and the recovery code to print. */
+async function createHousehold(api: ApiClient, secrets: SetupSecrets) {
+  const masterKey = generateMasterKey(systemRandom);
+  const repositoryId = systemRandom(16);
+  const { code: recoveryCode } = generateRecoveryCode(systemRandom);
+  const passphrase = await secrets.newPassphrase();
+  const keys = deriveKeys(masterKey);
+  await api.household.create.mutate({
+    repositoryId: b64(repositoryId),
+    boxPublicKey: b64(keys.boxPublicKey),
+    signPublicKey: b64(keys.signPublicKey),
+    passphraseKeyFile: b64(createKeyFile(masterKey, repositoryId, { passphrase })),
+    recoveryKeyFile: b64(createKeyFile(masterKey, repositoryId, { recoveryCode })),
+  });
+  return { masterKey, recoveryCode };
+}
+
+function explainWrongPassphrase(error: unknown): never {
+  if (isKinvaultError(error, 'WRONG_PASSPHRASE'))
+    throw new KinvaultError(
+      'WRONG_PASSPHRASE',
+      'The passphrase is wrong. Try again; if it is forgotten, unlock with the recovery code printed when the household was created: "kinvault setup CODE --recovery-code" (it then asks for a new passphrase).',
+    );
+  throw error;
+}
+
 export async function setup(
   code: string,
   stateDir: string,
-  passphrase: (confirm: boolean) => Promise<string>,
+  secrets: SetupSecrets,
 ): Promise<SetupResult> {
-  let state = await pendingState(stateDir);
-  if (!state) {
-    const e = decodeEnrollmentCode(code);
-    const pin = await fetchPinnedCertificate(e.url, e.fingerprint);
-    const r = await apiClient({ url: e.url, pin }).enroll.mutate({ token: e.token });
-    state = {
-      version: 1,
-      url: e.url,
-      device: r.device,
-      token: r.deviceToken,
-      certPem: pin.certPem,
-      fingerprint: pin.fingerprint,
-    };
-    // Keep the device token now: a mistyped passphrase must not cost the one-time code.
-    const p = statePaths(stateDir);
-    await mkdir(p.dir, { recursive: true, mode: 0o700 });
-    await writeFile(p.state, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
-  }
+  const state = (await pendingState(stateDir)) ?? (await enroll(code, stateDir));
+  const done = (household: SetupResult['household'], recoveryCode?: string) => ({
+    device: state.device,
+    url: state.url,
+    household,
+    ...(recoveryCode ? { recoveryCode } : {}),
+  });
   const api = apiClient({
     url: state.url,
     pin: { certPem: state.certPem, fingerprint: state.fingerprint },
     token: state.token,
   });
   let household = await api.household.get.query();
+  if (!household && secrets.recoveryCode)
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      'This household has no keys yet, so there is nothing to recover: run "kinvault setup" without --recovery-code to create them.',
+    );
   if (!household) {
-    const masterKey = generateMasterKey(systemRandom);
-    const repositoryId = systemRandom(16);
-    const { code: recoveryCode } = generateRecoveryCode(systemRandom);
-    const secret = await passphrase(true);
     try {
-      await api.household.create.mutate({
-        repositoryId: b64(repositoryId),
-        boxPublicKey: b64(deriveKeys(masterKey).boxPublicKey),
-        passphraseKeyFile: b64(createKeyFile(masterKey, repositoryId, { passphrase: secret })),
-        recoveryKeyFile: b64(createKeyFile(masterKey, repositoryId, { recoveryCode })),
-      });
-      await saveState(stateDir, state, masterKey);
-      return { device: state.device, url: state.url, household: 'created', recoveryCode };
+      const made = await createHousehold(api, secrets);
+      await saveState(stateDir, state, made.masterKey);
+      return done('created', made.recoveryCode);
     } catch (error) {
       // Another device created the household a moment ago: join it instead.
       household = await api.household.get.query();
       if (!household) throw error;
     }
   }
-  const { masterKey } = openKeyFile(Buffer.from(household.passphraseKeyFile, 'base64'), {
-    passphrase: await passphrase(false),
-  });
+  if (secrets.recoveryCode) {
+    const { masterKey } = openKeyFile(Buffer.from(household.recoveryKeyFile, 'base64'), {
+      recoveryCode: await secrets.recoveryCode(),
+    });
+    await setPassphrase(api, masterKey, await secrets.newPassphrase());
+    await saveState(stateDir, state, masterKey);
+    return done('recovered');
+  }
+  let masterKey: Uint8Array;
+  try {
+    ({ masterKey } = openKeyFile(Buffer.from(household.passphraseKeyFile, 'base64'), {
+      passphrase: await secrets.passphrase(),
+    }));
+  } catch (error) {
+    explainWrongPassphrase(error);
+  }
   await saveState(stateDir, state, masterKey);
-  return { device: state.device, url: state.url, household: 'joined' };
+  return done('joined');
 }

@@ -53,7 +53,7 @@ export async function openContext(
   const services: Services = {
     events,
     devices,
-    household: householdService(householdRepository(db.sql)),
+    household: householdService(householdRepository(db.sql), events),
     packs: packsService(packsRepository(db.sql), store, events),
     snapshots: snapshotsService(snapshotsRepository(db.sql), events),
   };

@@ -11,6 +11,7 @@ import { runStart } from './start.js';
 import { runDeviceAdd, runDeviceList, runDeviceRevoke } from './device.js';
 import { runStatus } from './status.js';
 import { runCheck } from './check.js';
+import { runKeysList, runKeysRestore } from './keys.js';
 
 const program = new Command('kinvaultd')
   .description("The Kinvault coordinator: keeps the household's encrypted backups on the NAS.")
@@ -72,6 +73,22 @@ program
   .addOption(dataDir())
   .addOption(json())
   .action(runCheck);
+
+const keys = program
+  .command('keys')
+  .description("the household's replaced key files (passphrase changes, recoveries); undo one");
+keys
+  .command('list', { isDefault: true })
+  .description('list the replaced key files, newest first (the default)')
+  .addOption(dataDir())
+  .addOption(json())
+  .action(runKeysList);
+keys
+  .command('restore <version>')
+  .description('put an earlier key file back (undo a passphrase change)')
+  .addOption(dataDir())
+  .addOption(json())
+  .action(runKeysRestore);
 
 const device = program.command('device').description('enroll, list and revoke devices');
 device

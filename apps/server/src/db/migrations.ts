@@ -117,4 +117,24 @@ export const migrations: readonly Migration[] = [
       alter table pack_declarations add primary key (name, device_id);
     `,
   },
+  {
+    id: 5,
+    name: 'household signing key; key file history',
+    sql: `
+      -- The household's Ed25519 public key (derived from the master key on agents): a key
+      -- file is replaced only with a signature it verifies. Null for a household created
+      -- before this migration: its key files cannot be replaced through the coordinator.
+      alter table household add column sign_public_key bytea
+        check (sign_public_key is null or length(sign_public_key) = 32);
+      -- Every key file that was replaced, so that a replacement can be undone.
+      create table key_file_history (
+        id bigserial primary key,
+        kind smallint not null check (kind in (1, 2)),
+        bytes bytea not null,                     -- the key file as it was before
+        replaced_at timestamptz not null default now(),
+        replaced_by text not null,                -- the device, or 'kinvaultd keys restore'
+        signature bytea                           -- the household's signature of the change
+      );
+    `,
+  },
 ];

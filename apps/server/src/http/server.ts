@@ -58,12 +58,15 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   } satisfies FastifyTRPCPluginOptions<AppRouter>);
   await app.register(tusPlugin(deps.services, deps.uploadsDir));
   await app.register(packDownloadRoute(deps.services));
-  logDamage(app, deps.services);
+  logEvents(app, deps.services);
   return app;
 }
 
-/** Damage found by a read, a report or a check goes to the log as a warning. */
-function logDamage(app: FastifyInstance, services: Services): void {
+/**
+ * Damage found by a read, a report or a check, and key-file replacements, go to the log
+ * as warnings.
+ */
+function logEvents(app: FastifyInstance, services: Services): void {
   const stop = new AbortController();
   app.addHook('onClose', async () => stop.abort());
   void (async () => {
@@ -71,6 +74,8 @@ function logDamage(app: FastifyInstance, services: Services): void {
       if (e.type === 'pack.damaged' || e.type === 'pack.missing')
         app.log.warn(e, `pack ${e.pack} is ${e.type.slice(5)} on the NAS: ${e.detail}`);
       else if (e.type === 'pack.suspect') app.log.warn(e, `pack ${e.pack}: ${e.detail}`);
+      else if (e.type === 'household.keyfile.replaced')
+        app.log.warn(e, `the household's ${e.kind} key file was replaced by ${e.by}`);
     }
   })();
 }

@@ -95,6 +95,7 @@ export const appRouter = t.router({
           .object({
             repositoryId: base64,
             boxPublicKey: base64,
+            signPublicKey: base64,
             passphraseKeyFile: base64,
             recoveryKeyFile: base64,
           })
@@ -104,14 +105,28 @@ export const appRouter = t.router({
         ctx.services.household.create({
           repositoryId: bytes(input.repositoryId),
           boxPublicKey: bytes(input.boxPublicKey),
+          signPublicKey: bytes(input.signPublicKey),
           passphraseKeyFile: bytes(input.passphraseKeyFile),
           recoveryKeyFile: bytes(input.recoveryKeyFile),
         }),
       ),
-    replacePassphraseKeyFile: deviceProcedure
-      .input(z.object({ keyFile: base64 }).strict())
+    /** Replaces a key file; refused unless signed with the household's key (§4.6). */
+    replaceKeyFile: deviceProcedure
+      .input(
+        z
+          .object({
+            kind: z.union([z.literal(1), z.literal(2)]),
+            keyFile: base64,
+            signature: base64,
+          })
+          .strict(),
+      )
       .mutation(({ ctx, input }) =>
-        ctx.services.household.replacePassphraseKeyFile(bytes(input.keyFile)),
+        ctx.services.household.replaceKeyFile(ctx.device, {
+          kind: input.kind,
+          keyFile: bytes(input.keyFile),
+          signature: bytes(input.signature),
+        }),
       ),
   }),
 

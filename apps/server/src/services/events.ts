@@ -15,6 +15,16 @@ export type KinvaultEvent =
       detail: string;
       at: string;
     }
+  /** A household key file was replaced (by a device, with a signature, or undone on the NAS). */
+  | {
+      type: 'household.keyfile.replaced';
+      kind: string;
+      by: string;
+      /** First 16 hex digits of the SHA-256 of the old and the new key file. */
+      from: string;
+      to: string;
+      at: string;
+    }
   /** An agent reported bad blobs in a pack whose bytes still hash to its name. */
   | { type: 'pack.suspect'; pack: string; device: string; detail: string; at: string };
 
