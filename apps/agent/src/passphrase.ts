@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { KinvaultError } from '@kinvault/protocol';
 import { checkNewPassphrase } from './passphrase-strength.js';
+import { addSecret } from './secrets.js';
 
 async function promptHidden(question: string): Promise<string> {
   const stdin = process.stdin;
@@ -51,6 +52,12 @@ export interface SecretSource {
 }
 
 async function fromFileOrEnv(s: SecretSource): Promise<{ value: string; from: string } | null> {
+  const given = await fileOrEnv(s);
+  addSecret(given?.value);
+  return given;
+}
+
+async function fileOrEnv(s: SecretSource): Promise<{ value: string; from: string } | null> {
   if (s.file) {
     const text = await readFile(s.file, 'utf8').catch((e: NodeJS.ErrnoException) => {
       throw new KinvaultError(
@@ -80,6 +87,7 @@ export async function existingSecret(s: SecretSource): Promise<string> {
   if (given) return given.value;
   if (!process.stdin.isTTY) noTerminal(s);
   const value = await promptHidden(`${s.what[0]!.toUpperCase()}${s.what.slice(1)}: `);
+  addSecret(value);
   if (!value) throw new KinvaultError('INVALID_ARGUMENT', `No ${s.what} was given.`);
   return value;
 }
@@ -100,7 +108,10 @@ export async function newPassphrase(s: SecretSource): Promise<string> {
       process.stderr.write(`${(e as Error).message}\n`);
       continue;
     }
-    if ((await promptHidden('Repeat it: ')) === first) return first;
+    if ((await promptHidden('Repeat it: ')) === first) {
+      addSecret(first);
+      return first;
+    }
     process.stderr.write('They differ; try again.\n');
   }
 }

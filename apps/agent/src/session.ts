@@ -4,7 +4,8 @@ import { RemoteRepository } from './repository.js';
 import { loadState, statePaths, type AgentState } from './state.js';
 import { apiClient, type ApiClient, type Connection } from './transport/api.js';
 import { packReader } from './transport/packs.js';
-import { BACKOFF_S } from './transport/retry.js';
+import { BACKOFF_S, type RetryPolicy } from './transport/retry.js';
+import { addSecret } from './secrets.js';
 
 export interface Session {
   state: AgentState;
@@ -17,16 +18,27 @@ export interface Session {
   close(): void;
 }
 
-export async function openSession(stateDir: string): Promise<Session> {
+/**
+ * `long`: a backup or restore, which rides out a coordinator restart once it has reached
+ * it; otherwise (interactive commands) a coordinator that is down fails within seconds.
+ */
+export async function openSession(
+  stateDir: string,
+  opts: { long?: boolean } = {},
+): Promise<Session> {
   const { state, masterKey } = await loadState(stateDir);
+  addSecret(state.token);
   const keys = deriveKeys(masterKey);
   const paths = statePaths(stateDir);
+  const retry: RetryPolicy = { long: opts.long === true, contacted: false };
   const conn = {
     url: state.url,
     pin: { certPem: state.certPem, fingerprint: state.fingerprint },
     token: state.token,
-    // Say why a command seems stuck while it waits for the coordinator to come back.
+    retry,
+    // Say why a long job seems stuck while it waits for the coordinator to come back.
     onRetry: (_what: string, attempt: number, error: unknown) => {
+      if (!(retry.long && retry.contacted)) return;
       const wait = BACKOFF_S[attempt - 1] ?? 0;
       process.stderr.write(
         `kinvault: ${(error as Error).message} Retrying in ${wait} s (attempt ${attempt} of ${BACKOFF_S.length}).\n`,

@@ -70,7 +70,7 @@ const MAX_RECORDED_ERRORS = 1000;
 
 export async function backup(opts: BackupOptions): Promise<BackupSummary> {
   const started = Date.now();
-  const session = await openSession(opts.stateDir);
+  const session = await openSession(opts.stateDir, { long: true });
   const { state, keys, conn, api, repo, paths: p } = session;
   const packsUsed = new Set<string>();
   const progress: BackupProgress = {

@@ -8,7 +8,6 @@ import { Command, CommanderError, Option } from 'commander';
 import {
   formatBytes,
   formatDuration,
-  isKinvaultError,
   keepHeapHeadroom,
   plural,
   progressLine,
@@ -23,6 +22,8 @@ import {
   recoveryCodeSource,
 } from '../passphrase.js';
 import { changePassphrase } from '../services/passphrase.service.js';
+import { addSecret } from '../secrets.js';
+import { reportFailure } from './failure.js';
 import type { RemoteRepository } from '../repository.js';
 import { openSession } from '../session.js';
 import { list, restore } from '../restore.service.js';
@@ -36,6 +37,11 @@ const program = new Command('kinvault')
       .env('KINVAULT_STATE_DIR')
       .default(defaultStateDir()),
   )
+  .addOption(
+    new Option('--debug', 'on failure, also print where it happened (secrets removed)').env(
+      'KINVAULT_DEBUG',
+    ),
+  )
   .exitOverride()
   .showHelpAfterError();
 
@@ -46,10 +52,12 @@ const json = () =>
 const stateDir = () => program.opts<{ stateDir: string }>().stateDir;
 const out = (value: unknown) => console.log(JSON.stringify(value));
 
+/** `long`: a restore, which rides out a coordinator restart once under way. */
 async function withRepo<T>(
   use: (repo: RemoteRepository, keys: RepositoryKeys) => Promise<T>,
+  opts: { long?: boolean } = {},
 ): Promise<T> {
-  const session = await openSession(stateDir());
+  const session = await openSession(stateDir(), opts);
   try {
     return await use(session.repo, session.keys);
   } finally {
@@ -279,13 +287,15 @@ program
   .action(async (ref: string, opts: { target: string; include: string[]; json?: boolean }) => {
     keepHeapHeadroom();
     const bar = progressLine(process.stderr.isTTY === true && !opts.json);
-    const r = await withRepo((repo, keys) =>
-      restore(repo, keys, ref, opts.target, opts.include, (s) =>
-        bar.update(
-          () =>
-            `${plural(s.files_restored + s.files_skipped, 'file')} · ${formatBytes(s.bytes_written)} written`,
+    const r = await withRepo(
+      (repo, keys) =>
+        restore(repo, keys, ref, opts.target, opts.include, (s) =>
+          bar.update(
+            () =>
+              `${plural(s.files_restored + s.files_skipped, 'file')} · ${formatBytes(s.bytes_written)} written`,
+          ),
         ),
-      ),
+      { long: true },
     );
     bar.done();
     if (opts.json) return out(r);
@@ -294,21 +304,32 @@ program
     );
   });
 
+/** Set from the command's own flags just before it runs. */
+const ending = { json: process.env.KINVAULT_JSON !== undefined, debug: false };
+program.hook('preAction', (_program, command) => {
+  ending.json = command.opts<{ json?: boolean }>().json === true;
+  ending.debug = program.opts<{ debug?: boolean }>().debug === true;
+});
+const fail = (error: unknown) => {
+  process.exitCode = reportFailure(error, ending);
+};
+// Whatever goes wrong, even outside a command's own error handling, ends the same way.
+process.on('uncaughtException', (error) => {
+  fail(error);
+  process.exit(process.exitCode ?? 1);
+});
+process.on('unhandledRejection', (error) => {
+  fail(error);
+  process.exit(process.exitCode ?? 1);
+});
+for (const name of ['KINVAULT_PASSPHRASE', 'KINVAULT_NEW_PASSPHRASE', 'KINVAULT_RECOVERY_CODE'])
+  addSecret(process.env[name]);
+
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
-  if (error instanceof CommanderError) {
-    if (error.code === 'kinvault.threads') console.error(`kinvault: ${error.message}`);
-    process.exitCode = error.exitCode === 0 ? 0 : 2;
-  } else if (isKinvaultError(error)) {
+  if (error instanceof CommanderError && error.code === 'kinvault.threads')
     console.error(`kinvault: ${error.message}`);
-    process.exitCode =
-      error.code === 'INVALID_ARGUMENT' || error.code === 'WRONG_PASSPHRASE' ? 2 : 1;
-  } else {
-    const e = error as { message?: string; cause?: unknown };
-    const cause = isKinvaultError(e.cause) ? e.cause : undefined;
-    console.error(`kinvault: ${cause?.message ?? e.message ?? String(error)}`);
-    process.exitCode = cause?.code === 'INVALID_ARGUMENT' ? 2 : 1;
-  }
+  fail(error);
 }
 process.exit(process.exitCode ?? 0);

@@ -18,6 +18,7 @@ import { apiClient, type ApiClient } from '../transport/api.js';
 import { fetchPinnedCertificate } from '../transport/pinning.js';
 import { AgentStateSchema, saveState, statePaths, type AgentState } from '../state.js';
 import { setPassphrase } from './passphrase.service.js';
+import { addSecret } from '../secrets.js';
 
 export interface SetupResult {
   device: string;
@@ -58,8 +59,10 @@ async function pendingState(stateDir: string): Promise<AgentState | null> {
 /** Trades the enrollment code for a device token, kept at once (the code works once). */
 async function enroll(code: string, stateDir: string): Promise<AgentState> {
   const e = decodeEnrollmentCode(code);
+  addSecret(e.token);
   const pin = await fetchPinnedCertificate(e.url, e.fingerprint);
   const r = await apiClient({ url: e.url, pin }).enroll.mutate({ token: e.token });
+  addSecret(r.deviceToken);
   const state: AgentState = {
     version: 1,
     url: e.url,
@@ -107,6 +110,7 @@ export async function setup(
   secrets: SetupSecrets,
 ): Promise<SetupResult> {
   const state = (await pendingState(stateDir)) ?? (await enroll(code, stateDir));
+  addSecret(state.token);
   const done = (household: SetupResult['household'], recoveryCode?: string) => ({
     device: state.device,
     url: state.url,

@@ -7,7 +7,7 @@ import { Agent, request } from 'node:https';
 import { KinvaultError } from '@kinvault/protocol';
 import type { AppRouter } from '@kinvault/server';
 import { tlsOptions, type Pin } from './pinning.js';
-import { unavailable, withRetry } from './retry.js';
+import { unavailable, withRetry, type RetryPolicy } from './retry.js';
 
 export interface Connection {
   url: string;
@@ -15,6 +15,8 @@ export interface Connection {
   token?: string;
   /** Told about each retry after a connection failure (for a status line). */
   onRetry?: (what: string, attempt: number, error: unknown) => void;
+  /** How long to keep retrying (default: a few seconds). */
+  retry?: RetryPolicy;
 }
 
 export type ApiClient = TRPCClient<AppRouter>;
@@ -31,7 +33,7 @@ interface FetchInit {
  * headers, string body, status, headers and body of the answer). node:https is already
  * loaded where the undici package took a third of a second to load per command.
  */
-function pinnedFetch(agent: Agent) {
+function pinnedFetch(agent: Agent, retry?: RetryPolicy) {
   return (url: string, init: FetchInit = {}) =>
     new Promise<Response>((resolve, reject) => {
       const req = request(
@@ -47,6 +49,7 @@ function pinnedFetch(agent: Agent) {
           res.on('data', (d: Buffer) => parts.push(d));
           res.on('error', reject);
           res.on('end', () => {
+            if (retry) retry.contacted = true;
             const status = res.statusCode ?? 500;
             // A coordinator that is stopping or starting answers 503 (not tRPC's shape):
             // retried like a connection failure.
@@ -83,7 +86,10 @@ function pinnedFetch(agent: Agent) {
 }
 
 export function apiClient(conn: Connection): ApiClient {
-  const fetch = pinnedFetch(new Agent({ keepAlive: true, maxSockets: 8, ...tlsOptions(conn.pin) }));
+  const fetch = pinnedFetch(
+    new Agent({ keepAlive: true, maxSockets: 8, ...tlsOptions(conn.pin) }),
+    conn.retry,
+  );
   return createTRPCClient<AppRouter>({
     links: [
       httpLink({
@@ -94,7 +100,9 @@ export function apiClient(conn: Connection): ApiClient {
         fetch: (input, init) => {
           const url = String(input);
           const send = () => fetch(url, init as FetchInit);
-          return url.includes('/trpc/enroll') ? send() : withRetry(url, send, conn.onRetry);
+          return url.includes('/trpc/enroll')
+            ? send()
+            : withRetry(url, send, conn.onRetry, conn.retry);
         },
       }),
     ],

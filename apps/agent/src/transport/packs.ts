@@ -27,6 +27,7 @@ export function packReader(conn: Connection & { token: string }) {
         `${conn.url}/packs/${name}`,
         { agent, headers: { authorization: `Bearer ${conn.token}`, range } },
         (res) => {
+          if (conn.retry) conn.retry.contacted = true;
           if (res.statusCode !== 206) {
             const parts: Buffer[] = [];
             res.on('data', (d: Buffer) => parts.push(d));
@@ -98,7 +99,7 @@ export function packReader(conn: Connection & { token: string }) {
     });
   }
   const retried = (name: string, range: string) =>
-    withRetry(`pack ${name.slice(0, 12)}`, () => get(name, range), conn.onRetry);
+    withRetry(`pack ${name.slice(0, 12)}`, () => get(name, range), conn.onRetry, conn.retry);
   return {
     range: (name: string, offset: number, length: number) =>
       retried(name, `bytes=${offset}-${offset + length - 1}`),

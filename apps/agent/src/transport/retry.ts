@@ -22,8 +22,25 @@ export function unavailable(): Error {
   return Object.assign(new Error('HTTP 503'), { code: 'HTTP_503' });
 }
 
-/** Seconds to wait before each retry: about 90 s in all. */
+/** Seconds to wait before each retry once a long job has reached the coordinator: ~90 s. */
 export const BACKOFF_S = [0.25, 0.5, 1, 2, 4, 8, 15, 30, 30];
+/** Before that, and for interactive commands: a few seconds, then a clear failure. */
+export const SHORT_BACKOFF_S = [0.25, 0.5, 1, 2];
+
+/**
+ * How long a connection keeps retrying. Interactive commands (snapshots, ls, setup)
+ * fail within a few seconds when the coordinator is down; a backup or restore does too
+ * until its first answer, and from then on rides out a restart (`long`).
+ */
+export interface RetryPolicy {
+  long: boolean;
+  /** Set once any answer has come back from the coordinator. */
+  contacted: boolean;
+}
+
+export function backoffFor(policy: RetryPolicy | undefined): readonly number[] {
+  return policy?.long && policy.contacted ? BACKOFF_S : SHORT_BACKOFF_S;
+}
 
 function codeOf(error: unknown): string | undefined {
   for (
@@ -44,12 +61,13 @@ export async function withRetry<T>(
   what: string,
   fn: () => Promise<T>,
   onRetry?: (what: string, attempt: number, error: unknown) => void,
+  policy?: RetryPolicy,
 ): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn();
     } catch (error) {
-      const wait = BACKOFF_S[attempt];
+      const wait = backoffFor(policy)[attempt];
       if (wait === undefined || !isConnectionError(error)) throw error;
       onRetry?.(what, attempt + 1, error);
       await new Promise((r) => setTimeout(r, wait * 1000));
