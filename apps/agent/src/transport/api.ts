@@ -5,6 +5,7 @@
 import { createTRPCClient, httpLink, type TRPCClient } from '@trpc/client';
 import { Agent, request } from 'node:https';
 import { KinvaultError } from '@kinvault/protocol';
+// Types only: @kinvault/server is a devDependency, and the built agent never loads it.
 import type { AppRouter } from '@kinvault/server';
 import { tlsOptions, type Pin } from './pinning.js';
 import { unavailable, withRetry, type RetryPolicy } from './retry.js';

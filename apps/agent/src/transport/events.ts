@@ -4,6 +4,7 @@
  */
 import { createTRPCClient, createWSClient, wsLink, type TRPCClient } from '@trpc/client';
 import WebSocket from 'ws';
+// Types only: @kinvault/server is a devDependency, and the built agent never loads it.
 import type { AppRouter } from '@kinvault/server';
 import { tlsOptions } from './pinning.js';
 import type { Connection } from './api.js';
