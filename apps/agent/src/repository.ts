@@ -305,29 +305,36 @@ export class RemoteRepository {
     return out;
   }
 
-  /** A snapshot by full id or unique prefix (at least 6 hex digits), or "latest". */
-  async findSnapshot(ref: string) {
+  /**
+   * A snapshot by full id or unique prefix (at least 6 hex digits), or "latest": the
+   * newest snapshot of `device` (this device, unless the user names another). An id may
+   * name any device's snapshot; with `device` given it must be that device's.
+   */
+  async findSnapshot(ref: string, device?: string) {
     const all = await this.snapshots();
+    const mine = device === undefined ? all : all.filter((s) => s.device === device);
     if (ref === 'latest') {
-      const last = all[all.length - 1];
-      if (!last)
-        throw new KinvaultError(
-          'INVALID_ARGUMENT',
-          'There are no snapshots yet. Run "kinvault backup PATH" first.',
-        );
-      return last;
+      const last = mine[mine.length - 1];
+      if (last) return last;
+      const others = [...new Set(all.map((s) => s.device))];
+      throw new KinvaultError(
+        'INVALID_ARGUMENT',
+        all.length === 0
+          ? 'There are no snapshots yet. Run "kinvault backup PATH" first.'
+          : `Device "${device}" has no snapshots. Give --device NAME for another device's latest (${others.join(', ')}), or a snapshot id ("kinvault snapshots" lists them).`,
+      );
     }
     if (!/^[0-9a-f]{6,64}$/.test(ref))
       throw new KinvaultError(
         'INVALID_ARGUMENT',
         `"${ref}" is not a snapshot id: give at least 6 hex digits of one ("kinvault snapshots" lists them), or "latest".`,
       );
-    const matches = all.filter((s) => s.id.startsWith(ref));
+    const matches = mine.filter((s) => s.id.startsWith(ref));
     if (matches.length !== 1) {
       throw new KinvaultError(
         'INVALID_ARGUMENT',
         matches.length === 0
-          ? `No snapshot id starts with ${ref}.`
+          ? `No snapshot${device === undefined ? '' : ` of device "${device}"`} has an id starting with ${ref}.`
           : `${matches.length} snapshots start with ${ref}; give more digits.`,
       );
     }

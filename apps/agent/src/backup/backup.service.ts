@@ -2,8 +2,8 @@
  * kinvault backup: scan (phase one), then chunk → dedup query → seal → pack → upload
  * the changed files and the trees (phase two), then commit the snapshot.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readSync, type BigIntStats } from 'node:fs';
+import { lstat, open } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import {
@@ -28,6 +28,7 @@ import { Batcher, ByteBudget } from './batch.js';
 import { scan, type ScanDir, type ScanFile, type ScanTotals } from './scan.js';
 import { spool } from './spool.js';
 import type { RemoteRepository } from '../repository.js';
+import { KinvaultError } from '@kinvault/protocol';
 
 export interface BackupProgress {
   totals: ScanTotals;
@@ -68,8 +69,26 @@ export interface BackupOptions {
 
 const MAX_RECORDED_ERRORS = 1000;
 
+/** Refuses paths that do not exist before anything is done (nothing is committed). */
+async function checkPaths(paths: readonly string[]): Promise<void> {
+  if (paths.length === 0)
+    throw new KinvaultError('INVALID_ARGUMENT', 'Name at least one file or folder to back up.');
+  const missing: string[] = [];
+  for (const path of paths) {
+    const st = await lstat(path).catch((e: NodeJS.ErrnoException) => e);
+    if (st instanceof Error && (st.code === 'ENOENT' || st.code === 'ENOTDIR'))
+      missing.push(resolve(path));
+  }
+  if (missing.length > 0)
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      `Nothing was backed up: ${missing.join(', ')} ${missing.length === 1 ? 'does' : 'do'} not exist. Check the path${missing.length === 1 ? '' : 's'} (is a disk not mounted?).`,
+    );
+}
+
 export async function backup(opts: BackupOptions): Promise<BackupSummary> {
   const started = Date.now();
+  await checkPaths(opts.paths);
   const session = await openSession(opts.stateDir, { long: true });
   const { state, keys, conn, api, repo, paths: p } = session;
   const packsUsed = new Set<string>();
@@ -186,62 +205,53 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
       chunks,
     });
 
+    /** One read of a file: what it held, and its state when the read began and ended. */
+    interface Read {
+      size: number;
+      chunks: Uint8Array[];
+      before: FileState;
+      after: FileState;
+    }
+
     const probe = Buffer.alloc(1);
-    /** The whole file (at most `size` bytes), or null if it holds more than `size` now. */
-    const readWhole = (path: string, size: number): Uint8Array | null => {
-      const fd = openSync(path, 'r');
+    /**
+     * A file no larger than the smallest chunk is one chunk: read whole, with synchronous
+     * calls (for small files a thread-pool round trip per call costs more than the read).
+     * Its state before the read is the scan's (moments ago). Null if it grew past `size`.
+     */
+    const readSmall = async (f: ScanFile): Promise<Read | null> => {
+      const fd = openSync(f.path, 'r');
+      let data: Uint8Array;
+      let after: FileState;
       try {
-        const data = size > 0 ? buffers.take(size) : new Uint8Array(0);
+        data = f.size > 0 ? buffers.take(f.size) : new Uint8Array(0);
         let n = 0;
-        for (let got = -1; n < size && got !== 0; n += got)
-          got = readSync(fd, data, n, size - n, n);
+        for (let got = -1; n < f.size && got !== 0; n += got)
+          got = readSync(fd, data, n, f.size - n, n);
         if (readSync(fd, probe, 0, 1, n) > 0) {
-          if (size > 0) buffers.give(data);
+          if (f.size > 0) buffers.give(data);
           return null;
         }
-        return data.subarray(0, n);
+        data = data.subarray(0, n);
+        after = fileState(fstatSync(fd, { bigint: true }));
       } finally {
         closeSync(fd);
       }
+      const chunks: Uint8Array[] = [];
+      const n = data.byteLength;
+      if (n > 0) {
+        progress.bytesRead += n;
+        await budget.take(n);
+        chunks.push(await store(BlobType.data, data, n));
+      }
+      return { size: n, chunks, before: f, after };
     };
 
-    const backupFile = async (f: ScanFile): Promise<TreeNode | null> => {
-      if (f.reuse) {
-        progress.filesDone++;
-        return fileNode(f, f.size, f.reuse);
-      }
-      // A file no larger than the smallest chunk is one chunk: read it in one go, with
-      // synchronous calls (for small files a thread-pool round trip per call costs more
-      // than the read itself). One that grew since the scan takes the general path.
-      if (f.size <= minChunk) {
-        let data: Uint8Array | null;
-        try {
-          data = readWhole(f.path, f.size);
-        } catch (e) {
-          errors.push({ path: f.path, message: (e as Error).message });
-          return null;
-        }
-        if (data) {
-          const chunks: Uint8Array[] = [];
-          const n = data.byteLength;
-          if (n > 0) {
-            progress.bytesRead += n;
-            await budget.take(n);
-            chunks.push(await store(BlobType.data, data, n));
-          }
-          progress.filesDone++;
-          opts.onProgress?.(progress);
-          return fileNode(f, n, chunks);
-        }
-      }
-      let fh;
+    /** Any file, chunk by chunk; its state before the read is taken when it is opened. */
+    const readChunked = async (f: ScanFile): Promise<Read> => {
+      const fh = await open(f.path, 'r');
       try {
-        fh = await open(f.path, 'r');
-      } catch (e) {
-        errors.push({ path: f.path, message: (e as Error).message });
-        return null;
-      }
-      try {
+        const before = fileState(await fh.stat({ bigint: true }));
         const pending: Promise<Uint8Array>[] = [];
         let size = 0;
         const source = {
@@ -252,22 +262,50 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
           allocate: (n) => buffers.take(n),
           sizeHint: f.size,
         })) {
-          size += chunk.data.byteLength;
-          progress.bytesRead += chunk.data.byteLength;
           const n = chunk.data.byteLength;
+          size += n;
+          progress.bytesRead += n;
           await budget.take(n);
           pending.push(store(BlobType.data, chunk.data, n));
           opts.onProgress?.(progress);
         }
         const chunks = await Promise.all(pending);
+        return { size, chunks, before, after: fileState(await fh.stat({ bigint: true })) };
+      } finally {
+        await fh.close();
+      }
+    };
+
+    const readOnce = async (f: ScanFile, small: boolean) =>
+      (small ? await readSmall(f) : null) ?? (await readChunked(f));
+
+    /**
+     * A file that changes while it is read (size, mtime or ctime differ at the end) would
+     * be stored as a mix of old and new content: it is read again, once. If it changed
+     * again, what was read is stored all the same, under the scan's times (so the next
+     * backup reads it again), and the snapshot records the problem.
+     */
+    const backupFile = async (f: ScanFile): Promise<TreeNode | null> => {
+      if (f.reuse) {
+        progress.filesDone++;
+        return fileNode(f, f.size, f.reuse);
+      }
+      try {
+        let read = await readOnce(f, f.size <= minChunk);
+        if (!sameState(read.before, read.after)) read = await readOnce(f, false);
         progress.filesDone++;
         opts.onProgress?.(progress);
-        return fileNode(f, size, chunks);
+        if (sameState(read.before, read.after))
+          return fileNode({ ...f, ...read.after }, read.size, read.chunks);
+        errors.push({
+          path: f.path,
+          message:
+            'it kept changing while it was read (twice): stored as read, which may mix old and new content; the next backup reads it again',
+        });
+        return fileNode(f, read.size, read.chunks);
       } catch (e) {
         errors.push({ path: f.path, message: (e as Error).message });
         return null;
-      } finally {
-        await fh.close();
       }
     };
 
@@ -414,4 +452,19 @@ async function rereadLost(
     reread++;
   }
   return reread;
+}
+
+/** What tells that a file changed: its size and its modification and change times. */
+interface FileState {
+  size: number;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
+function fileState(st: BigIntStats): FileState {
+  return { size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
+}
+
+function sameState(a: FileState, b: FileState): boolean {
+  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 }

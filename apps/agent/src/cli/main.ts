@@ -51,15 +51,21 @@ const json = () =>
   );
 const stateDir = () => program.opts<{ stateDir: string }>().stateDir;
 const out = (value: unknown) => console.log(JSON.stringify(value));
+/** A list flag's environment twin holds its values comma-separated. */
+const listFromEnv = (value: string) =>
+  value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
 
 /** `long`: a restore, which rides out a coordinator restart once under way. */
 async function withRepo<T>(
-  use: (repo: RemoteRepository, keys: RepositoryKeys) => Promise<T>,
+  use: (repo: RemoteRepository, keys: RepositoryKeys, device: string) => Promise<T>,
   opts: { long?: boolean } = {},
 ): Promise<T> {
   const session = await openSession(stateDir(), opts);
   try {
-    return await use(session.repo, session.keys);
+    return await use(session.repo, session.keys, session.state.device);
   } finally {
     session.close();
   }
@@ -171,9 +177,11 @@ program
         return n;
       }),
   )
-  .option(
-    '--full',
-    'read every file again, even unchanged ones (use it if the coordinator lost stored data)',
+  .addOption(
+    new Option(
+      '--full',
+      'read every file again, even unchanged ones (to check that they read back as stored)',
+    ).env('KINVAULT_FULL'),
   )
   .addOption(json())
   .action(
@@ -182,7 +190,7 @@ program
       opts: { exclude: string[] | string; threads?: number; full?: boolean; json?: boolean },
     ) => {
       keepHeapHeadroom();
-      const excludes = typeof opts.exclude === 'string' ? opts.exclude.split(',') : opts.exclude;
+      const excludes = typeof opts.exclude === 'string' ? listFromEnv(opts.exclude) : opts.exclude;
       const bar = progressLine(process.stderr.isTTY === true && !opts.json);
       const summary = await backup({
         paths,
@@ -217,12 +225,32 @@ program
     },
   );
 
+/** --device: whose snapshots "latest" (or an id) means; this device's by default. */
+const deviceOption = () =>
+  new Option(
+    '--device <name>',
+    'another device\'s snapshots ("latest" is this device\'s newest otherwise)',
+  ).env('KINVAULT_DEVICE');
+
+/** The snapshot a user means: "latest" is this device's unless --device names another. */
+async function resolveSnapshot(
+  repo: RemoteRepository,
+  ref: string,
+  thisDevice: string,
+  device?: string,
+): Promise<string> {
+  return (await repo.findSnapshot(ref, device ?? (ref === 'latest' ? thisDevice : undefined))).id;
+}
+
 program
   .command('snapshots')
-  .description("list the household's snapshots")
+  .description("list the household's snapshots (every device's, or --device NAME's)")
+  .addOption(new Option('--device <name>', "only this device's snapshots").env('KINVAULT_DEVICE'))
   .addOption(json())
-  .action(async (opts: { json?: boolean }) => {
-    const all = await withRepo((repo) => repo.snapshots());
+  .action(async (opts: { json?: boolean; device?: string }) => {
+    const all = (await withRepo((repo) => repo.snapshots())).filter(
+      (s) => opts.device === undefined || s.device === opts.device,
+    );
     const rows = all.map((s) => ({
       id: s.id,
       device: s.device,
@@ -245,29 +273,34 @@ program
   .description(
     'list a directory of a snapshot ("latest" or an id prefix; PATH like home/anna/Pictures)',
   )
+  .addOption(deviceOption())
   .addOption(json())
-  .action(async (ref: string, path: string | undefined, opts: { json?: boolean }) => {
-    const r = await withRepo((repo) => list(repo, ref, path ?? ''));
-    if (opts.json) {
-      return out(
-        r.entries.map((n) => ({
-          name: n.name,
-          kind: n.kind,
-          mode: n.mode,
-          mtime: new Date(Number(n.mtimeNs / 1_000_000n)).toISOString(),
-          size: n.kind === 'file' ? n.size : null,
-          target: n.kind === 'symlink' ? n.target : null,
-        })),
+  .action(
+    async (ref: string, path: string | undefined, opts: { json?: boolean; device?: string }) => {
+      const r = await withRepo(async (repo, _keys, me) =>
+        list(repo, await resolveSnapshot(repo, ref, me, opts.device), path ?? ''),
       );
-    }
-    for (const n of r.entries) {
-      const kind = n.kind === 'dir' ? 'd' : n.kind === 'symlink' ? 'l' : '-';
-      const size = n.kind === 'file' ? formatBytes(n.size) : '';
-      console.log(
-        `${kind}${n.mode.toString(8).padStart(4, '0')}  ${size.padStart(9)}  ${new Date(Number(n.mtimeNs / 1_000_000n)).toISOString()}  ${n.name}${n.kind === 'dir' ? '/' : ''}${n.kind === 'symlink' ? ` -> ${n.target}` : ''}`,
-      );
-    }
-  });
+      if (opts.json) {
+        return out(
+          r.entries.map((n) => ({
+            name: n.name,
+            kind: n.kind,
+            mode: n.mode,
+            mtime: new Date(Number(n.mtimeNs / 1_000_000n)).toISOString(),
+            size: n.kind === 'file' ? n.size : null,
+            target: n.kind === 'symlink' ? n.target : null,
+          })),
+        );
+      }
+      for (const n of r.entries) {
+        const kind = n.kind === 'dir' ? 'd' : n.kind === 'symlink' ? 'l' : '-';
+        const size = n.kind === 'file' ? formatBytes(n.size) : '';
+        console.log(
+          `${kind}${n.mode.toString(8).padStart(4, '0')}  ${size.padStart(9)}  ${new Date(Number(n.mtimeNs / 1_000_000n)).toISOString()}  ${n.name}${n.kind === 'dir' ? '/' : ''}${n.kind === 'symlink' ? ` -> ${n.target}` : ''}`,
+        );
+      }
+    },
+  );
 
 program
   .command('restore <snapshot>')
@@ -280,29 +313,44 @@ program
   .addOption(
     new Option(
       '--include <path...>',
-      'restore only these paths (like home/anna/Pictures/2024)',
-    ).default([]),
+      'restore only these paths (like home/anna/Pictures/2024; in the environment, comma-separated)',
+    )
+      .env('KINVAULT_INCLUDE')
+      .default([]),
   )
+  .addOption(deviceOption())
   .addOption(json())
-  .action(async (ref: string, opts: { target: string; include: string[]; json?: boolean }) => {
-    keepHeapHeadroom();
-    const bar = progressLine(process.stderr.isTTY === true && !opts.json);
-    const r = await withRepo(
-      (repo, keys) =>
-        restore(repo, keys, ref, opts.target, opts.include, (s) =>
-          bar.update(
-            () =>
-              `${plural(s.files_restored + s.files_skipped, 'file')} · ${formatBytes(s.bytes_written)} written`,
+  .action(
+    async (
+      ref: string,
+      opts: { target: string; include: string[] | string; json?: boolean; device?: string },
+    ) => {
+      const includes = typeof opts.include === 'string' ? listFromEnv(opts.include) : opts.include;
+      keepHeapHeadroom();
+      const bar = progressLine(process.stderr.isTTY === true && !opts.json);
+      const r = await withRepo(
+        async (repo, keys, me) =>
+          restore(
+            repo,
+            keys,
+            await resolveSnapshot(repo, ref, me, opts.device),
+            opts.target,
+            includes,
+            (s) =>
+              bar.update(
+                () =>
+                  `${plural(s.files_restored + s.files_skipped, 'file')} · ${formatBytes(s.bytes_written)} written`,
+              ),
           ),
-        ),
-      { long: true },
-    );
-    bar.done();
-    if (opts.json) return out(r);
-    console.log(
-      `Restored snapshot ${r.snapshot.slice(0, 12)} into ${opts.target}: ${plural(r.files_restored, 'file')} written (${formatBytes(r.bytes_written)}), ${r.files_skipped} already correct, ${plural(r.dirs, 'folder')}, ${plural(r.symlinks, 'link')}, in ${formatDuration(r.duration_s)}.`,
-    );
-  });
+        { long: true },
+      );
+      bar.done();
+      if (opts.json) return out(r);
+      console.log(
+        `Restored snapshot ${r.snapshot.slice(0, 12)} into ${opts.target}: ${plural(r.files_restored, 'file')} written (${formatBytes(r.bytes_written)}), ${r.files_skipped} already correct, ${plural(r.dirs, 'folder')}, ${plural(r.symlinks, 'link')}, in ${formatDuration(r.duration_s)}.`,
+      );
+    },
+  );
 
 /** Set from the command's own flags just before it runs. */
 const ending = { json: process.env.KINVAULT_JSON !== undefined, debug: false };
