@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -288,6 +288,21 @@ describe('coordinator hardening (built kinvaultd, raw HTTPS)', () => {
     expect((await raw(c, anna.pin, 'HEAD', location, { ...bearer(anna), ...TUS })).status).toBe(
       404,
     );
+
+    // The check does not depend on the data file: with only the sidecar left (as between
+    // a finished upload's move into the pack store and the sidecar's removal), it holds.
+    const other = await startUpload(anna, await makePack(2), 1000);
+    await rm(join(uploads, other.id));
+    for (const method of ['HEAD', 'DELETE']) {
+      const a = await raw(c, bob.pin, method, other.location, { ...bearer(bob), ...TUS });
+      expect(a.status).toBe(403);
+      expectClean(a);
+    }
+    expect(await readdir(uploads)).toEqual([`${other.id}.json`]);
+    expect(
+      (await raw(c, anna.pin, 'DELETE', other.location, { ...bearer(anna), ...TUS })).status,
+    ).toBe(204);
+    expect(await readdir(uploads)).toEqual([]);
   });
 
   it('tus: finished and refused uploads leave nothing in the uploads directory', async () => {
@@ -440,13 +455,27 @@ describe('coordinator hardening (built kinvaultd, raw HTTPS)', () => {
     expect(diskFull[0]).toContain(`in ${uploads}: an upload needs ${p.bytes.length} bytes`);
     expect(diskFull[0]).toMatch(/"freeBytes":\d+/);
     expect(await readdir(uploads)).toEqual([]);
-    // Space freed (here: the partial upload gone), a smaller pack goes through... to a
-    // tmpfs the pack store cannot adopt from, so only check that creation works again.
+    // The space is free again (the partial upload is gone): uploads start again.
     const small = await makePack(1);
     const { location } = await startUpload(anna, small, 100);
     expect((await raw(c, anna.pin, 'DELETE', location, { ...bearer(anna), ...TUS })).status).toBe(
       204,
     );
+
+    // A disk so full that not even an upload's sidecar fits: 507, and no 0-byte file.
+    const filler = join(uploads, 'filler');
+    await writeFile(filler, Buffer.alloc(8 * MiB)).catch(() => {});
+    const refused = await raw(c, anna.pin, 'POST', '/packs/uploads', {
+      ...bearer(anna),
+      ...TUS,
+      'upload-length': String(small.bytes.length),
+      'upload-metadata': `pack ${Buffer.from(small.name).toString('base64')}`,
+    });
+    expect(await readdir(uploads)).toEqual(['filler']);
+    expect(refused.status).toBe(507);
+    expect(refused.body).toMatch(/^The coordinator's disk is full: this upload needs/);
+    expectClean(refused);
+    await rm(filler);
 
     await c.stop('SIGTERM');
     execFileSync('umount', [uploads]);

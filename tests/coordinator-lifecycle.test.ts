@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   freePort,
@@ -191,7 +192,28 @@ describe('coordinator lifecycle (built kinvaultd, embedded PostgreSQL)', () => {
     expect(await alive(own)).toBe(true);
     expect((await runKinvaultd(['status', '--data-dir', dataDir])).code).toBe(0);
 
-    expect(await second.stop('SIGTERM')).toBe(0);
+    // A stop waits for a command still using the database (here a connection that
+    // names itself as one), then stops the server.
+    const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8')) as {
+      database: { port: number; password: string };
+    };
+    const sharer = postgres({
+      host: '127.0.0.1',
+      port: config.database.port,
+      user: 'kinvault',
+      password: config.database.password,
+      database: 'kinvault',
+      connection: { application_name: 'kinvaultd 999999' },
+      onnotice: () => {},
+    });
+    await sharer`select 1`;
+    const stopped = second.stop('SIGTERM');
+    await waitFor('the coordinator to wait for the command', async () =>
+      second.log().includes('Waiting for 1 other kinvaultd command(s) to finish with the database'),
+    );
+    expect((await sharer`select count(*)::int as n from devices`)[0]).toEqual({ n: 1 });
+    await sharer.end();
+    expect(await stopped).toBe(0);
     expect(await postgresOn(dataDir)).toEqual([]);
   }, 180_000);
 
