@@ -2,7 +2,7 @@
  * The coordinator's configuration: `config.json` in the data directory, mode 0600
  * (it holds the embedded database password). Loaded once, validated, frozen.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { KinvaultError } from '@kinvault/protocol';
@@ -34,6 +34,12 @@ export const ConfigSchema = z
       .min(1)
       .max(7 * 24 * 60)
       .default(24 * 60),
+    /** Incomplete uploads older than this are deleted (the agent starts them again). */
+    uploadExpiryHours: z
+      .number()
+      .positive()
+      .max(24 * 365)
+      .default(24),
   })
   .strict();
 
@@ -43,6 +49,8 @@ export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 export function dataPaths(dataDir: string) {
   return {
     config: join(dataDir, 'config.json'),
+    /** Exists while "kinvaultd init" has not finished. */
+    initMarker: join(dataDir, '.init-incomplete'),
     tlsKey: join(dataDir, 'tls', 'key.pem'),
     tlsCert: join(dataDir, 'tls', 'cert.pem'),
     postgres: join(dataDir, 'postgres'),
@@ -66,6 +74,11 @@ export async function loadConfig(dataDir: string): Promise<Config> {
     text = await readFile(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && (await stat(dataPaths(dataDir).initMarker).catch(() => null)))
+      throw new KinvaultError(
+        'INVALID_ARGUMENT',
+        `"kinvaultd init" did not finish in ${dataDir}. Run "kinvaultd init --data-dir ${dataDir}" again (with the same options): it removes what the unfinished one left first.`,
+      );
     throw new KinvaultError(
       'INVALID_ARGUMENT',
       code === 'ENOENT'
@@ -92,9 +105,23 @@ export async function loadConfig(dataDir: string): Promise<Config> {
   return deepFreeze(parsed.data);
 }
 
+/** Writes config.json atomically (a temporary file renamed into place, both synced). */
 export async function saveConfig(dataDir: string, config: Config): Promise<void> {
   const checked = ConfigSchema.parse(config);
-  await writeFile(dataPaths(dataDir).config, JSON.stringify(checked, null, 2) + '\n', {
-    mode: 0o600,
-  });
+  const path = dataPaths(dataDir).config;
+  const temporary = `${path}.tmp`;
+  const file = await open(temporary, 'w', 0o600);
+  try {
+    await file.writeFile(JSON.stringify(checked, null, 2) + '\n');
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(temporary, path);
+  const dir = await open(dataDir, 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
 }

@@ -21,6 +21,9 @@ export interface PackUpload {
   retryDelays?: number[];
 }
 
+/** HTTP 507 Insufficient Storage: the coordinator's disk is full. */
+const DISK_FULL = 507;
+
 function statusOf(err: Error | DetailedError): number | undefined {
   return 'originalResponse' in err ? err.originalResponse?.getStatus() : undefined;
 }
@@ -44,9 +47,11 @@ export async function uploadPack(u: PackUpload): Promise<void> {
       storeFingerprintForResuming: u.urlStorage !== undefined,
       removeFingerprintOnSuccess: true,
       fingerprint: async () => `kinvault-pack-${u.name}`,
-      // A refusal (4xx other than a lock conflict) will not change by retrying.
+      // A refusal (4xx other than a lock conflict) will not change by retrying, nor will a
+      // coordinator whose disk is full (507): that needs someone to free space on the NAS.
       onShouldRetry: (err) => {
         const status = statusOf(err) ?? 0;
+        if (status === DISK_FULL) return false;
         return status === 0 || status === 409 || status === 423 || status >= 500;
       },
       onProgress: (sent, total) => u.onProgress?.(sent, total),
@@ -59,7 +64,11 @@ export async function uploadPack(u: PackUpload): Promise<void> {
           new KinvaultError(
             status === 401 || status === 403 ? 'INVALID_ARGUMENT' : 'INTERNAL',
             `Uploading pack ${u.name.slice(0, 12)} failed${status ? ` (HTTP ${status})` : ''}: ${body || err.message}`,
-            { retryable: status === undefined || status >= 500, cause: err, details: { status } },
+            {
+              retryable: status === undefined || (status >= 500 && status !== DISK_FULL),
+              cause: err,
+              details: { status },
+            },
           ),
         );
       },

@@ -1,7 +1,7 @@
 /** What every command that touches the database needs, built from the data directory. */
 import { resolve } from 'node:path';
 import { loadConfig, dataPaths, type Config } from '../config.js';
-import { openDatabase, type Database } from '../db/database.js';
+import { openDatabase, type Database, type OpenOptions } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
 import { devicesRepository } from '../repositories/devices.repository.js';
 import { devicesService, type DevicesService } from '../services/devices.service.js';
@@ -28,22 +28,25 @@ export interface Context {
   packStore: PackStore;
 }
 
+/** What a command tells the user about the database on the way (on stderr). */
+const toStderr = (line: string) => console.error(`kinvaultd: ${line}`);
+
 export async function openContext(
   dataDirOption: string,
-  log: (line: string) => void = () => {},
+  db: OpenOptions = { notice: toStderr },
 ): Promise<Context> {
   const dataDir = resolve(dataDirOption);
   const config = await loadConfig(dataDir);
   const paths = dataPaths(dataDir);
   const tls = await loadTls(paths.tlsKey, paths.tlsCert);
-  const db = await openDatabase(dataDir, config, log);
+  const database = await openDatabase(dataDir, config, db);
   try {
-    await migrate(db.sql);
+    await migrate(database.sql);
   } catch (error) {
-    await db.close();
+    await database.close();
     throw error;
   }
-  const devices = devicesService(devicesRepository(db.sql), {
+  const devices = devicesService(devicesRepository(database.sql), {
     publicUrl: config.publicUrl,
     fingerprint: tls.fingerprint,
     ttlMinutes: config.enrollmentTtlMinutes,
@@ -53,12 +56,12 @@ export async function openContext(
   const services: Services = {
     events,
     devices,
-    household: householdService(householdRepository(db.sql), events),
-    packs: packsService(packsRepository(db.sql), store, events),
-    snapshots: snapshotsService(snapshotsRepository(db.sql), events),
+    household: householdService(householdRepository(database.sql), events),
+    packs: packsService(packsRepository(database.sql), store, events),
+    snapshots: snapshotsService(snapshotsRepository(database.sql), events),
   };
   const checks = checkService(services.packs);
-  return { dataDir, config, tls, db, devices, services, checks, packStore: store };
+  return { dataDir, config, tls, db: database, devices, services, checks, packStore: store };
 }
 
 /** Runs `use` with a context and always closes the database. */

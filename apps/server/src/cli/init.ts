@@ -1,12 +1,17 @@
 /** kinvaultd init: data directory, configuration, TLS certificate, database. */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { hostname, networkInterfaces, userInfo } from 'node:os';
-import { resolve } from 'node:path';
-import { KinvaultError } from '@kinvault/protocol';
+import { dirname, join, resolve } from 'node:path';
+import { isKinvaultError, KinvaultError } from '@kinvault/protocol';
 import { dataPaths, saveConfig, type Config } from '../config.js';
-import { initEmbedded, openDatabase } from '../db/database.js';
+import {
+  checkTraversable,
+  initEmbedded,
+  openDatabase,
+  stopOrphanedServer,
+} from '../db/database.js';
 import { migrate } from '../db/migrate.js';
 import { createTls } from '../tls.js';
 
@@ -40,6 +45,52 @@ async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * What init makes inside the data directory, and removes again when it fails (or when a
+ * later init finds that an earlier one did not finish). config.json is written last.
+ */
+const MADE = ['.init-incomplete', 'config.json.tmp', 'tls', 'postgres', 'packs', 'uploads'];
+const LOCKS = ['postgres.owner', 'postgres.lock'];
+
+/** What is in the data directory now: init goes on only with "missing", "empty" or "unfinished". */
+async function inspect(dataDir: string): Promise<'missing' | 'empty' | 'unfinished'> {
+  const entries = await readdir(dataDir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return null;
+    throw new KinvaultError('INVALID_ARGUMENT', `Cannot read ${dataDir}: ${error.code}.`);
+  });
+  if (entries === null) return 'missing';
+  if (entries.includes('config.json')) {
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      `${dataDir} is already initialised. Start it with "kinvaultd start --data-dir ${dataDir}".`,
+    );
+  }
+  if (entries.length === 0) return 'empty';
+  const ours = [...MADE, ...LOCKS];
+  if (entries.includes('.init-incomplete') && entries.every((e) => ours.includes(e)))
+    return 'unfinished';
+  throw new KinvaultError(
+    'INVALID_ARGUMENT',
+    `${dataDir} is not empty. Give an empty or new directory.`,
+  );
+}
+
+/** Removes what init makes, stopping a database server an interrupted init left running. */
+async function removeMade(dataDir: string): Promise<void> {
+  await stopOrphanedServer(dataDir, (line) => console.log(line));
+  for (const name of [...MADE, ...LOCKS].reverse())
+    await rm(join(dataDir, name), { recursive: true, force: true });
+}
+
+/** As root the embedded database runs as "postgres", which must be able to enter it. */
+async function makeDataDir(dataDir: string, embedded: boolean): Promise<void> {
+  const root = userInfo().uid === 0;
+  if (embedded) await checkTraversable(dirname(dataDir));
+  await mkdir(dataDir, { recursive: true, mode: root ? 0o711 : 0o700 });
+  const mode = (await stat(dataDir)).mode & 0o7777;
+  if (root && embedded && (mode & 0o001) === 0) await chmod(dataDir, mode | 0o711);
+}
+
 export async function runInit(opts: {
   dataDir: string;
   listen: string;
@@ -48,22 +99,6 @@ export async function runInit(opts: {
 }): Promise<void> {
   const dataDir = resolve(opts.dataDir);
   const listen = parseListen(opts.listen);
-  const existing = await readdir(dataDir).catch(() => null);
-  if (existing?.includes('config.json')) {
-    throw new KinvaultError(
-      'INVALID_ARGUMENT',
-      `${dataDir} is already initialised. Start it with "kinvaultd start --data-dir ${dataDir}".`,
-    );
-  }
-  if (existing && existing.length > 0) {
-    throw new KinvaultError(
-      'INVALID_ARGUMENT',
-      `${dataDir} is not empty. Give an empty or new directory.`,
-    );
-  }
-  // As root the embedded database runs as "postgres", which must be able to enter it.
-  await mkdir(dataDir, { recursive: true, mode: userInfo().uid === 0 ? 0o711 : 0o700 });
-
   const wildcard = listen.host === '0.0.0.0' || listen.host === '::';
   const advertised = wildcard ? (lanAddress() ?? hostname()) : listen.host;
   const publicUrl =
@@ -75,48 +110,99 @@ export async function runInit(opts: {
       `--public-url must start with https:// (got "${publicUrl}").`,
     );
   }
+  const found = await inspect(dataDir);
+  if (found === 'unfinished') {
+    console.log(
+      `An earlier "kinvaultd init" did not finish in ${dataDir}; removing what it left …`,
+    );
+    await removeMade(dataDir);
+  }
+  await makeDataDir(dataDir, !opts.databaseUrl);
+  const paths = dataPaths(dataDir);
+  // Until config.json exists, this marks the directory as ours to clean up.
+  await writeFile(paths.initMarker, `kinvaultd init started ${new Date().toISOString()}\n`);
+  try {
+    const fingerprint = await initialise(dataDir, {
+      listen,
+      publicUrl,
+      wildcard,
+      databaseUrl: opts.databaseUrl,
+    });
+    await rm(paths.initMarker, { force: true });
+    console.log(`Kinvault coordinator initialised in ${dataDir}
+  listens on        ${listen.host}:${listen.port}
+  agents connect to ${publicUrl}
+  certificate       ${fingerprint} (SHA-256, pinned by agents)
+Next:
+  kinvaultd start --data-dir ${dataDir}
+  kinvaultd device add anna-laptop --data-dir ${dataDir}    # prints a code to paste into "kinvault setup"`);
+  } catch (error) {
+    const cleaned = await removeMade(dataDir).then(
+      async () => {
+        if (found === 'missing') await rmdir(dataDir).catch(() => {});
+        return true;
+      },
+      () => false,
+    );
+    const why = error instanceof Error ? error.message : String(error);
+    throw new KinvaultError(
+      isKinvaultError(error) ? error.code : 'INTERNAL',
+      `"kinvaultd init" did not finish: ${why} ` +
+        (cleaned
+          ? `Nothing was kept in ${dataDir}. Fix the cause, then run the same command again.`
+          : `Run the same command again once the cause is fixed: it removes what is left first.`),
+      { cause: error },
+    );
+  }
+}
+
+/** TLS certificate, folders, database; config.json last. Returns the fingerprint. */
+async function initialise(
+  dataDir: string,
+  o: {
+    listen: { host: string; port: number };
+    publicUrl: string;
+    wildcard: boolean;
+    databaseUrl?: string;
+  },
+): Promise<string> {
   const config: Config = {
     version: 1,
-    listen,
-    publicUrl,
-    database: opts.databaseUrl
-      ? { kind: 'url', url: opts.databaseUrl }
+    listen: o.listen,
+    publicUrl: o.publicUrl,
+    database: o.databaseUrl
+      ? { kind: 'url', url: o.databaseUrl }
       : {
           kind: 'embedded',
           port: await freePort(),
           password: randomBytes(24).toString('base64url'),
         },
     enrollmentTtlMinutes: 24 * 60,
+    uploadExpiryHours: 24,
   };
   const paths = dataPaths(dataDir);
   const hosts = [
     ...new Set([
-      new URL(publicUrl).hostname.replace(/^\[|\]$/g, ''),
+      new URL(o.publicUrl).hostname.replace(/^\[|\]$/g, ''),
       hostname(),
       'localhost',
       '127.0.0.1',
-      ...(wildcard ? [] : [listen.host]),
+      ...(o.wildcard ? [] : [o.listen.host]),
     ]),
   ];
   const tls = await createTls(paths.tlsKey, paths.tlsCert, hosts);
-  await saveConfig(dataDir, config);
   await mkdir(paths.packs, { recursive: true, mode: 0o700 });
   await mkdir(paths.uploads, { recursive: true, mode: 0o700 });
   console.log(
     `Creating the database${config.database.kind === 'embedded' ? ' (embedded PostgreSQL)' : ''} …`,
   );
-  await initEmbedded(dataDir, config, () => {});
-  const db = await openDatabase(dataDir, config, () => {});
+  await initEmbedded(dataDir, config);
+  const db = await openDatabase(dataDir, config);
   try {
     await migrate(db.sql);
   } finally {
     await db.close();
   }
-  console.log(`Kinvault coordinator initialised in ${dataDir}
-  listens on        ${listen.host}:${listen.port}
-  agents connect to ${publicUrl}
-  certificate       ${tls.fingerprint} (SHA-256, pinned by agents)
-Next:
-  kinvaultd start --data-dir ${dataDir}
-  kinvaultd device add anna-laptop --data-dir ${dataDir}    # prints a code to paste into "kinvault setup"`);
+  await saveConfig(dataDir, config);
+  return tls.fingerprint;
 }

@@ -10,14 +10,36 @@ const version = (createRequire(import.meta.url)('../../../package.json') as { ve
 
 export async function runStart(opts: { dataDir: string; logLevel: string }): Promise<void> {
   keepHeapHeadroom();
-  const ctx = await openContext(opts.dataDir);
-  const app = await buildServer({
-    tls: ctx.tls,
-    services: ctx.services,
-    uploadsDir: dataPaths(ctx.dataDir).uploads,
-    version,
-    logLevel: opts.logLevel,
+  // What the database layer tells (an orphaned server shut down, a wait for commands
+  // sharing it) goes to the log once there is one.
+  const early: string[] = [];
+  let log: ((line: string) => void) | undefined;
+  const ctx = await openContext(opts.dataDir, {
+    role: 'coordinator',
+    notice: (line) => (log ? log(line) : early.push(line)),
+  }).catch((error: unknown) => {
+    for (const line of early) console.error(`kinvaultd: ${line}`);
+    throw error;
   });
+  let app: Awaited<ReturnType<typeof buildServer>> | undefined;
+  try {
+    app = await buildServer({
+      tls: ctx.tls,
+      services: ctx.services,
+      uploadsDir: dataPaths(ctx.dataDir).uploads,
+      uploadExpiryMs: ctx.config.uploadExpiryHours * 60 * 60 * 1000,
+      version,
+      logLevel: opts.logLevel,
+    });
+    const server = app;
+    log = (line) => server.log.warn(line);
+    for (const line of early.splice(0)) log(line);
+    await app.listen({ host: ctx.config.listen.host, port: ctx.config.listen.port });
+  } catch (error) {
+    await app?.close();
+    await ctx.db.close();
+    throw error;
+  }
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) =>
     (stopping ??= (async () => {
@@ -26,12 +48,6 @@ export async function runStart(opts: { dataDir: string; logLevel: string }): Pro
       await ctx.db.close();
       app.log.info('stopped');
     })());
-  try {
-    await app.listen({ host: ctx.config.listen.host, port: ctx.config.listen.port });
-  } catch (error) {
-    await ctx.db.close();
-    throw error;
-  }
   app.log.info(
     { url: ctx.config.publicUrl, fingerprint: ctx.tls.fingerprint },
     'kinvaultd is running',

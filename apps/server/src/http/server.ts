@@ -3,11 +3,13 @@
  * downloads. Routes parse input, authorise, call one service and map errors; services
  * know nothing of fastify.
  */
-import fastify, { type FastifyInstance } from 'fastify';
+import fastify, { LogController, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from '@trpc/server/adapters/fastify';
+import { isKinvaultError } from '@kinvault/protocol';
 import type { TlsMaterial } from '../tls.js';
 import { authenticate } from './auth.js';
+import { internalErrorMessage, referenceOf } from './errors.js';
 import { packDownloadRoute } from './packs.route.js';
 import { appRouter, type AppRouter, type Services } from './trpc.js';
 import { tusPlugin } from './tus.js';
@@ -16,6 +18,8 @@ export interface ServerDeps {
   tls: TlsMaterial;
   services: Services;
   uploadsDir: string;
+  /** Incomplete uploads older than this are deleted. */
+  uploadExpiryMs: number;
   version: string;
   logLevel?: string;
 }
@@ -26,10 +30,23 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     logger: { level: deps.logLevel ?? 'info' },
     // One line per request is noise on a NAS (a backup makes hundreds): refusals and
     // failures are logged below; every request only at debug level.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: 'idle',
     bodyLimit: 32 * 1024 * 1024,
     routerOptions: { maxParamLength: 5000 },
+  });
+  // A route that throws (a file-system error, a bug) answers a generic 500 with a
+  // reference, never the error's message (it can name server paths); the log has it.
+  app.setErrorHandler((error: Error & { statusCode?: number }, req, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status < 500) return reply.send(error);
+    const ref = referenceOf(error);
+    req.log.error({ ref, err: error }, 'internal error');
+    return reply.status(500).send({
+      statusCode: 500,
+      error: 'Internal Server Error',
+      message: internalErrorMessage(ref),
+    });
   });
   app.addHook('onResponse', async (req, reply) => {
     const fields = {
@@ -50,13 +67,21 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     trpcOptions: {
       router: appRouter,
       keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 5_000 },
+      // Internal failures: the client gets a reference (trpc.ts), the log the details.
+      onError({ error, path, type, req }) {
+        if (error.code !== 'INTERNAL_SERVER_ERROR' || isKinvaultError(error.cause)) return;
+        req.log.error(
+          { ref: referenceOf(error), procedure: path, type, err: error.cause ?? error },
+          'internal error',
+        );
+      },
       createContext: async ({ req }) => ({
         services: deps.services,
         device: await authenticate(deps.services.devices, req.headers.authorization),
       }),
     },
   } satisfies FastifyTRPCPluginOptions<AppRouter>);
-  await app.register(tusPlugin(deps.services, deps.uploadsDir));
+  await app.register(tusPlugin(deps.services, deps.uploadsDir, deps.uploadExpiryMs));
   await app.register(packDownloadRoute(deps.services));
   logEvents(app, deps.services);
   return app;

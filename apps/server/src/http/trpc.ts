@@ -11,6 +11,7 @@ import type { HouseholdService } from '../services/household.service.js';
 import type { PacksService, Device } from '../services/packs.service.js';
 import type { SnapshotsService } from '../services/snapshots.service.js';
 import type { EventBus } from '../services/events.js';
+import { internalErrorMessage, referenceOf } from './errors.js';
 
 export interface Services {
   events: EventBus;
@@ -26,11 +27,25 @@ export interface TrpcContext {
 }
 
 const t = initTRPC.context<TrpcContext>().create({
+  // Never put stacks in responses, whatever NODE_ENV says.
+  isDev: false,
+  /**
+   * The shape is built field by field, so nothing else (a stack, a cause) can slip in.
+   * An internal failure (anything that is not a KinvaultError: a database error, a bug)
+   * gets a generic message with a reference; server.ts logs the details under it.
+   */
   errorFormatter({ shape, error }) {
-    const cause = error.cause;
+    const kinvault = isKinvaultError(error.cause) ? error.cause : null;
+    const internal = error.code === 'INTERNAL_SERVER_ERROR' && !kinvault;
     return {
-      ...shape,
-      data: { ...shape.data, kinvaultCode: isKinvaultError(cause) ? cause.code : null },
+      code: shape.code,
+      message: internal ? internalErrorMessage(referenceOf(error)) : shape.message,
+      data: {
+        code: shape.data.code,
+        httpStatus: shape.data.httpStatus,
+        path: shape.data.path,
+        kinvaultCode: kinvault?.code ?? null,
+      },
     };
   },
 });

@@ -1,19 +1,21 @@
 /**
  * Pack uploads over tus (resumable), in their own encapsulated fastify plugin.
- * Every request is authenticated; an upload can be continued only by the device that
- * created it; a finished upload is verified and registered by the packs service.
+ * Every request is authenticated; an upload can be seen, continued or deleted only by
+ * the device that created it; a finished upload is verified and registered by the packs
+ * service. Responses never name a server path (unexpected errors get a reference).
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Server } from '@tus/server';
-import { FileStore } from '@tus/file-store';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
 import { coalesce } from './coalesce.js';
 import { isKinvaultError, TUS_PATH } from '@kinvault/protocol';
 import type { Services } from './trpc.js';
 import { authenticate } from './auth.js';
+import { internalErrorMessage, referenceOf } from './errors.js';
+import { diskFullAnswer, freeBytes, isNoSpace, UploadStore, UPLOAD_ID } from './upload-store.js';
 
 const MAX_UPLOAD = 512 * 1024 * 1024;
 
@@ -21,9 +23,20 @@ function refuse(status_code: number, body: string): { status_code: number; body:
   return { status_code, body: body + '\n' };
 }
 
-export function tusPlugin(services: Services, uploadsDir: string) {
+/** How often expired uploads are looked for while the coordinator runs. */
+function sweepInterval(expiryMs: number): number {
+  return Math.max(1000, Math.min(60 * 60 * 1000, expiryMs / 2));
+}
+
+export function tusPlugin(services: Services, uploadsDir: string, expiryMs: number) {
   return async function register(app: FastifyInstance): Promise<void> {
-    const store = new FileStore({ directory: uploadsDir });
+    const store = new UploadStore(uploadsDir, expiryMs, (d) =>
+      app.log.error(
+        d,
+        `disk full (ENOSPC) in ${d.path}: an upload needs ${d.neededBytes ?? '?'} bytes, ` +
+          `${d.freeBytes} bytes are free on that file system; the upload was discarded`,
+      ),
+    );
     /** What each PATCH request that started at offset 0 has passed on so far. */
     const received = new WeakMap<Request, { hash: Hash; bytes: number }>();
     const deviceOf = async (req: Request) => {
@@ -38,13 +51,28 @@ export function tusPlugin(services: Services, uploadsDir: string) {
       // Relative Location headers: clients resolve them against their https:// endpoint.
       relativeLocation: true,
       namingFunction: () => randomBytes(16).toString('hex'),
+      // Only ids we hand out reach the store (anything else, such as "<id>.json", is 404).
+      getFileIdFromRequest: (_req, last) => (last && UPLOAD_ID.test(last) ? last : undefined),
+      // Every method with an upload id (HEAD, PATCH, DELETE, GET) is checked against the
+      // owner recorded in the upload's sidecar; POST creates one.
       async onIncomingRequest(req, uploadId) {
         const device = await deviceOf(req);
-        if (uploadId) {
-          const upload = await store.getUpload(uploadId).catch(() => null);
-          if (upload && upload.metadata?.device !== device.id)
-            throw refuse(403, 'Forbidden: this upload belongs to another device.');
+        if (req.method === 'POST') {
+          if (req.headers.get('content-type') === 'application/offset+octet-stream')
+            throw refuse(
+              400,
+              'Bad request: create the upload first, then send its bytes with PATCH.',
+            );
+          return;
         }
+        const owner = await store.ownerOf(uploadId);
+        if (owner === undefined)
+          throw refuse(
+            404,
+            'Not found: there is no such upload (it finished, expired or was refused).',
+          );
+        if (owner !== device.id)
+          throw refuse(403, 'Forbidden: this upload belongs to another device.');
       },
       async onUploadCreate(req, upload) {
         const device = await deviceOf(req);
@@ -58,9 +86,11 @@ export function tusPlugin(services: Services, uploadsDir: string) {
           throw refuse(400, 'Bad request: the upload length must be given up front.');
         return { metadata: { ...upload.metadata, device: device.id } };
       },
+      // A finished upload is registered or refused; either way nothing of it stays here
+      // (a registered pack's data file was moved into the pack store).
       async onUploadFinish(req, upload) {
-        const device = await deviceOf(req);
         try {
+          const device = await deviceOf(req);
           const hashed = received.get(req);
           const r = await services.packs.finishUpload(
             device,
@@ -68,17 +98,44 @@ export function tusPlugin(services: Services, uploadsDir: string) {
             upload.metadata?.pack ?? '',
             hashed ? { sha256: hashed.hash.digest('hex'), bytes: hashed.bytes } : undefined,
           );
-          await store.remove(upload.id).catch(() => {}); // the .json sidecar; the data file was moved
           return { status_code: 204, headers: { 'Kinvault-Blobs': r.blobs } };
         } catch (error) {
-          if (isKinvaultError(error)) {
-            await store.remove(upload.id).catch(() => {});
+          if (isKinvaultError(error))
             throw refuse(error.code === 'PACK_HASH_MISMATCH' ? 422 : 400, error.message);
-          }
           throw error;
+        } finally {
+          await store.discard(upload.id);
         }
       },
+      // tus answers an unexpected error with its message, which can name server paths:
+      // log it under a reference and tell the client only the reference.
+      async onResponseError(req, error) {
+        if (!(error instanceof Error)) return undefined; // our own or tus's fixed answers
+        if (isNoSpace(error)) {
+          const d = { path: uploadsDir, freeBytes: await freeBytes(uploadsDir) };
+          app.log.error({ err: error, ...d }, `disk full (ENOSPC) while handling an upload`);
+          return diskFullAnswer(d);
+        }
+        const ref = referenceOf(error);
+        app.log.error(
+          { ref, err: error, method: req.method, url: new URL(req.url).pathname },
+          'upload failed: internal error',
+        );
+        return { status_code: 500, body: internalErrorMessage(ref) + '\n' };
+      },
     });
+    // At start, nothing is in flight: remove what a crash or an abandoned upload left.
+    const swept = await store.sweep();
+    if (swept.orphans + swept.expired > 0)
+      app.log.info(swept, 'removed abandoned uploads (left by a crash, or expired)');
+    const timer = setInterval(() => {
+      tus.cleanUpExpiredUploads().then(
+        (n) => n > 0 && app.log.info({ expired: n }, 'removed expired uploads'),
+        (error: unknown) => app.log.error({ err: error }, 'removing expired uploads failed'),
+      );
+    }, sweepInterval(expiryMs));
+    timer.unref();
+    app.addHook('onClose', async () => clearInterval(timer));
     app.addContentTypeParser('application/offset+octet-stream', (_req, _payload, done) =>
       done(null),
     );
