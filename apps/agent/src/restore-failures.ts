@@ -31,7 +31,7 @@ export interface BlobProblem {
 
 /** What the person restoring should do about failures (printed once after the list). */
 export const FAILURE_ADVICE =
-  'Ask whoever runs the NAS to run `kinvaultd check` there (it finds which packs are damaged and where intact copies are), then run this restore again: files already restored are skipped.';
+  'Ask whoever runs the NAS to run `kinvaultd check` there, then run this restore again: files already restored are skipped.';
 
 const CORRUPT = new Set([
   'DECRYPT_FAILED',

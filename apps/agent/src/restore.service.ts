@@ -9,18 +9,11 @@
  * stops the restore: partial files are removed, complete ones kept.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
-  closeSync,
-  fchmodSync,
-  ftruncateSync,
-  futimesSync,
   lstatSync,
   mkdirSync,
-  openSync,
   readlinkSync,
-  renameSync,
   rmSync,
   statfsSync,
   symlinkSync,
@@ -28,7 +21,7 @@ import {
 } from 'node:fs';
 import { lutimes, mkdir, open } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
-import { isKinvaultError, KinvaultError, type ErrorCode } from '@kinvault/protocol';
+import { isKinvaultError, KinvaultError } from '@kinvault/protocol';
 import {
   BlobType,
   blobId,
@@ -37,8 +30,6 @@ import {
   gearTable,
   microseconds,
   prepareChunker,
-  SEAL_OVERHEAD,
-  toHex,
   utimeArg,
   type DirNode,
   type FileNode,
@@ -46,14 +37,9 @@ import {
   type RepositoryKeys,
 } from '@kinvault/format';
 import pLimit from 'p-limit';
-import type { Located, RemoteRepository } from './repository.js';
-import { restoreWriters, type FilePiece, type WriteResult } from './restore-writer.js';
-import {
-  RestoreFailures,
-  type BlobProblem,
-  type PackDamage,
-  type RestoreFailure,
-} from './restore-failures.js';
+import type { RemoteRepository } from './repository.js';
+import { failFile, PackWriter, place, tempName, type FileJob } from './restore-packs.js';
+import { RestoreFailures, type PackDamage, type RestoreFailure } from './restore-failures.js';
 import { findHardLinks, linkInto } from './restore-links.js';
 import { formatBytes } from './cli/progress.js';
 
@@ -178,25 +164,6 @@ async function syncFilesystem(target: string): Promise<void> {
   if (!(await run(['-f', target]))) await run([]);
 }
 
-interface FileJob {
-  path: string;
-  node: FileNode;
-  /** In a directory this restore created (nothing to compare with). */
-  fresh: boolean;
-  state: 'todo' | 'done' | 'skipped' | 'failed';
-  problem?: BlobProblem;
-}
-
-/** A file whose chunks lie in several packs: written under `tmp`, piece by piece. */
-interface Spread {
-  file: FileJob;
-  tmp: string;
-  /** Pieces not yet written (or given up). */
-  left: number;
-  /** Set when a piece could not be had: the file is dropped once no piece is in flight. */
-  problem?: BlobProblem;
-}
-
 /** One restore: its state, and its phases in the order `run` calls them. */
 class RestoreRun {
   readonly summary: RestoreSummary;
@@ -207,11 +174,7 @@ class RestoreRun {
   private readonly dirs: { path: string; node: DirNode }[] = []; // children before parents
   /** Paths where nothing was when the restore looked. */
   private readonly absent = new Set<string>();
-  private readonly pieces = new Map<string, FilePiece[]>(); // by pack
-  private readonly owner = new Map<FilePiece, { file: FileJob; spread?: Spread }>();
-  private readonly spread: Spread[] = [];
-  private readonly idOf = new Map<string, Uint8Array>(); // hex → id
-  private located = new Map<string, Located>(); // hex → where (every piece's chunks)
+  private readonly packs: PackWriter;
   // Subdirectories are walked side by side: without the local tree cache (a new or
   // rebuilt machine) each tree is a round trip to the coordinator.
   private readonly treeLoads = pLimit(8);
@@ -225,7 +188,7 @@ class RestoreRun {
     private readonly options: RestoreOptions,
   ) {
     this.chunker = prepareChunker(gearTable(keys.cdcSeed));
-    this.summary = {
+    const summary = {
       snapshot,
       files_restored: 0,
       files_skipped: 0,
@@ -237,6 +200,10 @@ class RestoreRun {
       duration_s: 0,
       failed: [],
     };
+    this.summary = summary;
+    this.packs = new PackWriter(repo, keys, this.failures, summary, () =>
+      options.onProgress?.(summary),
+    );
   }
 
   async run(root: Uint8Array): Promise<void> {
@@ -247,14 +214,13 @@ class RestoreRun {
       await this.walk(root, '', this.target, targetIsNew);
       const { write, links } = findHardLinks(this.files);
       const todo = await this.leaveCorrectFiles(write);
-      await this.plan(todo);
-      await this.writePacks();
+      await this.packs.plan(todo, this.absent);
+      await this.packs.write();
       for (const { file, to } of links) this.link(file, to);
       await this.makeSymlinks();
       this.finishDirs();
     } catch (e) {
-      // Files spread over several packs and not finished are under temporary names.
-      for (const s of this.spread) if (s.left > 0 || s.problem) rmSync(s.tmp, { force: true });
+      this.packs.cleanup();
       if (isDiskFull(e)) throw this.diskFull(e);
       throw e;
     } finally {
@@ -388,233 +354,16 @@ class RestoreRun {
     }
   }
 
-  /**
-   * 3. Finds where every chunk is and splits each file into pieces: runs of consecutive
-   *    chunks in one pack. A file whose chunks cannot all be located fails here. A file
-   *    in one pack is created and finished by one write request (in place when nothing
-   *    was there); a file spread over several is created under a temporary name now,
-   *    filled piece by piece as its packs arrive, and finished by the last piece.
-   */
-  private async plan(todo: FileJob[]): Promise<void> {
-    const { found, lost } = await this.repo.locate([
-      ...new Set(todo.flatMap((f) => f.node.chunks.map(toHex))),
-    ]);
-    this.located = found;
-    for (const [hex, l] of lost) this.failures.unreadable(l.pack, [hex], l.error);
-    for (const f of todo) {
-      const hexes = f.node.chunks.map(toHex);
-      const problem = this.failures.problem(hexes);
-      if (problem) {
-        this.fail(f, problem);
-        continue;
-      }
-      const runs = this.runsOf(f, hexes, found);
-      if (!runs) continue;
-      const tmp = this.absent.has(f.path) && runs.length <= 1 ? f.path : this.tempName(f.path);
-      if (runs.length === 0) {
-        closeSync(openSync(tmp, 'wx', 0o600));
-        this.complete(tmp, f);
-      } else if (runs.length === 1) {
-        const { pack, chunks } = runs[0]!;
-        const { size, mode, mtimeNs } = f.node;
-        const finish = { path: f.path, size, mode, mtime: utimeArg(mtimeNs) };
-        this.add(pack, { tmp, create: true, position: 0, chunks, finish }, { file: f });
-      } else {
-        closeSync(openSync(tmp, 'wx', 0o600));
-        const s: Spread = { file: f, tmp, left: runs.length };
-        this.spread.push(s);
-        for (const r of runs)
-          this.add(
-            r.pack,
-            { tmp, create: false, position: r.position, chunks: r.chunks },
-            { file: f, spread: s },
-          );
-      }
-    }
-  }
-
-  /** The file's pieces, or null (the file failed) when its chunks do not add up. */
-  private runsOf(f: FileJob, hexes: string[], where: Map<string, Located>) {
-    const runs: { pack: string; position: number; chunks: string[] }[] = [];
-    let at = 0;
-    for (const [i, hex] of hexes.entries()) {
-      const loc = where.get(hex)!;
-      this.idOf.set(hex, f.node.chunks[i]!);
-      const last = runs.at(-1);
-      if (last?.pack === loc.pack) last.chunks.push(hex);
-      else runs.push({ pack: loc.pack, position: at, chunks: [hex] });
-      at += loc.entry.length - SEAL_OVERHEAD;
-    }
-    if (at === f.node.size) return runs;
-    this.fail(f, {
-      pack: null,
-      reason: `the snapshot says ${f.node.size} bytes but its chunks hold ${at}`,
-    });
-    return null;
-  }
-
-  private add(pack: string, piece: FilePiece, owner: { file: FileJob; spread?: Spread }): void {
-    const list = this.pieces.get(pack);
-    if (list) list.push(piece);
-    else this.pieces.set(pack, [piece]);
-    this.owner.set(piece, owner);
-  }
-
-  /**
-   * 4. Pack by pack: each pack's blobs are read with a few range requests and written
-   *    wherever they belong (a backup interleaves the chunks of files it reads at once,
-   *    so this takes about one request per pack rather than several per file). After a
-   *    write error no further pack is started; those in flight finish first.
-   */
-  private async writePacks(): Promise<void> {
-    const packJobs = pLimit(6);
-    const writers = restoreWriters(this.keys, (bytes) => this.repo.recycle(bytes));
-    let stop: { error: unknown } | undefined;
-    try {
-      await Promise.all(
-        [...this.pieces.keys()].sort().map((pack) =>
-          packJobs(async () => {
-            if (!stop) await this.writePack(pack, writers);
-          }).catch((error: unknown) => void (stop ??= { error })),
-        ),
-      );
-    } finally {
-      await writers.close();
-    }
-    if (stop) throw stop.error;
-  }
-
-  private async writePack(pack: string, writers: ReturnType<typeof restoreWriters>) {
-    const list: FilePiece[] = [];
-    for (const piece of this.pieces.get(pack)!) {
-      const s = this.owner.get(piece)!.spread;
-      if (s?.problem)
-        this.settle(piece, s.problem); // that file failed: skip its piece
-      else list.push(piece);
-    }
-    if (list.length === 0) return;
-    const hexes = [...new Set(list.flatMap((p) => p.chunks))];
-    let result: WriteResult = { written: 0, bad: [], skipped: [] };
-    let sent: FilePiece[] = [];
-    if (this.failures.unreachable !== undefined)
-      this.failures.unreadable(pack, hexes, this.failures.unreachable);
-    else {
-      const ids = hexes.map((h) => this.idOf.get(h)!);
-      const { ranges, failed } = await this.repo.readRanges(ids, this.located);
-      try {
-        for (const f of failed)
-          this.failures.unreadable(
-            pack,
-            f.blobs.map((b) => b.hex),
-            f.error,
-          );
-      } catch (e) {
-        for (const r of ranges) this.repo.recycle(r.bytes);
-        throw e;
-      }
-      sent = list.filter((p) => !this.failures.problem(p.chunks));
-      if (sent.length) result = await writers.write(ranges, sent);
-      else for (const r of ranges) this.repo.recycle(r.bytes);
-    }
-    for (const b of result.bad) this.failures.corrupt(pack, b.hex);
-    this.summary.bytes_written += result.written;
-    this.settleAll(list, sent, result);
-    this.options.onProgress?.(this.summary);
-    if (result.error) {
-      const { code, errno, message } = result.error;
-      throw new KinvaultError(code as ErrorCode, message, { details: errno ? { errno } : {} });
-    }
-  }
-
-  /** Records what a write request did with each piece of the pack. */
-  private settleAll(list: FilePiece[], sent: FilePiece[], result: WriteResult): void {
-    const skipped = new Set(result.skipped);
-    const stoppedAt = result.error?.done ?? sent.length;
-    const sentSet = new Set(sent);
-    for (const [i, piece] of sent.entries()) {
-      if (i >= stoppedAt) break; // not written (the caller throws): cleaned up there
-      if (!skipped.has(i)) this.settle(piece);
-      else {
-        const problem = this.failures.problem(piece.chunks);
-        if (!problem) throw new KinvaultError('INTERNAL', `A restore writer skipped ${piece.tmp}.`);
-        this.settle(piece, problem);
-      }
-    }
-    for (const piece of list)
-      if (!sentSet.has(piece)) this.settle(piece, this.failures.problem(piece.chunks)!);
-  }
-
-  /** A piece was written, or (with `problem`) will never be. */
-  private settle(piece: FilePiece, problem?: BlobProblem): void {
-    const { file, spread: s } = this.owner.get(piece)!;
-    if (!s) {
-      if (problem) this.fail(file, problem);
-      else {
-        file.state = 'done';
-        this.summary.files_restored++;
-      }
-      return;
-    }
-    if (problem) s.problem ??= problem;
-    if (--s.left > 0) return;
-    if (s.problem) {
-      rmSync(s.tmp, { force: true });
-      this.fail(file, s.problem);
-    } else this.complete(s.tmp, file);
-  }
-
-  private fail(f: FileJob, problem: BlobProblem): void {
-    f.state = 'failed';
-    f.problem = problem;
-    this.failures.fail(f.path, problem);
-  }
-
-  private tempName(path: string): string {
-    return join(path, '..', `.kinvault-restore-${randomBytes(6).toString('hex')}`);
-  }
-
-  /** Moves a finished temp file into place (never over a directory). */
-  private readonly place = (tmp: string, path: string): void => {
-    try {
-      renameSync(tmp, path);
-    } catch (e) {
-      rmSync(tmp, { force: true });
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST')
-        throw new KinvaultError(
-          'INVALID_ARGUMENT',
-          `Refusing to replace the directory ${path} with a file.`,
-        );
-      throw e;
-    }
-  };
-
-  /** Sets size (zeros at the end stay a hole), mode and mtime, and moves it into place. */
-  private complete(tmp: string, f: FileJob): void {
-    const fd = openSync(tmp, 'r+');
-    try {
-      ftruncateSync(fd, f.node.size);
-      fchmodSync(fd, f.node.mode);
-      const t = utimeArg(f.node.mtimeNs);
-      futimesSync(fd, t, t);
-    } finally {
-      closeSync(fd);
-    }
-    if (tmp !== f.path) this.place(tmp, f.path);
-    f.state = 'done';
-    this.summary.files_restored++;
-  }
-
-  /** 5. Hard links: each further path of a file becomes a link to its restored first path. */
+  /** 3. Hard links: each further path of a file becomes a link to its restored first path. */
   private link(file: FileJob, to: FileJob): void {
-    if (to.state === 'failed') return this.fail(file, to.problem!);
+    if (to.state === 'failed') return failFile(this.failures, file, to.problem!);
     const t = utimeArg(file.node.mtimeNs);
     const how = linkInto(
       to.path,
       file.path,
-      this.tempName(file.path),
+      tempName(file.path),
       { mode: file.node.mode, mtime: t },
-      this.place,
+      place,
     );
     file.state = how === 'kept' ? 'skipped' : 'done';
     if (how === 'kept') this.summary.files_skipped++;
@@ -622,7 +371,7 @@ class RestoreRun {
     if (how === 'linked') this.summary.hard_links++;
   }
 
-  /** 6. Symbolic links. */
+  /** 4. Symbolic links. */
   private async makeSymlinks(): Promise<void> {
     for (const { path, node } of this.links) {
       const existing = lstatSync(path, { throwIfNoEntry: false });
@@ -640,7 +389,7 @@ class RestoreRun {
     }
   }
 
-  /** 7. Each directory's mode and mtime, after its contents (unchanged ones left alone). */
+  /** 5. Each directory's mode and mtime, after its contents (unchanged ones left alone). */
   private finishDirs(): void {
     for (const { path, node } of this.dirs) {
       const st = lstatSync(path, { bigint: true });

@@ -215,7 +215,7 @@ program
     if (opts.json) out(r);
     else
       console.log(
-        `Restored snapshot ${r.snapshot.slice(0, 12)} into ${opts.target}: ${plural(r.files_restored, 'file')} written (${formatBytes(r.bytes_written)}), ${r.files_skipped} already correct, ${plural(r.dirs, 'folder')}, ${plural(r.symlinks, 'link')}, in ${formatDuration(r.duration_s)}.`,
+        `Restored snapshot ${r.snapshot.slice(0, 12)} into ${opts.target}: ${plural(r.files_restored, 'file')} written (${formatBytes(r.bytes_written)}), ${r.files_skipped} already correct, ${plural(r.dirs, 'folder')}, ${plural(r.symlinks, 'link')}, in ${formatDuration(r.duration_s)}${r.failed.length ? `; ${r.failed.length} could not be restored (below)` : ''}.`,
       );
     if (r.failed.length === 0) return;
     console.error(`kinvault: ${plural(r.failed.length, 'file')} could not be restored:`);
