@@ -537,30 +537,31 @@ for d in range(20):
       const firstPacks = [...(await packFiles())].filter(([name]) => !before.has(name));
       const made = await backup(anna, root);
       // Damage every tree blob of the first backup: only old's is still used.
-      let treePack = '';
+      const treePacks = new Set<string>();
       for (const [name, path] of firstPacks)
         for (const e of await headerOf(path))
           if (e.type === BlobType.tree) {
             await flipByte(path, e.offset + Math.floor(e.length / 2));
-            treePack = name;
+            treePacks.add(name);
           }
-      expect(treePack).not.toBe('');
+      expect(treePacks.size).toBeGreaterThan(0);
 
       // Bob has no trees cached: he reads them from the coordinator.
       const target = join(work, 'trees-restored');
       const r = await restoreJson(bob, [made.snapshot, '--target', target]);
       expect(r.code).toBe(3);
-      expect(r.summary!.failed).toEqual([
-        {
-          path: join(target, root, 'old'),
-          pack: treePack,
-          reason: expect.stringMatching(
-            new RegExp(
-              `^pack ${treePack.slice(0, 12)} is damaged: blob [0-9a-f]{12} failed its integrity check; the folder's contents could not be listed$`,
-            ),
-          ) as string,
-        },
-      ]);
+      const [failed, ...more] = r.summary!.failed;
+      expect(more).toEqual([]);
+      expect(treePacks).toContain(failed!.pack);
+      expect(failed).toEqual({
+        path: join(target, root, 'old'),
+        pack: failed!.pack,
+        reason: expect.stringMatching(
+          new RegExp(
+            `^pack ${failed!.pack!.slice(0, 12)} is damaged: blob [0-9a-f]{12} failed its integrity check; the folder's contents could not be listed$`,
+          ),
+        ) as string,
+      });
       expect(r.summary).toMatchObject({ files_restored: 5, files_failed: 1 });
       expect(await compareTrees(join(root, 'new'), join(target, root, 'new'))).toEqual([]);
       expect(await readdir(join(target, root, 'old'))).toEqual([]);

@@ -148,10 +148,11 @@ async function reportDamage(
       .catch(() => {});
 }
 
-const isDiskFull = (e: unknown) => {
+/** ENOSPC or EDQUOT when `e` says the disk (or the user's quota) is full. */
+const diskFull = (e: unknown): string | null => {
   const x = e as { code?: unknown; details?: { errno?: unknown } };
   const code = x?.details?.errno ?? x?.code;
-  return code === 'ENOSPC' || code === 'EDQUOT';
+  return code === 'ENOSPC' || code === 'EDQUOT' ? code : null;
 };
 
 /**
@@ -175,6 +176,8 @@ class RestoreRun {
   /** Paths where nothing was when the restore looked. */
   private readonly absent = new Set<string>();
   private readonly packs: PackWriter;
+  /** The files to write (hard links to them excluded), once the walk is done. */
+  private toWrite: FileJob[] = [];
   // Subdirectories are walked side by side: without the local tree cache (a new or
   // rebuilt machine) each tree is a round trip to the coordinator.
   private readonly treeLoads = pLimit(8);
@@ -213,6 +216,7 @@ class RestoreRun {
       const targetIsNew = (await mkdir(this.target, { recursive: true })) !== undefined;
       await this.walk(root, '', this.target, targetIsNew);
       const { write, links } = findHardLinks(this.files);
+      this.toWrite = write;
       const todo = await this.leaveCorrectFiles(write);
       await this.packs.plan(todo, this.absent);
       await this.packs.write();
@@ -221,7 +225,8 @@ class RestoreRun {
       this.finishDirs();
     } catch (e) {
       this.packs.cleanup();
-      if (isDiskFull(e)) throw this.diskFull(e);
+      const full = diskFull(e);
+      if (full) throw this.diskFullError(full, e);
       throw e;
     } finally {
       this.failures.list.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -403,8 +408,9 @@ class RestoreRun {
   }
 
   /** The error for a full disk: whose, how much is still to write, how much is free. */
-  private diskFull(cause: unknown): KinvaultError {
-    const needed = this.files.reduce((n, f) => n + (f.state === 'todo' ? f.node.size : 0), 0);
+  private diskFullError(errno: string, cause: unknown): KinvaultError {
+    const files = this.toWrite.length ? this.toWrite : this.files;
+    const needed = files.reduce((n, f) => n + (f.state === 'todo' ? f.node.size : 0), 0);
     let free: number | null = null;
     try {
       const st = statfsSync(this.target);
@@ -415,7 +421,7 @@ class RestoreRun {
     return new KinvaultError(
       'INTERNAL',
       `The disk holding ${this.target} is full: this restore needs ${formatBytes(needed)} more (${needed.toLocaleString('en-US')} bytes not yet written), ${free === null ? 'an unknown amount' : formatBytes(free)} free. Free space or restore elsewhere (--target); files already restored are kept and a re-run skips them.`,
-      { cause, details: { errno: 'ENOSPC', target: this.target, needed, free } },
+      { cause, details: { errno, target: this.target, needed, free } },
     );
   }
 }
