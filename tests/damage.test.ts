@@ -110,8 +110,14 @@ describe('damage on the NAS (built commands)', () => {
       '--target',
       join(work, 'broken'),
     ]);
-    expect(broken.code).not.toBe(0);
-    // MERGE: expect(broken.stderr).toContain(victim!.slice(0, 12));
+    // Everything else is restored; the files that needed the pack are named, with it.
+    expect(broken.code).toBe(3);
+    expect(broken.stderr).toMatch(
+      new RegExp(
+        `(IMG_\\d+\\.jpg|movie\\.mp4): pack ${victim!.slice(0, 12)} is missing on the coordinator`,
+      ),
+    );
+    expect(broken.stderr).toMatch(/kinvaultd check/);
     // The coordinator noticed when asked for the pack: no longer counted as stored.
     const after = await status();
     expect(after.missingPacks.map((p) => p.pack)).toEqual([victim]);
@@ -156,6 +162,14 @@ describe('damage on the NAS (built commands)', () => {
     one[0]! ^= 0x01;
     await fh.write(one, 0, 1, entry.offset + 30);
     await fh.close();
+
+    // A restore finds the bad blob, reports it, and the coordinator (having hashed the
+    // pack again) no longer counts the pack as stored.
+    const broken = await runKinvault(anna, ['restore', made.snapshot, '--target', join(work, 'x')]);
+    expect(broken.code).toBe(3);
+    expect(broken.stderr).toMatch(/failed its integrity check/);
+    expect((await status()).damagedPacks.map((p) => p.pack)).toEqual([victim]);
+    expect(c.log()).toMatch(new RegExp(`pack ${victim} is damaged on the NAS`));
 
     const check = await runKinvaultd(['check', '--data-dir', c.dataDir, '--json']);
     expect(check.code).toBe(1);

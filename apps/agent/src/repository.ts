@@ -25,7 +25,7 @@ import {
   type Snapshot,
   type Tree,
 } from '@kinvault/format';
-import { KinvaultError } from '@kinvault/protocol';
+import { isKinvaultError, KinvaultError } from '@kinvault/protocol';
 import pLimit from 'p-limit';
 import type { ApiClient } from './transport/api.js';
 import type { PackReader } from './transport/packs.js';
@@ -39,6 +39,32 @@ export interface Located {
 export interface RawRange {
   bytes: Uint8Array;
   blobs: { hex: string; id: Uint8Array; at: number; length: number }[];
+}
+
+/** A range of a pack that could not be read, and why. */
+export interface FailedRange {
+  pack: string;
+  error: unknown;
+  blobs: RawRange['blobs'];
+}
+
+/** Why a blob cannot be located: its pack (null when the coordinator knows none). */
+export interface LostBlob {
+  pack: string | null;
+  error: unknown;
+}
+
+/**
+ * A KinvaultError about reading a blob, given the blob and its pack in `details` (code,
+ * message and retryability kept). Any other error is returned as it is (a bug, not data).
+ */
+export function blobError(hex: string, pack: string | null, error: unknown): unknown {
+  if (!isKinvaultError(error)) return error;
+  return new KinvaultError(error.code, error.message, {
+    retryable: error.retryable,
+    cause: error,
+    details: { ...error.details, blob: hex, pack },
+  });
 }
 
 const HAVE_BATCH = 20_000;
@@ -130,52 +156,111 @@ export class RemoteRepository {
     return map;
   }
 
-  async locate(ids: readonly string[]): Promise<Map<string, Located>> {
+  /** For ids in no available pack: the pack that held each, and whether it is damaged or missing. */
+  private async whereLost(
+    ids: readonly string[],
+  ): Promise<Map<string, { pack: string; state: string }>> {
+    const out = new Map<string, { pack: string; state: string }>();
+    for (let i = 0; i < ids.length; i += HAVE_BATCH) {
+      const { lost } = await this.api.blobs.lost.mutate({ ids: ids.slice(i, i + HAVE_BATCH) });
+      for (const l of lost) out.set(l.id, { pack: l.pack, state: l.state });
+    }
+    return out;
+  }
+
+  /**
+   * Where each blob is. A blob that cannot be located is in `lost`, with its pack (null
+   * when the coordinator knows none for it) and why: the pack's header could not be read,
+   * or does not list it. Only a failure to ask the coordinator at all throws.
+   */
+  async locate(
+    ids: readonly string[],
+  ): Promise<{ found: Map<string, Located>; lost: Map<string, LostBlob> }> {
     const packsOf = await this.have(ids);
     // Pack headers not yet cached are two round trips each: fetch several at a time.
     const headers = pLimit(8);
     const entries = new Map(
       [...new Set(packsOf.values())].map((pack) => {
-        const fetched = headers(() => this.entries(pack));
-        fetched.catch(() => {}); // a failure is thrown where it is awaited below
+        const fetched = headers(() => this.entries(pack)).then(
+          (map) => ({ map }),
+          (error: unknown) => ({ error }),
+        );
         return [pack, fetched];
       }),
     );
-    const out = new Map<string, Located>();
+    const found = new Map<string, Located>();
+    const lost = new Map<string, LostBlob>();
+    const gone = await this.whereLost(ids.filter((id) => !packsOf.has(id)));
     for (const id of ids) {
       const pack = packsOf.get(id);
-      if (!pack) continue;
-      const entry = (await entries.get(pack)!).get(id);
-      if (entry) out.set(id, { pack, entry });
+      if (!pack) {
+        const was = gone.get(id);
+        lost.set(id, {
+          pack: was?.pack ?? null,
+          error: new KinvaultError(
+            'PACK_CORRUPT',
+            was
+              ? `pack ${was.pack.slice(0, 12)} is ${was.state} on the coordinator`
+              : `blob ${id.slice(0, 12)} is in no pack the coordinator has`,
+            { details: { pack: was?.pack ?? null, blob: id, state: was?.state } },
+          ),
+        });
+        continue;
+      }
+      const header = await entries.get(pack)!;
+      const entry = 'map' in header ? header.map.get(id) : undefined;
+      if (entry) found.set(id, { pack, entry });
+      else
+        lost.set(id, {
+          pack,
+          error:
+            'error' in header
+              ? header.error
+              : new KinvaultError(
+                  'PACK_CORRUPT',
+                  `Pack ${pack} does not hold blob ${id}, though the coordinator's index says it does.`,
+                  { details: { pack, blob: id, listed: false } },
+                ),
+        });
     }
-    return out;
+    return { found, lost };
   }
 
+  /**
+   * Reads and opens one blob. A failure is a KinvaultError with the cause's code and
+   * `details.pack` (null when no pack holds it) and `details.blob`.
+   */
   async loadBlob(type: BlobType, id: Uint8Array, where?: Located): Promise<Uint8Array> {
     const hex = toHex(id);
-    const loc = where ?? (await this.locate([hex])).get(hex);
-    if (!loc)
-      throw new KinvaultError(
-        'PACK_CORRUPT',
-        `Blob ${hex} is in no stored pack: the snapshot is damaged or its packs were lost. Run a check.`,
-      );
-    const { bytes } = await this.packs.range(loc.pack, loc.entry.offset, loc.entry.length);
-    return openBlob(this.keys, type, id, bytes);
+    let loc = where;
+    if (!loc) {
+      const { found, lost } = await this.locate([hex]);
+      const why = lost.get(hex);
+      if (why) throw blobError(hex, why.pack, why.error);
+      loc = found.get(hex)!;
+    }
+    try {
+      const { bytes } = await this.packs.range(loc.pack, loc.entry.offset, loc.entry.length);
+      return openBlob(this.keys, type, id, bytes);
+    } catch (error) {
+      throw blobError(hex, loc.pack, error);
+    }
   }
 
   /**
    * Reads the sealed bytes of many blobs with few requests: blobs of one pack that lie
    * close together are fetched as one range (gaps up to 256 KiB, spans up to 16 MiB).
    * Nothing is decrypted or verified here (see `openBlob`); each range owns its buffer.
+   * A range that cannot be read is in `failed` with its error; the others are read.
+   * Every id must be in `where`.
    */
-  async readRanges(ids: readonly Uint8Array[], where: Map<string, Located>): Promise<RawRange[]> {
+  async readRanges(
+    ids: readonly Uint8Array[],
+    where: Map<string, Located>,
+  ): Promise<{ ranges: RawRange[]; failed: FailedRange[] }> {
     const wanted = [...new Map(ids.map((id) => [toHex(id), id])).entries()].map(([hex, id]) => {
       const loc = where.get(hex);
-      if (!loc)
-        throw new KinvaultError(
-          'PACK_CORRUPT',
-          `Blob ${hex} is in no stored pack: the snapshot is damaged or its packs were lost. Run a check.`,
-        );
+      if (!loc) throw new KinvaultError('INTERNAL', `Blob ${hex} was asked for but never located.`);
       return { hex, id, loc };
     });
     wanted.sort((a, b) =>
@@ -185,7 +270,7 @@ export class RemoteRepository {
           ? 1
           : a.loc.entry.offset - b.loc.entry.offset,
     );
-    const reads: Promise<RawRange>[] = [];
+    const reads: Promise<RawRange | FailedRange>[] = [];
     let i = 0;
     while (i < wanted.length) {
       const first = wanted[i]!;
@@ -209,20 +294,29 @@ export class RemoteRepository {
         length: w.loc.entry.length,
       }));
       reads.push(
-        this.packs.range(first.loc.pack, start, end - start).then(({ bytes }) => ({
-          // Each range must own its buffer (it may move to a worker): a whole buffer or
-          // one lent by the reader's pool is passed on, anything else copied.
-          bytes:
-            (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) ||
-            BufferPool.lent(bytes.buffer)
-              ? bytes
-              : new Uint8Array(bytes),
-          blobs,
-        })),
+        this.packs.range(first.loc.pack, start, end - start).then(
+          ({ bytes }) => ({
+            // Each range must own its buffer (it may move to a worker): a whole buffer or
+            // one lent by the reader's pool is passed on, anything else copied.
+            bytes:
+              (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) ||
+              BufferPool.lent(bytes.buffer)
+                ? bytes
+                : new Uint8Array(bytes),
+            blobs,
+          }),
+          (error: unknown) => ({ pack: first.loc.pack, error, blobs }),
+        ),
       );
       i = j;
     }
-    return Promise.all(reads);
+    const ranges: RawRange[] = [];
+    const failed: FailedRange[] = [];
+    for (const r of await Promise.all(reads)) {
+      if ('error' in r) failed.push(r);
+      else ranges.push(r);
+    }
+    return { ranges, failed };
   }
 
   /** Reads and opens (decrypts, verifies) many blobs; returns plaintexts by hex id. */
@@ -231,10 +325,25 @@ export class RemoteRepository {
     ids: readonly Uint8Array[],
     where: Map<string, Located>,
   ): Promise<Map<string, Uint8Array>> {
+    const { ranges, failed } = await this.readRanges(ids, where);
     const out = new Map<string, Uint8Array>();
-    for (const r of await this.readRanges(ids, where))
-      for (const b of r.blobs)
-        out.set(b.hex, openBlob(this.keys, type, b.id, r.bytes.subarray(b.at, b.at + b.length)));
+    try {
+      const bad = failed[0];
+      if (bad) throw blobError(bad.blobs[0]!.hex, bad.pack, bad.error);
+      for (const r of ranges)
+        for (const b of r.blobs) {
+          try {
+            out.set(
+              b.hex,
+              openBlob(this.keys, type, b.id, r.bytes.subarray(b.at, b.at + b.length)),
+            );
+          } catch (error) {
+            throw blobError(b.hex, where.get(b.hex)!.pack, error);
+          }
+        }
+    } finally {
+      for (const r of ranges) this.recycle(r.bytes);
+    }
     return out;
   }
 

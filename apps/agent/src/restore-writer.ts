@@ -2,11 +2,13 @@
  * Restore writers: worker threads that open blobs from raw pack ranges and write them
  * into files (see restore-writer.worker.ts). A request names the ranges it brings and
  * the file pieces to write from them; files with `finish` are completed (size checked,
- * mode and mtime set, renamed into place) by the same request.
+ * mode and mtime set, renamed into place) by the same request. A request resolves with
+ * what was written and what was not (bad blobs, a full disk); it rejects only when a
+ * worker thread stops.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { KinvaultError, type ErrorCode } from '@kinvault/protocol';
+import { KinvaultError } from '@kinvault/protocol';
 import { BufferPool, stopper, type RepositoryKeys } from '@kinvault/format';
 import type { RawRange } from './repository.js';
 
@@ -32,9 +34,21 @@ export interface WriteRequest {
   files: FilePiece[];
 }
 
-export type WriteReply = { seq: number } & (
-  { written: number } | { error: { code: string; message: string } }
-);
+export interface WriteResult {
+  /** Bytes written (of the file pieces that were). */
+  written: number;
+  /** Blobs that failed to open (AEAD or id check), with the error code. */
+  bad: { hex: string; code: string }[];
+  /** Indexes of the pieces not written because a blob they need is bad. */
+  skipped: number[];
+  /**
+   * Writing stopped at `files[done]` (its file removed; later pieces not tried): pieces
+   * before it not in `skipped` were written. `errno` is the system's code (ENOSPC, …).
+   */
+  error?: { code: string; errno?: string; message: string; done: number };
+}
+
+export type WriteReply = { seq: number } & WriteResult;
 
 function spawn(keys: Pick<RepositoryKeys, 'idKey' | 'dataKey' | 'metadataKey'>): Worker {
   if (!import.meta.url.endsWith('.ts'))
@@ -62,7 +76,7 @@ export function restoreWriters(
   const lanes = Array.from({ length: Math.max(1, threads) }, () => {
     const pending = new Map<
       number,
-      { resolve: (n: number) => void; reject: (e: unknown) => void; lent: Uint8Array[] }
+      { resolve: (r: WriteResult) => void; reject: (e: unknown) => void; lent: Uint8Array[] }
     >();
     const worker = spawn(setup);
     const stop = stopper(worker);
@@ -82,8 +96,7 @@ export function restoreWriters(
       pending.delete(r.seq);
       if (!p) return;
       for (const bytes of p.lent) recycle?.(bytes);
-      if ('error' in r) p.reject(new KinvaultError(r.error.code as ErrorCode, r.error.message));
-      else p.resolve(r.written);
+      p.resolve(r);
     });
     worker.on('error', (e) => failAll(e.message));
     const exited = (code: number) => failAll(`exit code ${code}`);
@@ -93,14 +106,14 @@ export function restoreWriters(
 
   return {
     /**
-     * Writes the pieces; resolves with the bytes written. Ranges in pool-lent (shared)
-     * buffers are recycled once written; other range buffers move to the worker.
+     * Writes the pieces (see WriteResult). Ranges in pool-lent (shared) buffers are
+     * recycled once written; other range buffers move to the worker.
      */
-    write(ranges: RawRange[], files: FilePiece[]): Promise<number> {
+    write(ranges: RawRange[], files: FilePiece[]): Promise<WriteResult> {
       let lane = lanes[0]!;
       for (const l of lanes) if (l.pending.size < lane.pending.size) lane = l;
       const req: WriteRequest = { seq: seq++, ranges, files };
-      return new Promise<number>((resolve, reject) => {
+      return new Promise<WriteResult>((resolve, reject) => {
         const lent = [
           ...new Map(
             ranges

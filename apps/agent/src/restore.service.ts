@@ -3,53 +3,72 @@
  * Every blob is verified (AEAD and id). Paths come from validated tree names, and every
  * directory written into is checked to be a real directory inside the target, so
  * nothing can escape it. Files already present and correct are skipped.
+ *
+ * A pack that cannot be read, or a blob that fails its check, fails only the files that
+ * need it (listed in the summary's `failed`); everything else is restored. A full disk
+ * stops the restore: partial files are removed, complete ones kept.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
-  closeSync,
-  fchmodSync,
-  futimesSync,
   lstatSync,
   mkdirSync,
-  openSync,
   readlinkSync,
-  renameSync,
   rmSync,
+  statfsSync,
   symlinkSync,
   utimesSync,
 } from 'node:fs';
 import { lutimes, mkdir, open } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
-import { KinvaultError } from '@kinvault/protocol';
+import { formatBytes, isKinvaultError, KinvaultError } from '@kinvault/protocol';
 import {
   BlobType,
   blobId,
   bytesEqual,
   chunkSource,
   gearTable,
+  microseconds,
   prepareChunker,
-  SEAL_OVERHEAD,
-  toHex,
   utimeArg,
   type DirNode,
   type FileNode,
   type SymlinkNode,
   type RepositoryKeys,
 } from '@kinvault/format';
-import type { RemoteRepository } from './repository.js';
 import pLimit from 'p-limit';
-import { restoreWriters, type FilePiece } from './restore-writer.js';
+import type { RemoteRepository } from './repository.js';
+import { failFile, PackWriter, place, tempName, type FileJob } from './restore-packs.js';
+import { RestoreFailures, type PackDamage, type RestoreFailure } from './restore-failures.js';
+import { findHardLinks, linkInto } from './restore-links.js';
+
+export { FAILURE_ADVICE, type PackDamage, type RestoreFailure } from './restore-failures.js';
 
 export interface RestoreSummary {
   snapshot: string;
   files_restored: number;
   files_skipped: number;
+  /** Entries of `failed`: files, and folders whose contents could not be listed. */
+  files_failed: number;
   bytes_written: number;
   dirs: number;
   symlinks: number;
+  /** Of files_restored, the paths made hard links to another restored path. */
+  hard_links: number;
   duration_s: number;
+  /** What could not be restored and why (sorted by path). */
+  failed: RestoreFailure[];
+}
+
+export interface RestoreOptions {
+  /** Restore only these paths of the snapshot; each must be in it. */
+  includes?: readonly string[];
+  onProgress?: (s: RestoreSummary) => void;
+  /**
+   * Told once per pack found missing, unreadable or damaged, after the files are
+   * written; a failure of the callback does not fail the restore.
+   */
+  onDamage?: (r: PackDamage) => Promise<void>;
 }
 
 function normalise(include: string): string {
@@ -64,41 +83,181 @@ export async function restore(
   keys: RepositoryKeys,
   ref: string,
   targetDir: string,
-  includes: string[],
-  onFile?: (s: RestoreSummary) => void,
+  options: RestoreOptions = {},
 ): Promise<RestoreSummary> {
   const started = Date.now();
   const snap = await repo.findSnapshot(ref);
-  const target = resolve(targetDir);
-  const wanted = includes.map(normalise);
-  const included = (rel: string) =>
-    wanted.length === 0 ||
-    wanted.some((w) => rel === w || rel.startsWith(w + '/') || w.startsWith(rel + '/'));
-  const summary: RestoreSummary = {
-    snapshot: snap.id,
-    files_restored: 0,
-    files_skipped: 0,
-    bytes_written: 0,
-    dirs: 0,
-    symlinks: 0,
-    duration_s: 0,
-  };
-  const chunker = prepareChunker(gearTable(keys.cdcSeed));
+  const wanted = (options.includes ?? []).map(normalise);
+  // Before anything is written: a path that is not in the snapshot is a mistake.
+  await checkIncludes(repo, snap.snapshot.tree, snap.id, wanted);
+  const run = new RestoreRun(repo, keys, snap.id, resolve(targetDir), wanted, options);
+  try {
+    await run.run(snap.snapshot.tree);
+  } finally {
+    await reportDamage(run.failures.packs(), options.onDamage);
+  }
+  run.summary.duration_s = (Date.now() - started) / 1000;
+  return run.summary;
+}
 
-  // Directories this restore created hold nothing it did not write: their files need no
-  // check for an earlier copy (20,000 lstat calls fewer for a restore into a new folder).
-  const targetIsNew = (await mkdir(target, { recursive: true })) !== undefined;
-  const inside = (path: string) => {
-    const r = relative(target, path);
-    if (r.startsWith('..') || r.startsWith(sep) || resolve(target, r) !== path) {
+/** Throws INVALID_ARGUMENT naming every include that is not in the snapshot. */
+async function checkIncludes(
+  repo: RemoteRepository,
+  root: Uint8Array,
+  snapshot: string,
+  wanted: readonly string[],
+): Promise<void> {
+  const missing: string[] = [];
+  for (const w of wanted) {
+    const parts = w.split('/').filter(Boolean);
+    let tree = root;
+    for (const [i, part] of parts.entries()) {
+      // An unreadable tree on the way: the restore itself reports that folder.
+      const nodes = await repo.loadTree(tree).then(
+        (t) => t.nodes,
+        () => null,
+      );
+      if (!nodes) break;
+      const node = nodes.find((n) => n.name === part);
+      if (!node || (node.kind !== 'dir' && i < parts.length - 1)) {
+        missing.push(w);
+        break;
+      }
+      if (node.kind !== 'dir') break;
+      tree = node.subtree;
+    }
+  }
+  if (missing.length === 0) return;
+  const id = snapshot.slice(0, 12);
+  throw new KinvaultError(
+    'INVALID_ARGUMENT',
+    `${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not in snapshot ${id}, so nothing was restored. "kinvault ls ${id} PATH" lists what it holds.`,
+    { details: { missing } },
+  );
+}
+
+async function reportDamage(
+  damaged: PackDamage[],
+  onDamage: RestoreOptions['onDamage'],
+): Promise<void> {
+  if (!onDamage) return;
+  for (const d of damaged)
+    await Promise.resolve()
+      .then(() => onDamage(d))
+      .catch(() => {});
+}
+
+/** ENOSPC or EDQUOT when `e` says the disk (or the user's quota) is full. */
+const diskFull = (e: unknown): string | null => {
+  const x = e as { code?: unknown; details?: { errno?: unknown } };
+  const code = x?.details?.errno ?? x?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' ? code : null;
+};
+
+/**
+ * Flushes the target's filesystem (`sync -f`, i.e. syncfs, on Linux; plain `sync`
+ * elsewhere). If neither runs, the files are still written, just not yet forced out.
+ */
+async function syncFilesystem(target: string): Promise<void> {
+  const run = (args: string[]) =>
+    new Promise<boolean>((res) => execFile('sync', args, (e) => res(!e)));
+  if (!(await run(['-f', target]))) await run([]);
+}
+
+/** One restore: its state, and its phases in the order `run` calls them. */
+class RestoreRun {
+  readonly summary: RestoreSummary;
+  readonly failures = new RestoreFailures();
+  private readonly chunker;
+  private readonly files: FileJob[] = [];
+  private readonly links: { path: string; node: SymlinkNode }[] = [];
+  private readonly dirs: { path: string; node: DirNode }[] = []; // children before parents
+  /** Paths where nothing was when the restore looked. */
+  private readonly absent = new Set<string>();
+  private readonly packs: PackWriter;
+  /** The files to write (hard links to them excluded), once the walk is done. */
+  private toWrite: FileJob[] = [];
+  // Subdirectories are walked side by side: without the local tree cache (a new or
+  // rebuilt machine) each tree is a round trip to the coordinator.
+  private readonly treeLoads = pLimit(8);
+
+  constructor(
+    private readonly repo: RemoteRepository,
+    private readonly keys: RepositoryKeys,
+    snapshot: string,
+    private readonly target: string,
+    private readonly wanted: readonly string[],
+    private readonly options: RestoreOptions,
+  ) {
+    this.chunker = prepareChunker(gearTable(keys.cdcSeed));
+    const summary = {
+      snapshot,
+      files_restored: 0,
+      files_skipped: 0,
+      files_failed: 0,
+      bytes_written: 0,
+      dirs: 0,
+      symlinks: 0,
+      hard_links: 0,
+      duration_s: 0,
+      failed: [],
+    };
+    this.summary = summary;
+    this.packs = new PackWriter(repo, keys, this.failures, summary, () =>
+      options.onProgress?.(summary),
+    );
+  }
+
+  async run(root: Uint8Array): Promise<void> {
+    try {
+      // Directories this restore created hold nothing it did not write: their files need
+      // no check for an earlier copy (20,000 lstat calls fewer for a new folder).
+      const targetIsNew = (await mkdir(this.target, { recursive: true })) !== undefined;
+      await this.walk(root, '', this.target, targetIsNew);
+      const { write, links } = findHardLinks(this.files);
+      this.toWrite = write;
+      const todo = await this.leaveCorrectFiles(write);
+      await this.packs.plan(todo, this.absent);
+      await this.packs.write();
+      for (const { file, to } of links) this.link(file, to);
+      await this.makeSymlinks();
+      this.finishDirs();
+    } catch (e) {
+      this.packs.cleanup();
+      const full = diskFull(e);
+      if (full) throw this.diskFullError(full, e);
+      throw e;
+    } finally {
+      this.failures.list.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      this.summary.failed = this.failures.list;
+      this.summary.files_failed = this.failures.list.length;
+    }
+    // Everything reaches the disk before we say it is restored: one filesystem sync
+    // instead of an fsync per file.
+    await syncFilesystem(this.target);
+  }
+
+  private included(rel: string): boolean {
+    return (
+      this.wanted.length === 0 ||
+      this.wanted.some(
+        (w) => w === '' || rel === w || rel.startsWith(w + '/') || w.startsWith(rel + '/'),
+      )
+    );
+  }
+
+  private inside(path: string): string {
+    const r = relative(this.target, path);
+    if (r.startsWith('..') || r.startsWith(sep) || resolve(this.target, r) !== path) {
       throw new KinvaultError(
         'INVALID_ARGUMENT',
-        `Refusing to write ${path}: it is outside the target ${target}.`,
+        `Refusing to write ${path}: it is outside the target ${this.target}.`,
       );
     }
     return path;
-  };
-  const realDir = (path: string) => {
+  }
+
+  private realDir(path: string): void {
     const st = lstatSync(path);
     if (!st.isDirectory() || st.isSymbolicLink()) {
       throw new KinvaultError(
@@ -106,75 +265,24 @@ export async function restore(
         `Refusing to restore into ${path}: it is not a directory (a link or file is in the way). Move it aside or restore elsewhere.`,
       );
     }
-  };
+  }
 
-  /** True when `path` already holds exactly this file (same size, mtime and chunk ids). */
-  const absent = new Set<string>();
-  const alreadyThere = async (path: string, node: FileNode): Promise<boolean> => {
-    const st = lstatSync(path, { bigint: true, throwIfNoEntry: false });
-    if (!st) absent.add(path);
-    if (
-      !st?.isFile() ||
-      Number(st.size) !== node.size ||
-      st.mtimeNs / 1000n !== node.mtimeNs / 1000n
-    )
-      return false;
-    const fh = await open(path, 'r');
+  /** 1. Walks the snapshot: makes the directories, lists the files and links. */
+  private async walk(treeId: Uint8Array, rel: string, dir: string, fresh: boolean): Promise<void> {
+    this.realDir(dir);
+    let nodes;
     try {
-      let i = 0;
-      const source = {
-        read: async (into: Uint8Array) => (await fh.read(into, 0, into.byteLength, null)).bytesRead,
-      };
-      for await (const c of chunkSource(source, chunker)) {
-        const expected = node.chunks[i++];
-        if (!expected || !bytesEqual(blobId(keys, BlobType.data, c.data), expected)) return false;
-      }
-      return i === node.chunks.length;
-    } finally {
-      await fh.close();
-    }
-  };
-
-  const tempName = (path: string) =>
-    join(path, '..', `.kinvault-restore-${randomBytes(6).toString('hex')}`);
-  /** Moves a finished temp file into place (never over a directory). */
-  const place = (tmp: string, path: string) => {
-    try {
-      renameSync(tmp, path);
+      ({ nodes } = await this.treeLoads(() => this.repo.loadTree(treeId)));
     } catch (e) {
-      rmSync(tmp, { force: true });
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST')
-        throw new KinvaultError(
-          'INVALID_ARGUMENT',
-          `Refusing to replace the directory ${path} with a file.`,
-        );
-      throw e;
+      return this.treeFailed(dir, e);
     }
-  };
-
-  // 1. Walk the snapshot: make the directories, list the files and links.
-  const files: { path: string; node: FileNode; fresh: boolean }[] = [];
-  const links: { path: string; node: SymlinkNode }[] = [];
-  const dirs: { path: string; node: DirNode }[] = []; // children before parents
-  // Subdirectories are walked side by side: without the local tree cache (a new or
-  // rebuilt machine) each tree is a round trip to the coordinator.
-  const treeLoads = pLimit(8);
-  const walk = async (
-    treeId: Uint8Array,
-    rel: string,
-    dir: string,
-    fresh: boolean,
-  ): Promise<void> => {
-    realDir(dir);
-    const { nodes } = await treeLoads(() => repo.loadTree(treeId));
     const subdirs: Promise<void>[] = [];
     for (const node of nodes) {
       const childRel = rel ? `${rel}/${node.name}` : node.name;
-      if (!included(childRel)) continue;
-      const path = inside(join(dir, node.name));
-      if (node.kind === 'file') files.push({ path, node, fresh });
-      else if (node.kind === 'symlink') links.push({ path, node });
+      if (!this.included(childRel)) continue;
+      const path = this.inside(join(dir, node.name));
+      if (node.kind === 'file') this.files.push({ path, node, fresh, state: 'todo' });
+      else if (node.kind === 'symlink') this.links.push({ path, node });
       else {
         let made: boolean;
         try {
@@ -185,190 +293,136 @@ export async function restore(
           made = false;
         }
         subdirs.push(
-          walk(node.subtree, childRel, path, made).then(() => void dirs.push({ path, node })),
+          this.walk(node.subtree, childRel, path, made).then(
+            () => void this.dirs.push({ path, node }),
+          ),
         );
       }
     }
     await Promise.all(subdirs);
-  };
-  await walk(snap.snapshot.tree, '', target, targetIsNew);
-
-  // 2. Leave files that are already correct; find where every chunk of the others is.
-  const todo: typeof files = [];
-  for (const f of files) {
-    if (f.fresh) {
-      absent.add(f.path);
-      todo.push(f);
-    } else if (await alreadyThere(f.path, f.node)) {
-      summary.files_skipped++;
-      onFile?.(summary);
-    } else todo.push(f);
   }
-  const where = await repo.locate([...new Set(todo.flatMap((f) => f.node.chunks.map(toHex)))]);
 
-  // 3. Pack by pack: each pack's blobs are read with a few range requests and written
-  //    wherever they belong, so a photo library takes about one request per pack rather
-  //    than several per file (a backup interleaves the chunks of files it reads at the
-  //    same time). A file whose chunks all come from one pack is created, filled and
-  //    finished by one request; a file spread over several packs is created first (under
-  //    a temporary name), filled piece by piece as its packs arrive, and finished here.
-  interface Spread {
-    path: string;
-    tmp: string;
-    node: FileNode;
-    /** Pieces not yet written. */
-    left: number;
+  /** A directory's tree could not be read: the folder is reported, the walk goes on. */
+  private treeFailed(dir: string, e: unknown): void {
+    const details = isKinvaultError(e) ? e.details : {};
+    if (!('pack' in details)) throw e;
+    const hex = String(details.blob);
+    this.failures.unreadable(details.pack as string | null, [hex], e);
+    const p = this.failures.problem([hex])!;
+    this.failures.fail(dir, {
+      pack: p.pack,
+      reason: `${p.reason}; the folder's contents could not be listed`,
+    });
   }
-  const pieces = new Map<string, FilePiece[]>(); // by pack
-  const blobsOf = new Map<string, Map<string, Uint8Array>>(); // by pack: hex → id
-  const spreadOf = new Map<FilePiece, Spread>();
-  const spread: Spread[] = [];
-  const add = (pack: string, piece: FilePiece) => {
-    const list = pieces.get(pack);
-    if (list) list.push(piece);
-    else pieces.set(pack, [piece]);
-  };
-  const finish = (node: FileNode, path: string) => ({
-    path,
-    size: node.size,
-    mode: node.mode,
-    mtime: utimeArg(node.mtimeNs),
-  });
-  /** Sets mode and mtime of a complete file and moves it into place. */
-  const complete = (tmp: string, path: string, node: FileNode) => {
-    const fd = openSync(tmp, 'r');
-    try {
-      fchmodSync(fd, node.mode);
-      const t = utimeArg(node.mtimeNs);
-      futimesSync(fd, t, t);
-    } finally {
-      closeSync(fd);
+
+  /** 2. Skips files already correct at their path; returns the others. */
+  private async leaveCorrectFiles(files: FileJob[]): Promise<FileJob[]> {
+    const todo: FileJob[] = [];
+    for (const f of files) {
+      if (f.fresh) {
+        this.absent.add(f.path);
+        todo.push(f);
+      } else if (await this.alreadyThere(f.path, f.node)) {
+        f.state = 'skipped';
+        this.summary.files_skipped++;
+        this.options.onProgress?.(this.summary);
+      } else todo.push(f);
     }
-    place(tmp, path);
-    summary.files_restored++;
-  };
-  try {
-    for (const f of todo) {
-      // Pieces: runs of consecutive chunks of the file that lie in the same pack.
-      const runs: { pack: string; position: number; chunks: string[] }[] = [];
-      let at = 0;
-      for (const id of f.node.chunks) {
-        const hex = toHex(id);
-        const loc = where.get(hex);
-        if (!loc)
-          throw new KinvaultError(
-            'PACK_CORRUPT',
-            `Blob ${hex} of ${f.path} is in no stored pack: the snapshot is damaged or its packs were lost. Run a check.`,
-          );
-        let ids = blobsOf.get(loc.pack);
-        if (!ids) blobsOf.set(loc.pack, (ids = new Map()));
-        ids.set(hex, id);
-        const last = runs.at(-1);
-        if (last?.pack === loc.pack) last.chunks.push(hex);
-        else runs.push({ pack: loc.pack, position: at, chunks: [hex] });
-        at += loc.entry.length - SEAL_OVERHEAD;
+    return todo;
+  }
+
+  /** True when `path` already holds exactly this file (same size, mtime and chunk ids). */
+  private async alreadyThere(path: string, node: FileNode): Promise<boolean> {
+    const st = lstatSync(path, { bigint: true, throwIfNoEntry: false });
+    if (!st) this.absent.add(path);
+    if (
+      !st?.isFile() ||
+      Number(st.size) !== node.size ||
+      microseconds(st.mtimeNs) !== microseconds(node.mtimeNs)
+    )
+      return false;
+    const fh = await open(path, 'r');
+    try {
+      let i = 0;
+      const source = {
+        read: async (into: Uint8Array) => (await fh.read(into, 0, into.byteLength, null)).bytesRead,
+      };
+      for await (const c of chunkSource(source, this.chunker)) {
+        const expected = node.chunks[i++];
+        if (!expected || !bytesEqual(blobId(this.keys, BlobType.data, c.data), expected))
+          return false;
       }
-      if (at !== f.node.size)
+      return i === node.chunks.length;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** 3. Hard links: each further path of a file becomes a link to its restored first path. */
+  private link(file: FileJob, to: FileJob): void {
+    if (to.state === 'failed') return failFile(this.failures, file, to.problem!);
+    const t = utimeArg(file.node.mtimeNs);
+    const how = linkInto(
+      to.path,
+      file.path,
+      tempName(file.path),
+      { mode: file.node.mode, mtime: t },
+      place,
+    );
+    file.state = how === 'kept' ? 'skipped' : 'done';
+    if (how === 'kept') this.summary.files_skipped++;
+    else this.summary.files_restored++;
+    if (how === 'linked') this.summary.hard_links++;
+  }
+
+  /** 4. Symbolic links. */
+  private async makeSymlinks(): Promise<void> {
+    for (const { path, node } of this.links) {
+      const existing = lstatSync(path, { throwIfNoEntry: false });
+      if (existing?.isSymbolicLink() && readlinkSync(path) === node.target) continue;
+      if (existing?.isDirectory())
         throw new KinvaultError(
-          'PACK_CORRUPT',
-          `${f.path}: the snapshot says ${f.node.size} bytes but its chunks hold ${at}.`,
+          'INVALID_ARGUMENT',
+          `Refusing to replace the directory ${path} with a link.`,
         );
-      // A new file is written in place: a crash leaves it short or with the wrong mtime,
-      // so a re-run rewrites it. One that exists is replaced by a rename.
-      const tmp = absent.has(f.path) && runs.length <= 1 ? f.path : tempName(f.path);
-      if (runs.length === 0) {
-        closeSync(openSync(tmp, 'wx', 0o600));
-        complete(tmp, f.path, f.node);
-        onFile?.(summary);
-        continue;
-      }
-      if (runs.length === 1) {
-        const r = runs[0]!;
-        add(r.pack, {
-          tmp,
-          create: true,
-          position: 0,
-          chunks: r.chunks,
-          finish: finish(f.node, f.path),
-        });
-        continue;
-      }
-      const s: Spread = { path: f.path, tmp, node: f.node, left: runs.length };
-      closeSync(openSync(tmp, 'wx', 0o600));
-      spread.push(s);
-      for (const r of runs) {
-        const piece: FilePiece = { tmp, create: false, position: r.position, chunks: r.chunks };
-        spreadOf.set(piece, s);
-        add(r.pack, piece);
-      }
+      if (existing) rmSync(path);
+      symlinkSync(node.target, path);
+      const t = utimeArg(node.mtimeNs);
+      await lutimes(path, t, t);
+      this.summary.symlinks++;
     }
+  }
 
-    const packJobs = pLimit(6);
-    const writers = restoreWriters(keys, (bytes) => repo.recycle(bytes));
+  /** 5. Each directory's mode and mtime, after its contents (unchanged ones left alone). */
+  private finishDirs(): void {
+    for (const { path, node } of this.dirs) {
+      const st = lstatSync(path, { bigint: true });
+      if (Number(st.mode & 0o7777n) !== node.mode) chmodSync(path, node.mode);
+      if (microseconds(st.mtimeNs) !== microseconds(node.mtimeNs)) {
+        const t = utimeArg(node.mtimeNs);
+        utimesSync(path, t, t);
+      }
+      this.summary.dirs++;
+    }
+  }
+
+  /** The error for a full disk: whose, how much is still to write, how much is free. */
+  private diskFullError(errno: string, cause: unknown): KinvaultError {
+    const files = this.toWrite.length ? this.toWrite : this.files;
+    const needed = files.reduce((n, f) => n + (f.state === 'todo' ? f.node.size : 0), 0);
+    let free: number | null = null;
     try {
-      await Promise.all(
-        [...pieces.keys()].sort().map((pack) =>
-          packJobs(async () => {
-            const ranges = await repo.readRanges([...blobsOf.get(pack)!.values()], where);
-            const list = pieces.get(pack)!;
-            // (not `+= await`: that reads the total before waiting, and jobs run side by side)
-            const written = await writers.write(ranges, list);
-            summary.bytes_written += written;
-            for (const piece of list) {
-              const s = spreadOf.get(piece);
-              if (!s) summary.files_restored++;
-              else if (--s.left === 0) complete(s.tmp, s.path, s.node);
-            }
-            onFile?.(summary);
-          }),
-        ),
-      );
-    } finally {
-      await writers.close();
+      const st = statfsSync(this.target);
+      free = Number(st.bavail) * Number(st.bsize);
+    } catch {
+      // unknown: said so below
     }
-  } catch (e) {
-    // Spread files not yet finished are under temporary names: remove them.
-    for (const s of spread) if (s.left > 0) rmSync(s.tmp, { force: true });
-    throw e;
+    return new KinvaultError(
+      'INTERNAL',
+      `The disk holding ${this.target} is full: this restore needs ${formatBytes(needed)} more (${needed.toLocaleString('en-US')} bytes not yet written), ${free === null ? 'an unknown amount' : formatBytes(free)} free. Free space or restore elsewhere (--target); files already restored are kept and a re-run skips them.`,
+      { cause, details: { errno, target: this.target, needed, free } },
+    );
   }
-
-  // 4. Links, then each directory's mode and mtime (after its contents are written).
-  for (const { path, node } of links) {
-    const existing = lstatSync(path, { throwIfNoEntry: false });
-    if (existing?.isSymbolicLink() && readlinkSync(path) === node.target) continue;
-    if (existing?.isDirectory())
-      throw new KinvaultError(
-        'INVALID_ARGUMENT',
-        `Refusing to replace the directory ${path} with a link.`,
-      );
-    if (existing) rmSync(path);
-    symlinkSync(node.target, path);
-    const t = utimeArg(node.mtimeNs);
-    await lutimes(path, t, t);
-    summary.symlinks++;
-  }
-  for (const { path, node } of dirs) {
-    chmodSync(path, node.mode);
-    const t = utimeArg(node.mtimeNs);
-    utimesSync(path, t, t);
-    summary.dirs++;
-  }
-
-  // 5. Everything reaches the disk before we say it is restored: one filesystem sync
-  //    instead of an fsync per file.
-  await syncFilesystem(target);
-  summary.duration_s = (Date.now() - started) / 1000;
-  return summary;
-}
-
-/**
- * Flushes the target's filesystem (`sync -f`, i.e. syncfs, on Linux; plain `sync`
- * elsewhere). If neither runs, the files are still written, just not yet forced out.
- */
-async function syncFilesystem(target: string): Promise<void> {
-  const run = (args: string[]) =>
-    new Promise<boolean>((res) => execFile('sync', args, (e) => res(!e)));
-  if (!(await run(['-f', target]))) await run([]);
 }
 
 /** The entries of a directory in a snapshot (PATH relative to the snapshot root). */

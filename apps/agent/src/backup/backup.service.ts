@@ -11,6 +11,7 @@ import {
   BufferPool,
   bytesEqual,
   chunkSource,
+  fromHex,
   encodeTree,
   gearTable,
   prepareChunker,
@@ -116,7 +117,12 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
     );
     const parent = mine[mine.length - 1] ?? null;
     const parentTree = opts.full ? null : (parent?.snapshot.tree ?? null);
-    const scanned = await scan(paths, opts.excludes, parentTree, (id) => repo.loadTree(id));
+    /** The parent snapshot's trees the scan read (by hex id). */
+    const parentTrees = new Set<string>();
+    const scanned = await scan(paths, opts.excludes, parentTree, (id) => {
+      parentTrees.add(toHex(id));
+      return repo.loadTree(id);
+    });
     const resent = await rereadLost(scanned.root, scanned.totals, repo, packsUsed);
     progress.totals = scanned.totals;
     const errors = [...scanned.errors];
@@ -136,8 +142,6 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
     const seen = new Set<string>();
     // Chunks in flight across all files (bounds memory whatever the file sizes).
     const budget = new ByteBudget(64 * 1024 * 1024);
-    /** Trees of unchanged directories (kept without storing them again), by hex id. */
-    const reusedTrees = new Map<string, Uint8Array>();
     let blobsNew = 0;
     let bytesNew = 0;
 
@@ -342,7 +346,6 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
       if (d.parentTree) {
         const previous = await repo.loadTreeBytes(d.parentTree).catch(() => null);
         if (previous && bytesEqual(previous, encoded)) {
-          reusedTrees.set(toHex(d.parentTree), encoded);
           return d.parentTree;
         }
       }
@@ -354,10 +357,15 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
     let tree: Uint8Array;
     try {
       tree = await backupDir(scanned.root);
-      // Unchanged directories keep their trees, unless the pack that held one was lost.
-      const trees = await repo.packsOf([...reusedTrees.keys()]);
+      // Unchanged directories keep their trees, unless the pack that held one was lost. Any
+      // tree of the parent snapshot that is lost is stored again from this device's cache
+      // (checked against its id), so that snapshot stays restorable.
+      const trees = await repo.packsOf([...parentTrees]);
       for (const pack of trees.packs) packsUsed.add(pack);
-      for (const hex of trees.missing) await store(BlobType.tree, reusedTrees.get(hex)!.slice());
+      for (const hex of trees.missing) {
+        const bytes = await repo.loadTreeBytes(fromHex(hex)).catch(() => null);
+        if (bytes) await store(BlobType.tree, bytes.slice());
+      }
       await settle();
       await packerStarted?.flush();
       await sp.drain();

@@ -26,7 +26,7 @@ import { addSecret } from '../secrets.js';
 import { reportFailure } from './failure.js';
 import type { RemoteRepository } from '../repository.js';
 import { openSession } from '../session.js';
-import { list, restore } from '../restore.service.js';
+import { FAILURE_ADVICE, list, restore } from '../restore.service.js';
 import { setup } from '../services/setup.service.js';
 import { defaultStateDir, statePaths } from '../state.js';
 
@@ -330,25 +330,29 @@ program
       const bar = progressLine(process.stderr.isTTY === true && !opts.json);
       const r = await withRepo(
         async (repo, keys, me) =>
-          restore(
-            repo,
-            keys,
-            await resolveSnapshot(repo, ref, me, opts.device),
-            opts.target,
+          restore(repo, keys, await resolveSnapshot(repo, ref, me, opts.device), opts.target, {
             includes,
-            (s) =>
+            onDamage: async (d) => void (await repo.reportDamage(d)),
+            onProgress: (s) =>
               bar.update(
                 () =>
                   `${plural(s.files_restored + s.files_skipped, 'file')} · ${formatBytes(s.bytes_written)} written`,
               ),
-          ),
+          }),
         { long: true },
       );
       bar.done();
-      if (opts.json) return out(r);
-      console.log(
-        `Restored snapshot ${r.snapshot.slice(0, 12)} into ${opts.target}: ${plural(r.files_restored, 'file')} written (${formatBytes(r.bytes_written)}), ${r.files_skipped} already correct, ${plural(r.dirs, 'folder')}, ${plural(r.symlinks, 'link')}, in ${formatDuration(r.duration_s)}.`,
-      );
+      if (opts.json) out(r);
+      else
+        console.log(
+          `Restored snapshot ${r.snapshot.slice(0, 12)} into ${opts.target}: ${plural(r.files_restored, 'file')} written (${formatBytes(r.bytes_written)}), ${r.files_skipped} already correct, ${plural(r.dirs, 'folder')}, ${plural(r.symlinks, 'link')}, in ${formatDuration(r.duration_s)}${r.failed.length ? `; ${r.failed.length} could not be restored (below)` : ''}.`,
+        );
+      if (r.failed.length === 0) return;
+      console.error(`kinvault: ${plural(r.failed.length, 'file')} could not be restored:`);
+      for (const f of r.failed.slice(0, 50)) console.error(`  ${f.path}: ${f.reason}`);
+      if (r.failed.length > 50) console.error(`  … and ${r.failed.length - 50} more`);
+      console.error(FAILURE_ADVICE);
+      process.exitCode = 3;
     },
   );
 

@@ -39,6 +39,7 @@ export function packReader(conn: Connection & { token: string }) {
                   `Reading pack ${name.slice(0, 12)} failed (HTTP ${res.statusCode}): ${Buffer.concat(parts).toString('utf8').slice(0, 300)}`,
                   {
                     retryable: (res.statusCode ?? 0) >= 500,
+                    details: { pack: name, status: res.statusCode },
                     // 503: the coordinator is stopping or starting; worth a retry
                     ...(res.statusCode === 503 && { cause: unavailable() }),
                   },

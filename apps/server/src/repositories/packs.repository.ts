@@ -150,13 +150,6 @@ export function packsRepository(sql: Sql) {
           detail = excluded.detail`;
     },
 
-    /** When the copy at `location` was last hashed and found good (null: never, or not ok). */
-    async verifiedAt(name: Buffer, location: string): Promise<Date | null> {
-      const [r] = await sql<{ verified_at: Date | null; state: string }[]>`
-        select verified_at, state from pack_locations where pack = ${name} and location = ${location}`;
-      return r?.state === 'ok' ? r.verified_at : null;
-    },
-
     /** Every registered pack, in name order, in pages (for a full check). */
     async page(after: Buffer | null, limit: number): Promise<{ name: Buffer; size: number }[]> {
       const rows = await sql<{ name: Buffer; size: string }[]>`
