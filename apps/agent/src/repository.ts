@@ -177,6 +177,10 @@ export class RemoteRepository {
     ids: readonly string[],
   ): Promise<{ found: Map<string, Located>; lost: Map<string, LostBlob> }> {
     const packsOf = await this.have(ids);
+    // A blob whose only pack is damaged is still read from it: each blob is checked, and
+    // the damage may be elsewhere in the pack.
+    const gone = await this.whereLost(ids.filter((id) => !packsOf.has(id)));
+    for (const [id, was] of gone) if (was.state === 'damaged') packsOf.set(id, was.pack);
     // Pack headers not yet cached are two round trips each: fetch several at a time.
     const headers = pLimit(8);
     const entries = new Map(
@@ -190,7 +194,6 @@ export class RemoteRepository {
     );
     const found = new Map<string, Located>();
     const lost = new Map<string, LostBlob>();
-    const gone = await this.whereLost(ids.filter((id) => !packsOf.has(id)));
     for (const id of ids) {
       const pack = packsOf.get(id);
       if (!pack) {

@@ -4,9 +4,11 @@ import { classify, RestoreFailures } from './restore-failures.js';
 
 const P = 'ab'.repeat(32);
 const Q = 'cd'.repeat(32);
+// As transport/packs.ts makes it for a 404 answer.
 const notFound = new KinvaultError(
   'PACK_TRUNCATED',
   `Reading pack ${P.slice(0, 12)} failed (HTTP 404): {"error":"Pack is not stored here."}`,
+  { details: { pack: P, status: 404 } },
 );
 const refused = new KinvaultError('INTERNAL', 'Cannot reach the coordinator', {
   retryable: true,
@@ -17,9 +19,17 @@ describe('restore failures', () => {
   it('tells a missing pack, a damaged one, an unreachable coordinator and other errors apart', () => {
     expect(classify(notFound)).toBe('missing');
     expect(classify(new KinvaultError('DECRYPT_FAILED', 'x'))).toBe('corrupt');
-    expect(classify(new KinvaultError('PACK_TRUNCATED', 'Reading pack failed (HTTP 416)'))).toBe(
-      'unreadable',
-    );
+    expect(
+      classify(
+        new KinvaultError('PACK_TRUNCATED', 'Reading pack failed (HTTP 416)', {
+          details: { status: 416 },
+        }),
+      ),
+    ).toBe('unreadable');
+    // What the coordinator said of a pack it no longer has (repository.ts `locate`).
+    expect(
+      classify(new KinvaultError('PACK_CORRUPT', 'x', { details: { state: 'missing' } })),
+    ).toBe('missing');
     expect(classify(refused)).toBe('unreachable');
     // Not about a pack: these stop the restore.
     expect(classify(new KinvaultError('INVALID_ARGUMENT', 'Unauthorized (HTTP 404)'))).toBeNull();

@@ -418,7 +418,7 @@ class RestoreRun {
       // unknown: said so below
     }
     return new KinvaultError(
-      'INTERNAL',
+      'DISK_FULL',
       `The disk holding ${this.target} is full: this restore needs ${formatBytes(needed)} more (${needed.toLocaleString('en-US')} bytes not yet written), ${free === null ? 'an unknown amount' : formatBytes(free)} free. Free space or restore elsewhere (--target); files already restored are kept and a re-run skips them.`,
       { cause, details: { errno, target: this.target, needed, free } },
     );

@@ -91,7 +91,7 @@ export function openBlob(
     throw new KinvaultError(
       'DECRYPT_FAILED',
       `Blob ${toHex(id)} could not be decrypted: the master key is wrong or the blob is damaged. ` +
-        'Run a check of the repository; another copy of its pack may be intact.',
+        'Another copy of its pack may be intact ("kinvaultd check" on the NAS checks them).',
       { cause: error, details: { blobId: toHex(id) } },
     );
   }

@@ -212,7 +212,7 @@ export async function buildPack(
 function corrupt(why: string, details: Record<string, unknown> = {}): KinvaultError {
   return new KinvaultError(
     'PACK_CORRUPT',
-    `The pack is damaged: ${why}. Another copy of it may be intact; run a check.`,
+    `The pack is damaged: ${why}. Another copy of it may be intact ("kinvaultd check" on the NAS checks them).`,
     { details },
   );
 }

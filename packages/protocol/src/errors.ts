@@ -27,6 +27,8 @@ export const errorCodes = [
   'TREE_INVALID',
   'SNAPSHOT_INVALID',
   'CATALOG_INVALID',
+  // Storage
+  'DISK_FULL',
   // Everything else
   'INVALID_ARGUMENT',
   'INTERNAL',

@@ -2,7 +2,8 @@
 /**
  * kinvault — the Kinvault agent. Each command parses flags (each with an environment
  * twin), calls one service and maps errors to exit codes: 0 ok, 1 failure, 2 bad input
- * or usage, 3 backup committed but partial (some files could not be read).
+ * or usage, 3 done in part: a backup committed without some files, or a restore that could
+ * not write some files (each is named).
  */
 import { Command, CommanderError, Option } from 'commander';
 import {

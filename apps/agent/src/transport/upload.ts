@@ -62,7 +62,11 @@ export async function uploadPack(u: PackUpload): Promise<void> {
           'originalResponse' in err ? err.originalResponse?.getBody()?.trim() : undefined;
         reject(
           new KinvaultError(
-            status === 401 || status === 403 ? 'INVALID_ARGUMENT' : 'INTERNAL',
+            status === 401 || status === 403
+              ? 'INVALID_ARGUMENT'
+              : status === DISK_FULL
+                ? 'DISK_FULL'
+                : 'INTERNAL',
             `Uploading pack ${u.name.slice(0, 12)} failed${status ? ` (HTTP ${status})` : ''}: ${body || err.message}`,
             {
               retryable: status === undefined || (status >= 500 && status !== DISK_FULL),

@@ -20,7 +20,7 @@ export function packDownloadRoute(services: Services) {
       const source = await services.packs.source(name);
       if (source === null)
         return reply.code(404).send({
-          error: `Pack ${name} is not available on this coordinator (never stored, or its copy is missing or damaged; "kinvaultd check" on the NAS lists such packs).`,
+          error: `Pack ${name} is not on this coordinator (never stored, or its file is missing; "kinvaultd check" on the NAS lists such packs).`,
         });
       const size = source.size;
       const binary = () =>

@@ -203,7 +203,10 @@ export const appRouter = t.router({
             packs: z.array(hex64).max(1_000_000),
             /** Aggregates the agent chooses to share, for status and the dedup ratio. */
             totals: z
-              .object({ files: z.number().int().min(0), bytes: z.number().int().min(0) })
+              .object({
+                files: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+                bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+              })
               .strict()
               .optional(),
           })

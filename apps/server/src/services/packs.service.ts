@@ -199,14 +199,15 @@ export function packsService(
     },
 
     /**
-     * Where to read an available pack from: its NAS copy. Null when the pack is not
-     * registered, no copy is available, or the NAS file has vanished (then recorded).
+     * Where to read a pack from: its NAS copy, also when it is damaged (the agent checks
+     * every blob it reads, and a damaged pack's other blobs are still good). Null when the
+     * pack is not registered or its file is gone (then recorded as missing).
      */
     async source(
       name: string,
     ): Promise<{ size: number; read: (start?: number, end?: number) => Readable } | null> {
       const bytes = hexBuf(name, 'A pack name');
-      if (!(await repo.available(bytes))) return null;
+      if (!(await repo.exists(bytes))) return null;
       const size = await store.size(name);
       if (size === null) {
         await checkPresent([bytes]);

@@ -1,12 +1,23 @@
 /**
  * The NAS pack store: packs/<first two hex digits>/<name>. A pack enters only by an
- * atomic rename of a verified file in the same file system.
+ * atomic rename of a verified file (copied into the store's file system first when the
+ * uploads folder is on another one).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
+
+/** Flushes a file's bytes to its disk. */
+async function syncFile(file: string): Promise<void> {
+  const fh = await open(file, 'r');
+  try {
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}
 
 export function packStore(root: string) {
   const path = (name: string) => join(root, name.slice(0, 2), name);
@@ -19,14 +30,23 @@ export function packStore(root: string) {
      */
     async adopt(file: string, name: string): Promise<void> {
       const target = path(name);
-      const data = await open(file, 'r');
-      try {
-        await data.datasync();
-      } finally {
-        await data.close();
-      }
       await mkdir(dirname(target), { recursive: true, mode: 0o700 });
-      await rename(file, target);
+      await syncFile(file);
+      try {
+        await rename(file, target);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+        // The uploads folder is on another disk: copy beside the target, then rename.
+        const tmp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+        try {
+          await copyFile(file, tmp);
+          await syncFile(tmp);
+          await rename(tmp, target);
+        } finally {
+          await rm(tmp, { force: true });
+        }
+        await rm(file, { force: true });
+      }
       const dir = await open(dirname(target), 'r');
       try {
         await dir.sync();
