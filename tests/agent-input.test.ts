@@ -138,10 +138,13 @@ describe('agent input (built commands)', () => {
     expect(lastJson<Summary>(again.stdout)).toMatchObject({ files_changed: 1, partial: false });
   });
 
-  it('KINVAULT_FULL and KINVAULT_INCLUDE are the twins of --full and --include', async () => {
+  it('KINVAULT_FULL (0 is off) and KINVAULT_INCLUDE are the twins of --full and --include', async () => {
     const src = join(work, 'annas');
     const full = await runKinvault(anna, ['backup', src, '--json'], { KINVAULT_FULL: '1' });
     expect(lastJson<Summary>(full.stdout).files_changed).toBe(1);
+    // "0" means off, as a person expects (commander alone would turn it on).
+    const off = await runKinvault(anna, ['backup', src, '--json'], { KINVAULT_FULL: '0' });
+    expect(lastJson<Summary>(off.stdout).files_changed).toBe(0);
     await writeFile(join(src, 'second.txt'), 'two');
     expect((await runKinvault(anna, ['backup', src])).code).toBe(0);
     const target = join(work, 'include-env');

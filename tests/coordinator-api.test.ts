@@ -153,10 +153,17 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
     const h = (await anna.api.household.get.query())!;
     const repositoryId = Buffer.from(h.repositoryId, 'hex');
     const current = Buffer.from(h.passphraseKeyFile, 'base64');
+    expect(h.passphraseGeneration).toBe(0);
     // An attacker's master key: a valid key file for this repository id, its own signature.
     const attacker = systemRandom(32);
     const evil = createKeyFile(attacker, repositoryId, { passphrase: 'pwned' }, weak);
-    const change = { repositoryId, kind: KeyFileKind.passphrase, current, next: evil };
+    const change = {
+      repositoryId,
+      kind: KeyFileKind.passphrase,
+      generation: 0,
+      current,
+      next: evil,
+    };
     const replace = (keyFile: Uint8Array, signature: Uint8Array) =>
       anna.api.household.replaceKeyFile.mutate({
         kind: 1,
@@ -173,8 +180,16 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
     const next = createKeyFile(masterKey, repositoryId, { passphrase: 'new one' }, weak);
     const signature = signKeyFileReplacement(keys, { ...change, next });
     await replace(next, signature);
-    expect((await anna.api.household.get.query())!.passphraseKeyFile).toBe(b64(next));
-    await expect(replace(next, signature)).rejects.toThrow(/not signed/);
+    expect((await anna.api.household.get.query())!).toMatchObject({
+      passphraseKeyFile: b64(next),
+      passphraseGeneration: 1,
+    });
+    // Sent again (as when its answer was lost): done, once.
+    await replace(next, signature);
+    expect((await anna.api.household.get.query())!.passphraseGeneration).toBe(1);
+    // Used for another change: refused.
+    const other = createKeyFile(masterKey, repositoryId, { passphrase: 'other' }, weak);
+    await expect(replace(other, signature)).rejects.toThrow(/not signed/);
 
     // The NAS owner sees the change and can undo it.
     const listed = await runKinvaultd(['keys', '--data-dir', c.dataDir, '--json']);
@@ -193,6 +208,8 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
     expect(
       JSON.parse((await runKinvaultd(['keys', '--data-dir', c.dataDir, '--json'])).stdout),
     ).toHaveLength(2);
+    // The file is as it was, but its generation moved on: the old signature is dead.
+    await expect(replace(next, signature)).rejects.toThrow(/not signed/);
     expect(c.log()).toMatch(/passphrase key file was replaced by anna-laptop/);
   });
 

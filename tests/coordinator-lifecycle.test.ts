@@ -5,8 +5,8 @@
  * run beside a coordinator or beside each other share its server without stopping it.
  * The built kinvaultd, as root (the embedded database then runs as "postgres").
  */
-import { spawn } from 'node:child_process';
-import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmod, mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -192,28 +192,66 @@ describe('coordinator lifecycle (built kinvaultd, embedded PostgreSQL)', () => {
     expect(await alive(own)).toBe(true);
     expect((await runKinvaultd(['status', '--data-dir', dataDir])).code).toBe(0);
 
-    // A stop waits for a command still using the database (here a connection that
-    // names itself as one), then stops the server.
+    // A long command (a check stuck reading a pack: a FIFO in its place) shares the
+    // server; a coordinator that stops meanwhile leaves the server to it, and the next
+    // start takes it over.
     const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8')) as {
       database: { port: number; password: string };
     };
-    const sharer = postgres({
+    const sql = postgres({
       host: '127.0.0.1',
       port: config.database.port,
       user: 'kinvault',
       password: config.database.password,
       database: 'kinvault',
-      connection: { application_name: 'kinvaultd 999999' },
       onnotice: () => {},
     });
-    await sharer`select 1`;
-    const stopped = second.stop('SIGTERM');
-    await waitFor('the coordinator to wait for the command', async () =>
-      second.log().includes('Waiting for 1 other kinvaultd command(s) to finish with the database'),
+    const name = 'ab'.repeat(32);
+    await sql`insert into packs (name, size) values (${Buffer.from(name, 'hex')}, 10)`;
+    await sql`insert into pack_locations (pack, location, state)
+              values (${Buffer.from(name, 'hex')}, 'nas', 'ok')`;
+    await sql`insert into blobs (id, type, pack)
+              values (${Buffer.alloc(32, 7)}, 1, ${Buffer.from(name, 'hex')})`;
+    await sql.end();
+    const fifo = join(dataDir, 'packs', 'ab', name);
+    await mkdir(join(dataDir, 'packs', 'ab'), { recursive: true });
+    execFileSync('mkfifo', [fifo]);
+    const check = spawn(
+      process.execPath,
+      [kinvaultdPath, 'check', '--data-dir', dataDir, '--json'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     );
-    expect((await sharer`select count(*)::int as n from devices`)[0]).toEqual({ n: 1 });
-    await sharer.end();
-    expect(await stopped).toBe(0);
+    let checkOut = '';
+    check.stdout.on('data', (d) => (checkOut += d));
+    check.stderr.on('data', (d) => (checkOut += d));
+    const checked = new Promise<number | null>((r) => check.once('exit', (code) => r(code)));
+    await waitFor(
+      'the check to connect',
+      async () =>
+        (await runKinvaultd(['status', '--data-dir', dataDir])).code === 0 && (await exists(fifo)),
+    );
+    await new Promise((r) => setTimeout(r, 1000)); // it is now blocked on the FIFO
+    expect(await second.stop('SIGTERM')).toBe(0);
+    expect(second.log()).toMatch(/Left the database server running for kinvaultd \(pid \d+\)/);
+    expect(await alive(own)).toBe(true);
+    const third = await startCoordinator(dataDir, port);
+    running.push(third);
+    expect(third.log()).toContain(`Took over the database server (pid ${own})`);
+    expect((await runKinvaultd(['device', 'list', '--data-dir', dataDir])).code).toBe(0);
+    // The check ends (the "pack" is read: it does not hash to its name) and leaves the
+    // server to the coordinator.
+    const writer = await open(fifo, 'w');
+    await writer.write('0123456789');
+    await writer.close();
+    expect(await checked, checkOut).toBe(1);
+    expect(JSON.parse(checkOut.trim().split('\n').pop()!)).toMatchObject({
+      damaged: [expect.objectContaining({ pack: name })],
+    });
+    expect(await alive(own)).toBe(true);
+    expect((await runKinvaultd(['device', 'list', '--data-dir', dataDir])).code).toBe(0);
+    expect(await third.stop()).toBe(0);
     expect(await postgresOn(dataDir)).toEqual([]);
   }, 180_000);
 

@@ -4,8 +4,8 @@
  * status, commits), the next backup stores again what it held, and the snapshots that
  * needed it become restorable again.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile, open } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareTrees } from '../packages/format/demo/verify.js';
@@ -18,6 +18,10 @@ import {
   removeTempDirs,
 } from './support/kinvaultd.js';
 import { enrollDevice, lastJson, runKinvault } from './support/kinvault.js';
+import { decodeEnrollmentCode } from '@kinvault/protocol';
+import { apiClient } from '../apps/agent/src/transport/api.js';
+import { fetchPinnedCertificate } from '../apps/agent/src/transport/pinning.js';
+import { uploadPack } from '../apps/agent/src/transport/upload.js';
 
 interface Summary {
   snapshot: string;
@@ -38,11 +42,12 @@ interface Status {
 async function cachedHeader(
   stateDir: string,
   pack: string,
-): Promise<{ type: number; offset: number; length: number }[]> {
+): Promise<{ type: number; id: string; offset: number; length: number }[]> {
   const b = await readFile(join(stateDir, 'cache', pack));
   const count = b.readUInt32LE(0);
   return Array.from({ length: count }, (_, i) => ({
     type: b[4 + i * 41]!,
+    id: b.subarray(4 + i * 41 + 1, 4 + i * 41 + 33).toString('hex'),
     offset: b.readUInt32LE(4 + i * 41 + 33),
     length: b.readUInt32LE(4 + i * 41 + 37),
   }));
@@ -97,9 +102,12 @@ describe('damage on the NAS (built commands)', () => {
     const made = lastJson<Summary>(first.stdout);
     const packs = await packsIn(c.dataDir);
     expect(packs.length).toBeGreaterThanOrEqual(3);
-    // A pack of file data only (trees are elsewhere): its loss touches some files.
+    // A pack of file data (of file data only, if there is one): its loss touches some files.
     let victim: string | undefined;
-    for (const p of packs) if ((await cachedHeader(anna, p)).every((e) => e.type === 1)) victim = p;
+    for (const p of packs) {
+      const types = (await cachedHeader(anna, p)).map((e) => e.type);
+      if (types.includes(1) && (victim === undefined || types.every((t) => t === 1))) victim = p;
+    }
     expect(victim).toBeDefined();
     await rm(packPath(c.dataDir, victim!));
 
@@ -150,12 +158,15 @@ describe('damage on the NAS (built commands)', () => {
     const first = await runKinvault(anna, ['backup', src, '--json']);
     expect(first.code).toBe(0);
     const made = lastJson<Summary>(first.stdout);
-    // A pack of this backup holding trees (so that trees must be stored again too).
+    // A pack of this backup holding trees and file data (both must be stored again).
     let victim: string | undefined;
-    for (const p of await packsIn(c.dataDir))
-      if (!earlier.has(p) && (await cachedHeader(anna, p)).some((e) => e.type === 2)) victim = p;
+    for (const p of await packsIn(c.dataDir)) {
+      const types = (await cachedHeader(anna, p)).map((e) => e.type);
+      if (!earlier.has(p) && types.includes(1) && types.includes(2)) victim = p;
+    }
     expect(victim).toBeDefined();
-    const entry = (await cachedHeader(anna, victim!))[0]!;
+    // A byte inside a blob of file data (a restore reads trees from its own cache).
+    const entry = (await cachedHeader(anna, victim!)).find((e) => e.type === 1)!;
     const fh = await open(packPath(c.dataDir, victim!), 'r+');
     const one = Buffer.alloc(1);
     await fh.read(one, 0, 1, entry.offset + 30);
@@ -178,7 +189,7 @@ describe('damage on the NAS (built commands)', () => {
     expect((await status()).damagedPacks.map((p) => p.pack)).toEqual([victim]);
     const textCheck = await runKinvaultd(['check', '--data-dir', c.dataDir]);
     expect(textCheck.stdout).toMatch(new RegExp(`damaged  ${victim}`));
-    expect(textCheck.stdout).toMatch(/Run a backup on every device/);
+    expect(textCheck.stdout).toMatch(/Run a backup on every\s+device/);
 
     const again = await runKinvault(anna, ['backup', src, '--json']);
     expect(again.stderr).toBe('');
@@ -196,15 +207,112 @@ describe('damage on the NAS (built commands)', () => {
       expect.objectContaining({ pack: victim, replaced: true }),
     ]);
 
-    // A check now drops the damaged pack: every blob of it has a good copy elsewhere.
+    // Nothing is at risk any more: the check passes, and the damaged pack stays (its
+    // other blobs can still be read) until the NAS owner sets it aside.
     const clean = await runKinvaultd(['check', '--data-dir', c.dataDir, '--json']);
-    expect(JSON.parse(clean.stdout)).toMatchObject({ damaged: [], retired: [victim] });
+    expect(JSON.parse(clean.stdout)).toMatchObject({
+      damaged: [{ pack: victim, replaced: true }],
+      quarantined: [],
+    });
     expect(clean.code).toBe(0);
+    expect(await packsIn(c.dataDir)).toContain(victim);
+    expect((await runKinvaultd(['status', '--data-dir', c.dataDir])).stdout).toMatch(
+      /1 damaged pack was stored again by later backups \(nothing is at risk\)/,
+    );
+    const dropped = await runKinvaultd([
+      'check',
+      '--data-dir',
+      c.dataDir,
+      '--drop-replaced',
+      '--json',
+    ]);
+    expect(dropped.code).toBe(0);
+    expect(JSON.parse(dropped.stdout)).toMatchObject({ damaged: [], quarantined: [victim] });
     expect(await packsIn(c.dataDir)).not.toContain(victim);
+    expect(await readdir(join(c.dataDir, 'quarantine'))).toEqual([victim]);
     expect((await status()).damagedPacks).toEqual([]);
     const target = join(work, 'flipped-restored');
     const r = await runKinvault(anna, ['restore', made.snapshot, '--target', target]);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     expect(await compareTrees(src, join(target, src))).toEqual([]);
+  });
+
+  it('a device that declares blobs its pack does not hold cannot shadow stored data, and a check deletes nothing', async () => {
+    const src = join(work, 'poisoned');
+    await library(src);
+    const earlier = new Set(await packsIn(c.dataDir));
+    const first = await runKinvault(anna, ['backup', src, '--json']);
+    expect(first.code).toBe(0);
+    const made = lastJson<Summary>(first.stdout);
+    const victim = (await packsIn(c.dataDir)).find((p) => !earlier.has(p))!;
+    const ids = (await cachedHeader(anna, victim)).map((e) => ({
+      type: e.type as 1 | 2,
+      id: e.id,
+    }));
+    // Another device, with nothing but its token, declares junk packs that "hold" them.
+    const added = await runKinvaultd([
+      'device',
+      'add',
+      'mallory',
+      '--data-dir',
+      c.dataDir,
+      '--json',
+    ]);
+    const e = decodeEnrollmentCode((JSON.parse(added.stdout) as { code: string }).code);
+    const pin = await fetchPinnedCertificate(e.url, e.fingerprint);
+    const { deviceToken } = await apiClient({ url: e.url, pin }).enroll.mutate({ token: e.token });
+    const mallory = apiClient({ url: e.url, pin, token: deviceToken });
+    for (let k = 0; k < 4; k++) {
+      const junk = randomBytes(4096);
+      const name = createHash('sha256').update(junk).digest('hex');
+      await mallory.packs.declare.mutate({ name, size: junk.length, blobs: ids });
+      await uploadPack({
+        conn: { url: e.url, pin, token: deviceToken },
+        name,
+        data: junk,
+        size: junk.length,
+      });
+    }
+    const target = join(work, 'poisoned-restored');
+    const r = await runKinvault(anna, ['restore', made.snapshot, '--target', target]);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(await compareTrees(src, join(target, src))).toEqual([]);
+    const packsBefore = await packsIn(c.dataDir);
+    const check = await runKinvaultd([
+      'check',
+      '--data-dir',
+      c.dataDir,
+      '--drop-replaced',
+      '--json',
+    ]);
+    expect(JSON.parse(check.stdout)).toMatchObject({ retired: [], quarantined: [] });
+    expect(await packsIn(c.dataDir)).toEqual(packsBefore);
+  });
+
+  it('a pack that cannot be read is recorded as damaged, and the check goes on with the others', async () => {
+    const packs = await packsIn(c.dataDir);
+    const victim = packs[packs.length - 1]!;
+    const saved = join(work, 'saved-pack');
+    await rename(packPath(c.dataDir, victim), saved);
+    await mkdir(packPath(c.dataDir, victim)); // reads fail (EISDIR), as EIO would on a bad sector
+    try {
+      const check = await runKinvaultd(['check', '--data-dir', c.dataDir, '--json']);
+      expect(check.code).toBe(1);
+      const out = JSON.parse(check.stdout) as {
+        packs: number;
+        damaged: { pack: string; detail: string }[];
+      };
+      expect(out.packs).toBe(packs.length);
+      expect(out.damaged).toContainEqual(
+        expect.objectContaining({ pack: victim, detail: 'the file cannot be read (EISDIR)' }),
+      );
+    } finally {
+      await rm(packPath(c.dataDir, victim), { recursive: true });
+      await rename(saved, packPath(c.dataDir, victim));
+    }
+    const after = await runKinvaultd(['check', '--data-dir', c.dataDir, '--json']);
+    expect(
+      (JSON.parse(after.stdout) as { damaged: { pack: string }[] }).damaged,
+    ).not.toContainEqual(expect.objectContaining({ pack: victim }));
   });
 });

@@ -117,8 +117,8 @@ describe('kinvault restore (built commands)', () => {
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     return lastJson<{ snapshot: string; packs_uploaded: number }>(r.stdout);
   };
-  const restoreJson = async (state: string, args: string[]) => {
-    const r = await runKinvault(state, ['restore', ...args, '--json']);
+  const restoreJson = async (state: string, args: string[], env: Record<string, string> = {}) => {
+    const r = await runKinvault(state, ['restore', ...args, '--json'], env);
     return { ...r, summary: r.stdout.trim() ? lastJson<Restored>(r.stdout) : null };
   };
 
@@ -309,7 +309,7 @@ for d in range(20):
     expect(tail2.blocks * 512).toBeLessThan(30 * MiB);
   }, 180_000);
 
-  it('restores hard links as hard links; --include of one of them gives a plain file', async () => {
+  it('restores hard links as hard links with --hard-links (separate files without); --include of one gives a plain file', async () => {
     const src = join(work, 'links');
     await mkdir(join(src, 'sub'), { recursive: true });
     const content = randomBytes(700_000);
@@ -329,8 +329,16 @@ for d in range(20):
       'sub:dir',
     ]);
 
+    // By default each path comes back as a file of its own (v1 trees cannot tell a hard
+    // link from a copy on another file system, such as a file-system snapshot).
+    const separate = join(work, 'links-separate');
+    const plain = await restoreJson(anna, [made.snapshot, '--target', separate]);
+    expect(plain.summary).toMatchObject({ files_restored: 4, hard_links: 0 });
+    expect((await stat(join(separate, src, 'b.jpg'))).nlink).toBe(1);
+    expect(await compareTrees(src, join(separate, src))).toEqual([]);
+
     const target = join(work, 'links-restored');
-    const r = await restoreJson(anna, [made.snapshot, '--target', target]);
+    const r = await restoreJson(anna, [made.snapshot, '--target', target, '--hard-links']);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     expect(r.summary).toMatchObject({ files_restored: 4, hard_links: 2 });
     expect(await compareTrees(src, join(target, src))).toEqual([]);
@@ -342,7 +350,9 @@ for d in range(20):
     expect(copy!.ino).not.toBe(a!.ino);
     expect(copy!.nlink).toBe(1);
 
-    const again = await restoreJson(anna, [made.snapshot, '--target', target]);
+    const again = await restoreJson(anna, [made.snapshot, '--target', target], {
+      KINVAULT_HARD_LINKS: '1',
+    });
     expect(again.summary).toMatchObject({ files_restored: 0, files_skipped: 4, hard_links: 0 });
     expect((await stat(join(target, src, 'b.jpg'))).ino).toBe(a!.ino);
 
@@ -353,6 +363,7 @@ for d in range(20):
       one,
       '--include',
       `${src.slice(1)}/sub/c.jpg`,
+      '--hard-links',
     ]);
     expect(only.summary).toMatchObject({ files_restored: 1, hard_links: 0 });
     const c1 = await stat(join(one, src, 'sub', 'c.jpg'));

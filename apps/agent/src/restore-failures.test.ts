@@ -33,6 +33,7 @@ describe('restore failures', () => {
     expect(classify(refused)).toBe('unreachable');
     // Not about a pack: these stop the restore.
     expect(classify(new KinvaultError('INVALID_ARGUMENT', 'Unauthorized (HTTP 404)'))).toBeNull();
+    expect(classify(new KinvaultError('UNAUTHORIZED', 'revoked (HTTP 401)'))).toBeNull();
     expect(classify(new TypeError('bug'))).toBeNull();
   });
 

@@ -49,7 +49,8 @@ const short = (hex: string) => hex.slice(0, 12);
  * pack (a bug, a revoked device): those stop the restore.
  */
 export function classify(error: unknown): DamageReason | 'unreachable' | null {
-  if (!isKinvaultError(error) || error.code === 'INVALID_ARGUMENT') return null;
+  if (!isKinvaultError(error) || error.code === 'INVALID_ARGUMENT' || error.code === 'UNAUTHORIZED')
+    return null;
   if (isConnectionError(error)) return 'unreachable';
   // What the coordinator found of the pack (repository.ts `locate`), or its 404 answer.
   if (error.details.state === 'missing' || error.details.status === 404) return 'missing';

@@ -63,6 +63,12 @@ export interface RestoreSummary {
 export interface RestoreOptions {
   /** Restore only these paths of the snapshot; each must be in it. */
   includes?: readonly string[];
+  /**
+   * Restore entries that were one hard-linked file as hard links (§14.4). Off by default:
+   * v1 trees hold no device number, so a copy on another file system with the same
+   * inode and times (a file-system snapshot, a cloned image) would be linked too.
+   */
+  hardLinks?: boolean;
   onProgress?: (s: RestoreSummary) => void;
   /**
    * Told once per pack found missing, unreadable or damaged, after the files are
@@ -214,7 +220,9 @@ class RestoreRun {
       // no check for an earlier copy (20,000 lstat calls fewer for a new folder).
       const targetIsNew = (await mkdir(this.target, { recursive: true })) !== undefined;
       await this.walk(root, '', this.target, targetIsNew);
-      const { write, links } = findHardLinks(this.files);
+      const { write, links } = this.options.hardLinks
+        ? findHardLinks(this.files)
+        : { write: this.files, links: [] };
       this.toWrite = write;
       const todo = await this.leaveCorrectFiles(write);
       await this.packs.plan(todo, this.absent);

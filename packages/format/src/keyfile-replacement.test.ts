@@ -13,6 +13,7 @@ describe('signed key-file replacements', () => {
   const r = {
     repositoryId: systemRandom(16),
     kind: KeyFileKind.passphrase,
+    generation: 3,
     current: systemRandom(156),
     next: systemRandom(156),
   };
@@ -41,9 +42,9 @@ describe('signed key-file replacements', () => {
     expect(verifyKeyFileReplacement(keys.signPublicKey, r, sig.subarray(0, 63))).toBe(false);
   });
 
-  it('sign a fixed 113-byte message', () => {
+  it('sign a fixed 121-byte message', () => {
     const m = keyFileReplacementMessage(r);
-    expect(m.byteLength).toBe(113);
+    expect(m.byteLength).toBe(121);
     expect(Buffer.from(m.subarray(0, 32)).toString()).toBe('kinvault key file replacement v1');
     expect(() => keyFileReplacementMessage({ ...r, repositoryId: new Uint8Array(3) })).toThrow(
       /16 bytes/,

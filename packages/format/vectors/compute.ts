@@ -157,6 +157,7 @@ export async function computeVectors() {
   const replacement = {
     repositoryId,
     kind: KeyFileKind.passphrase,
+    generation: 0,
     current: keyFile,
     next: recoveryFile,
   };

@@ -29,6 +29,9 @@ export const errorCodes = [
   'CATALOG_INVALID',
   // Storage
   'DISK_FULL',
+  // The other side's state (not the user's input): changed meanwhile, or access refused
+  'CONFLICT',
+  'UNAUTHORIZED',
   // Everything else
   'INVALID_ARGUMENT',
   'INTERNAL',

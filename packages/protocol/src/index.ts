@@ -3,3 +3,4 @@ export * from './enrollment.js';
 export * from './paths.js';
 export * from './heap.js';
 export * from './terminal.js';
+export * from './cli-env.js';

@@ -9,6 +9,7 @@ import { Command, CommanderError, Option } from 'commander';
 import {
   formatBytes,
   formatDuration,
+  honourFalseEnvFlags,
   keepHeapHeadroom,
   plural,
   progressLine,
@@ -119,6 +120,10 @@ program
       if (r.household === 'recovered')
         console.log(
           'The recovery code unlocked the household, and its new passphrase is set. Copies of the old passphrase key file already off-site still open with the old passphrase.',
+        );
+      if (r.household === 'recovered-keeping-passphrase')
+        console.log(
+          'The recovery code unlocked the household. Its passphrase cannot be changed: the household was created by an older Kinvault, before key files could be replaced safely.',
         );
       if (r.recoveryCode) {
         console.log(`
@@ -320,11 +325,23 @@ program
       .default([]),
   )
   .addOption(deviceOption())
+  .addOption(
+    new Option(
+      '--hard-links',
+      'restore files that were hard links as hard links (not when the backup held file-system snapshots or several file systems: they look alike)',
+    ).env('KINVAULT_HARD_LINKS'),
+  )
   .addOption(json())
   .action(
     async (
       ref: string,
-      opts: { target: string; include: string[] | string; json?: boolean; device?: string },
+      opts: {
+        target: string;
+        include: string[] | string;
+        json?: boolean;
+        device?: string;
+        hardLinks?: boolean;
+      },
     ) => {
       const includes = typeof opts.include === 'string' ? listFromEnv(opts.include) : opts.include;
       keepHeapHeadroom();
@@ -333,6 +350,7 @@ program
         async (repo, keys, me) =>
           restore(repo, keys, await resolveSnapshot(repo, ref, me, opts.device), opts.target, {
             includes,
+            hardLinks: opts.hardLinks === true,
             onDamage: async (d) => void (await repo.reportDamage(d)),
             onProgress: (s) =>
               bar.update(
@@ -360,6 +378,7 @@ program
 /** Set from the command's own flags just before it runs. */
 const ending = { json: process.env.KINVAULT_JSON !== undefined, debug: false };
 program.hook('preAction', (_program, command) => {
+  for (let c: Command | null = command; c; c = c.parent) honourFalseEnvFlags(c);
   ending.json = command.opts<{ json?: boolean }>().json === true;
   ending.debug = program.opts<{ debug?: boolean }>().debug === true;
 });

@@ -36,6 +36,7 @@ export async function setPassphrase(
   const signature = signKeyFileReplacement(deriveKeys(masterKey), {
     repositoryId,
     kind: KeyFileKind.passphrase,
+    generation: h.passphraseGeneration,
     current,
     next,
   });

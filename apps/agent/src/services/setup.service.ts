@@ -23,7 +23,11 @@ import { addSecret } from '../secrets.js';
 export interface SetupResult {
   device: string;
   url: string;
-  household: 'created' | 'joined' | 'recovered';
+  /**
+   * 'recovered-keeping-passphrase': unlocked with the recovery code, in a household whose
+   * key files cannot be replaced (made before the signing key), so no new passphrase.
+   */
+  household: 'created' | 'joined' | 'recovered' | 'recovered-keeping-passphrase';
   /** Shown once, to print: only for the device that created the household. */
   recoveryCode?: string;
 }
@@ -85,14 +89,22 @@ async function createHousehold(api: ApiClient, secrets: SetupSecrets) {
   const { code: recoveryCode } = generateRecoveryCode(systemRandom);
   const passphrase = await secrets.newPassphrase();
   const keys = deriveKeys(masterKey);
-  await api.household.create.mutate({
-    repositoryId: b64(repositoryId),
-    boxPublicKey: b64(keys.boxPublicKey),
-    signPublicKey: b64(keys.signPublicKey),
-    passphraseKeyFile: b64(createKeyFile(masterKey, repositoryId, { passphrase })),
-    recoveryKeyFile: b64(createKeyFile(masterKey, repositoryId, { recoveryCode })),
-  });
-  return { masterKey, recoveryCode };
+  const made = { masterKey, recoveryCode, repositoryId: Buffer.from(repositoryId).toString('hex') };
+  try {
+    await api.household.create.mutate({
+      repositoryId: b64(repositoryId),
+      boxPublicKey: b64(keys.boxPublicKey),
+      signPublicKey: b64(keys.signPublicKey),
+      passphraseKeyFile: b64(createKeyFile(masterKey, repositoryId, { passphrase })),
+      recoveryKeyFile: b64(createKeyFile(masterKey, repositoryId, { recoveryCode })),
+    });
+  } catch (error) {
+    // The household exists now: ours (the answer was lost and the retry refused), or
+    // another device's that was quicker (then this one joins it).
+    const now = await api.household.get.query().catch(() => null);
+    if (now?.repositoryId !== made.repositoryId) return { error, household: now };
+  }
+  return { made };
 }
 
 function explainWrongPassphrase(error: unknown): never {
@@ -129,23 +141,23 @@ export async function setup(
       'This household has no keys yet, so there is nothing to recover: run "kinvault setup" without --recovery-code to create them.',
     );
   if (!household) {
-    try {
-      const made = await createHousehold(api, secrets);
-      await saveState(stateDir, state, made.masterKey);
-      return done('created', made.recoveryCode);
-    } catch (error) {
-      // Another device created the household a moment ago: join it instead.
-      household = await api.household.get.query();
-      if (!household) throw error;
+    const r = await createHousehold(api, secrets);
+    if (r.made) {
+      await saveState(stateDir, state, r.made.masterKey);
+      return done('created', r.made.recoveryCode);
     }
+    if (!r.household) throw r.error;
+    household = r.household;
   }
   if (secrets.recoveryCode) {
     const { masterKey } = openKeyFile(Buffer.from(household.recoveryKeyFile, 'base64'), {
       recoveryCode: await secrets.recoveryCode(),
     });
-    await setPassphrase(api, masterKey, await secrets.newPassphrase());
+    // A household made before key files could be replaced keeps its passphrase.
+    if (household.keyFilesReplaceable)
+      await setPassphrase(api, masterKey, await secrets.newPassphrase());
     await saveState(stateDir, state, masterKey);
-    return done('recovered');
+    return done(household.keyFilesReplaceable ? 'recovered' : 'recovered-keeping-passphrase');
   }
   let masterKey: Uint8Array;
   try {

@@ -35,7 +35,7 @@ export function packReader(conn: Connection & { token: string }) {
             res.on('end', () =>
               reject(
                 new KinvaultError(
-                  res.statusCode === 401 ? 'INVALID_ARGUMENT' : 'PACK_TRUNCATED',
+                  res.statusCode === 401 ? 'UNAUTHORIZED' : 'PACK_TRUNCATED',
                   `Reading pack ${name.slice(0, 12)} failed (HTTP ${res.statusCode}): ${Buffer.concat(parts).toString('utf8').slice(0, 300)}`,
                   {
                     retryable: (res.statusCode ?? 0) >= 500,

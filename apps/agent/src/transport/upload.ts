@@ -63,7 +63,7 @@ export async function uploadPack(u: PackUpload): Promise<void> {
         reject(
           new KinvaultError(
             status === 401 || status === 403
-              ? 'INVALID_ARGUMENT'
+              ? 'UNAUTHORIZED'
               : status === DISK_FULL
                 ? 'DISK_FULL'
                 : 'INTERNAL',

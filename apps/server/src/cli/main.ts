@@ -5,7 +5,7 @@
  * 0 ok, 1 failure, 2 bad input or usage.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { isKinvaultError } from '@kinvault/protocol';
+import { honourFalseEnvFlags, isKinvaultError } from '@kinvault/protocol';
 import { runInit } from './init.js';
 import { runStart } from './start.js';
 import { runDeviceAdd, runDeviceList, runDeviceRevoke } from './device.js';
@@ -68,9 +68,15 @@ program
 program
   .command('check')
   .description(
-    'check the stored copies: re-hash every pack on the NAS, find missing ones (exit 1 if any is bad)',
+    'check the stored copies: re-hash every pack on the NAS, find missing ones (exit 1 if anything is at risk)',
   )
   .addOption(dataDir())
+  .addOption(
+    new Option(
+      '--drop-replaced',
+      'move damaged packs whose every blob was stored again to quarantine/ and out of the index',
+    ).env('KINVAULT_DROP_REPLACED'),
+  )
   .addOption(json())
   .action(runCheck);
 
@@ -109,6 +115,10 @@ device
   .addOption(dataDir())
   .addOption(json())
   .action(runDeviceRevoke);
+
+program.hook('preAction', (_program, command) => {
+  for (let c: Command | null = command; c; c = c.parent) honourFalseEnvFlags(c);
+});
 
 try {
   await program.parseAsync(process.argv);

@@ -57,20 +57,7 @@ export async function runStatus(opts: { dataDir: string; json?: boolean }): Prom
   console.log(
     `${s.devices.length} devices, ${s.snapshots} snapshots, ${s.packs} packs (${bytes(s.storedBytes)} stored for ${bytes(s.protectedBytes)} protected${s.dedupRatio ? `, dedup ${s.dedupRatio}x` : ''})`,
   );
-  const bad = [...s.damagedPacks, ...s.missingPacks];
-  if (bad.length > 0) {
-    console.log(
-      `WARNING: ${bad.length} pack${bad.length === 1 ? ' is' : 's are'} damaged or missing on the NAS; what they hold is not counted as stored.`,
-    );
-    for (const p of bad.slice(0, 20))
-      console.log(
-        `  ${p.state.padEnd(7)}  ${p.pack}  since ${p.since}  ${p.replaced ? '(all of it stored again since; the next "kinvaultd check" drops it)' : `(${p.snapshots} snapshot${p.snapshots === 1 ? '' : 's'} need it)`}`,
-      );
-    if (bad.length > 20) console.log(`  … and ${bad.length - 20} more (--json lists all)`);
-    console.log(
-      '  Run a backup on every device to store their contents again; "kinvaultd check" re-checks every pack.',
-    );
-  }
+  printDamage([...s.damagedPacks, ...s.missingPacks]);
   const w = Math.max(6, ...s.devices.map((d) => d.name.length));
   if (s.devices.length)
     console.log(
@@ -81,4 +68,29 @@ export async function runStatus(opts: { dataDir: string; json?: boolean }): Prom
       `${d.name.padEnd(w)}  ${d.state.padEnd(22)}  ${(d.lastBackupAt ?? 'never').padEnd(24)}  ${String(d.files).padStart(8)}  ${bytes(d.bytes).padStart(8)}`,
     );
   }
+}
+
+/** The damaged and missing packs: a warning for those whose contents are at risk. */
+function printDamage(
+  bad: { state: string; pack: string; since: string; snapshots: number; replaced: boolean }[],
+): void {
+  const atRisk = bad.filter((p) => !p.replaced);
+  if (atRisk.length > 0) {
+    console.log(
+      `WARNING: ${atRisk.length} pack${atRisk.length === 1 ? ' is' : 's are'} damaged or missing on the NAS; what they hold is not counted as stored.`,
+    );
+    for (const p of atRisk.slice(0, 20))
+      console.log(
+        `  ${p.state.padEnd(7)}  ${p.pack}  since ${p.since}  (${p.snapshots} snapshot${p.snapshots === 1 ? '' : 's'} need it)`,
+      );
+    if (atRisk.length > 20) console.log(`  … and ${atRisk.length - 20} more (--json lists all)`);
+    console.log(
+      '  Run a backup on every device to store their contents again; "kinvaultd check" re-checks every pack.',
+    );
+  }
+  const replaced = bad.filter((p) => p.replaced);
+  if (replaced.length > 0)
+    console.log(
+      `${replaced.length} damaged pack${replaced.length === 1 ? ' was' : 's were'} stored again by later backups (nothing is at risk); "kinvaultd check --drop-replaced" sets ${replaced.length === 1 ? 'it' : 'them'} aside.`,
+    );
 }

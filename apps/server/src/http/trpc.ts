@@ -55,12 +55,15 @@ const mapErrors = t.middleware(async ({ next }) => {
   const result = await next();
   if (!result.ok && isKinvaultError(result.error.cause)) {
     const e = result.error.cause;
+    // (not 503 for a retryable error: agents read 503 as "the coordinator is restarting")
     const code =
       e.code === 'INTERNAL'
         ? 'INTERNAL_SERVER_ERROR'
-        : e.retryable
-          ? 'SERVICE_UNAVAILABLE'
-          : 'BAD_REQUEST';
+        : e.code === 'CONFLICT'
+          ? 'CONFLICT'
+          : e.code === 'UNAUTHORIZED'
+            ? 'UNAUTHORIZED'
+            : 'BAD_REQUEST';
     throw new TRPCError({ code, message: e.message, cause: e });
   }
   return result;

@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Server } from '@tus/server';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
@@ -112,7 +112,12 @@ export function tusPlugin(services: Services, uploadsDir: string, expiryMs: numb
       async onResponseError(req, error) {
         if (!(error instanceof Error)) return undefined; // our own or tus's fixed answers
         if (isNoSpace(error)) {
-          const d = { path: uploadsDir, freeBytes: await freeBytes(uploadsDir) };
+          // The file system that is full: the uploads folder's, or the pack store's when
+          // a finished upload was being copied there from another disk.
+          const at =
+            (error as { dest?: string; path?: string }).dest ?? (error as { path?: string }).path;
+          const where = at ? dirname(at) : uploadsDir;
+          const d = { path: where, freeBytes: await freeBytes(where) };
           app.log.error({ err: error, ...d }, `disk full (ENOSPC) while handling an upload`);
           return diskFullAnswer(d);
         }

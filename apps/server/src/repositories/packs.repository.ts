@@ -91,6 +91,10 @@ export function packsRepository(sql: Sql) {
      * Registers a stored pack, its NAS copy (just verified) and the blobs the uploading
      * device declared, and drops every declaration of it, in one transaction. A pack
      * stored again after its NAS copy was lost gets that copy back in good state.
+     *
+     * A declared blob is recorded only if no available pack holds it yet: the coordinator
+     * cannot check a declaration (the header is encrypted), so a device that declares
+     * ids its pack does not hold must not shadow, or seem to replace, a good copy.
      */
     async commit(name: Buffer, size: number, deviceId: string): Promise<{ blobs: number }> {
       return sql.begin(async (tx) => {
@@ -116,6 +120,8 @@ export function packsRepository(sql: Sql) {
                           entries.map((e) => e.type),
                           INT2_ARRAY,
                         )}::int2[]) as t(id, type)
+            where not exists (
+              select 1 from blobs o where o.id = t.id and ${tx.unsafe(AVAILABLE('o.pack'))})
             on conflict (id, pack) do nothing`;
         }
         return { blobs: entries.length };
@@ -148,6 +154,13 @@ export function packsRepository(sql: Sql) {
           changed_at = case when pack_locations.state = excluded.state
                             then pack_locations.changed_at else now() end,
           detail = excluded.detail`;
+    },
+
+    /** The recorded state of the copy at `location` (null: no such copy). */
+    async copyState(name: Buffer, location: string): Promise<CopyState | null> {
+      const [r] = await sql<{ state: CopyState }[]>`
+        select state from pack_locations where pack = ${name} and location = ${location}`;
+      return r?.state ?? null;
     },
 
     /** Every registered pack, in name order, in pages (for a full check). */
@@ -190,40 +203,49 @@ export function packsRepository(sql: Sql) {
     },
 
     /**
-     * Removes from the index the packs that have no good copy left and whose every blob
-     * is in another available pack (stored again by a later backup). Snapshots that
-     * listed such a pack list the packs that now hold its blobs instead. Returns the
-     * names removed (their files, if any, are the caller's to delete).
+     * Packs of which every copy is missing (no bytes of them are left anywhere) and whose
+     * every blob is in another available pack (stored again by a later backup).
      */
-    async retireReplaced(): Promise<Buffer[]> {
-      return sql.begin(async (tx) => {
-        const gone = await tx<{ name: Buffer }[]>`
-          select p.name from packs p
-          where not ${tx.unsafe(AVAILABLE('p.name'))} and ${tx.unsafe(REPLACED('p.name'))}
-          for update of p`;
-        if (gone.length === 0) return [];
-        const names = tx.array(
-          gone.map((g) => g.name),
-          BYTEA_ARRAY,
-        );
+    async lostAndReplaced(): Promise<Buffer[]> {
+      const rows = await sql<{ name: Buffer }[]>`
+        select p.name from packs p
+        where exists (select 1 from pack_locations l where l.pack = p.name)
+          and not exists (select 1 from pack_locations l
+                          where l.pack = p.name and l.state <> 'missing')
+          and ${sql.unsafe(REPLACED('p.name'))}`;
+      return rows.map((r) => r.name);
+    },
+
+    /**
+     * Removes these packs from the index, in one transaction; the snapshots that listed
+     * one list the available packs that hold its blobs instead. Only for packs whose every
+     * blob is stored elsewhere (the caller checks, e.g. with `lostAndReplaced`).
+     */
+    async retire(names: readonly Buffer[]): Promise<void> {
+      if (names.length === 0) return;
+      await sql.begin(async (tx) => {
+        const list = tx.array(names as Buffer[], BYTEA_ARRAY);
+        await tx`select name from packs where name = any(${list}::bytea[]) for update`;
         await tx`
           insert into snapshot_packs (snapshot, pack)
           select distinct sp.snapshot, o.pack
           from snapshot_packs sp
           join blobs b on b.pack = sp.pack
           join blobs o on o.id = b.id and o.pack <> b.pack
-          where sp.pack = any(${names}::bytea[]) and ${tx.unsafe(AVAILABLE('o.pack'))}
+          where sp.pack = any(${list}::bytea[]) and ${tx.unsafe(AVAILABLE('o.pack'))}
           on conflict do nothing`;
-        await tx`delete from snapshot_packs where pack = any(${names}::bytea[])`;
-        await tx`delete from blobs where pack = any(${names}::bytea[])`;
-        await tx`delete from pack_locations where pack = any(${names}::bytea[])`;
-        await tx`delete from pack_declarations where name = any(${names}::bytea[])`;
-        await tx`delete from packs where name = any(${names}::bytea[])`;
-        return gone.map((g) => g.name);
+        await tx`delete from snapshot_packs where pack = any(${list}::bytea[])`;
+        await tx`delete from blobs where pack = any(${list}::bytea[])`;
+        await tx`delete from pack_locations where pack = any(${list}::bytea[])`;
+        await tx`delete from pack_declarations where name = any(${list}::bytea[])`;
+        await tx`delete from packs where name = any(${list}::bytea[])`;
       });
     },
 
-    /** Blobs that are in no available pack, with a pack that held them and its state. */
+    /**
+     * Blobs that are in no available pack, with a pack that held them and its state (a
+     * damaged one first: it may still be read).
+     */
     async lost(
       ids: readonly Buffer[],
     ): Promise<{ id: Buffer; pack: Buffer; state: 'damaged' | 'missing' }[]> {
@@ -233,7 +255,7 @@ export function packsRepository(sql: Sql) {
         join pack_locations l on l.pack = b.pack and l.location = 'nas'
         where b.id = any(${sql.array(ids as Buffer[], BYTEA_ARRAY)}::bytea[])
           and not exists (select 1 from blobs o where o.id = b.id and ${sql.unsafe(AVAILABLE('o.pack'))})
-        order by b.id, l.changed_at desc`;
+        order by b.id, (l.state = 'damaged') desc, l.changed_at desc`;
     },
 
     /**

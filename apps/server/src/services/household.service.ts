@@ -21,6 +21,11 @@ export interface HouseholdView {
   boxPublicKey: string;
   passphraseKeyFile: string;
   recoveryKeyFile: string;
+  /** The generation a replacement of each key file is signed for (§4.6). */
+  passphraseGeneration: number;
+  recoveryGeneration: number;
+  /** False for a household created before the signing key: its key files stay as they are. */
+  keyFilesReplaceable: boolean;
 }
 
 const KIND_NAME = { 1: 'passphrase', 2: 'recovery code' } as const;
@@ -40,6 +45,9 @@ function view(h: HouseholdRow): HouseholdView {
     boxPublicKey: h.boxPublicKey.toString('base64'),
     passphraseKeyFile: h.passphraseKeyFile.toString('base64'),
     recoveryKeyFile: h.recoveryKeyFile.toString('base64'),
+    passphraseGeneration: h.passphraseGeneration,
+    recoveryGeneration: h.recoveryGeneration,
+    keyFilesReplaceable: h.signPublicKey !== null,
   };
 }
 
@@ -113,8 +121,12 @@ export function householdService(repo: HouseholdRepository, events?: EventBus) {
         );
       checkKeyFile(input.keyFile, input.kind, h.repositoryId);
       const current = input.kind === 1 ? h.passphraseKeyFile : h.recoveryKeyFile;
+      const generation = input.kind === 1 ? h.passphraseGeneration : h.recoveryGeneration;
       const next = Buffer.from(input.keyFile);
-      const change = { repositoryId: h.repositoryId, kind: input.kind, current, next };
+      const change = { repositoryId: h.repositoryId, kind: input.kind, generation, current, next };
+      // The same change sent again (its answer was lost, the request retried): done.
+      if (current.equals(next) && (await repo.lastSignature(input.kind))?.equals(input.signature))
+        return;
       if (!verifyKeyFileReplacement(h.signPublicKey, change, input.signature))
         throw new KinvaultError(
           'INVALID_ARGUMENT',
@@ -122,14 +134,14 @@ export function householdService(repo: HouseholdRepository, events?: EventBus) {
         );
       const done = await repo.replaceKeyFile(
         input.kind,
-        current,
+        { bytes: current, generation },
         next,
         device.name,
         Buffer.from(input.signature),
       );
       if (!done)
         throw new KinvaultError(
-          'INVALID_ARGUMENT',
+          'CONFLICT',
           `The ${KIND_NAME[input.kind]} key file changed meanwhile; try again.`,
           { retryable: true },
         );
@@ -162,12 +174,15 @@ export function householdService(repo: HouseholdRepository, events?: EventBus) {
           `There is no key file version ${id}. "kinvaultd keys" lists them.`,
         );
       const h = await household();
-      const current = v.kind === 1 ? h.passphraseKeyFile : h.recoveryKeyFile;
+      const current = {
+        bytes: v.kind === 1 ? h.passphraseKeyFile : h.recoveryKeyFile,
+        generation: v.kind === 1 ? h.passphraseGeneration : h.recoveryGeneration,
+      };
       if (!(await repo.replaceKeyFile(v.kind, current, v.bytes, 'kinvaultd keys restore', null)))
-        throw new KinvaultError('INVALID_ARGUMENT', 'The key file changed meanwhile; try again.', {
+        throw new KinvaultError('CONFLICT', 'The key file changed meanwhile; try again.', {
           retryable: true,
         });
-      announce(v.kind, 'kinvaultd keys restore', current, v.bytes);
+      announce(v.kind, 'kinvaultd keys restore', current.bytes, v.bytes);
       return { kind: KIND_NAME[v.kind], sha256: shortHash(v.bytes) };
     },
   };

@@ -51,6 +51,9 @@ export interface DamageReport {
 
 /** A pack's NAS copy is re-hashed for a report at most this often. */
 const REVERIFY_AFTER_MS = 60_000;
+/** And one device's reports start at most this many re-hashes per window. */
+const REPORTS_PER_WINDOW = 100;
+const REPORT_WINDOW_MS = 10 * 60_000;
 
 export function packsService(
   repo: PacksRepository,
@@ -58,8 +61,30 @@ export function packsService(
   events?: EventBus,
   now: () => Date = () => new Date(),
 ) {
-  /** When a report last made this process hash a pack, and what it found. */
-  const reportChecks = new Map<string, { at: number; state: CopyState }>();
+  /** When a report last made this process hash a pack, and what it found (or will). */
+  const reportChecks = new Map<string, { at: number; found: Promise<{ state: CopyState }> }>();
+  /** Re-hashes started by each device's reports in the current window. */
+  const reportBudget = new Map<string, { since: number; used: number }>();
+
+  /**
+   * Hashes a reported pack again, at most once a minute per pack (reports that arrive
+   * meanwhile share the answer) and at most REPORTS_PER_WINDOW times per device per
+   * window; beyond that the recorded state is answered without hashing.
+   */
+  async function hashForReport(device: Device, name: string): Promise<{ state: CopyState }> {
+    const at = now().getTime();
+    const last = reportChecks.get(name);
+    if (last && at - last.at < REVERIFY_AFTER_MS) return last.found;
+    let b = reportBudget.get(device.id);
+    if (!b || at - b.since >= REPORT_WINDOW_MS)
+      reportBudget.set(device.id, (b = { since: at, used: 0 }));
+    if (b.used >= REPORTS_PER_WINDOW)
+      return { state: (await repo.copyState(hexBuf(name, 'A pack name'), 'nas')) ?? 'ok' };
+    b.used++;
+    const found = verifyNas(name);
+    reportChecks.set(name, { at, found });
+    return found;
+  }
   const publishCopy = (name: string, state: CopyState, detail: string | null) => {
     if (state !== 'ok')
       events?.publish({
@@ -71,16 +96,22 @@ export function packsService(
       });
   };
 
-  /** Hashes the NAS copy and records what was found. */
+  /** Hashes the NAS copy and records what was found (a file that cannot be read is damaged). */
   async function verifyNas(name: string): Promise<{ state: CopyState; detail: string | null }> {
     const bytes = hexBuf(name, 'A pack name');
-    const actual = await store.sha256(name);
-    const found: { state: CopyState; detail: string | null } =
-      actual === null
-        ? { state: 'missing', detail: 'the file is not in the pack store' }
-        : actual !== name
-          ? { state: 'damaged', detail: `its bytes hash to ${actual}` }
-          : { state: 'ok', detail: null };
+    let found: { state: CopyState; detail: string | null };
+    try {
+      const actual = await store.sha256(name);
+      found =
+        actual === null
+          ? { state: 'missing', detail: 'the file is not in the pack store' }
+          : actual !== name
+            ? { state: 'damaged', detail: `its bytes hash to ${actual}` }
+            : { state: 'ok', detail: null };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'an error';
+      found = { state: 'damaged', detail: `the file cannot be read (${code})` };
+    }
     await repo.setCopyState(bytes, 'nas', found.state, found.detail);
     publishCopy(name, found.state, found.detail);
     return found;
@@ -95,7 +126,8 @@ export function packsService(
     const gone: Buffer[] = [];
     for (const p of new Map([...packs].map((b) => [b.toString('hex'), b])).values()) {
       const name = p.toString('hex');
-      if ((await store.size(name)) !== null) continue;
+      // Only a file that is not there counts; one that cannot be read now is left to a check.
+      if ((await store.size(name).catch(() => 0)) !== null) continue;
       gone.push(p);
       await repo.setCopyState(p, 'nas', 'missing', 'the file is not in the pack store');
       publishCopy(name, 'missing', 'the file is not in the pack store');
@@ -230,10 +262,7 @@ export function packsService(
           'INVALID_ARGUMENT',
           `There is no pack ${r.pack} on this coordinator.`,
         );
-      const last = reportChecks.get(r.pack);
-      if (last && now().getTime() - last.at < REVERIFY_AFTER_MS) return { state: last.state };
-      const found = await verifyNas(r.pack);
-      reportChecks.set(r.pack, { at: now().getTime(), state: found.state });
+      const found = await hashForReport(device, r.pack);
       if (found.state === 'ok' && r.reason === 'corrupt')
         events?.publish({
           type: 'pack.suspect',
@@ -248,14 +277,27 @@ export function packsService(
     verifyNas,
 
     /**
-     * Drops from the index the packs with no good copy whose every blob was stored again
-     * in another pack, and deletes their NAS files (damaged bytes are of no use once
-     * every blob has a verified copy elsewhere). Returns their names.
+     * Drops from the index the packs whose every copy is missing and whose every blob
+     * was stored again in another pack. No file is deleted (there is none left).
      */
-    async retireReplaced(): Promise<string[]> {
-      const names = (await repo.retireReplaced()).map((b) => b.toString('hex'));
-      for (const name of names) await store.remove(name);
-      return names;
+    async retireLost(): Promise<string[]> {
+      const names = await repo.lostAndReplaced();
+      await repo.retire(names);
+      return names.map((b) => b.toString('hex'));
+    },
+
+    /**
+     * Sets aside damaged packs whose every blob a later backup stored again (the NAS
+     * owner's choice, `kinvaultd check --drop-replaced`): each file moves to the
+     * quarantine folder, to be deleted by hand, and the pack leaves the index.
+     */
+    async dropReplaced(): Promise<string[]> {
+      const names = (await repo.problems())
+        .filter((p) => p.state === 'damaged' && p.replaced)
+        .map((p) => p.name);
+      for (const name of names) await store.quarantine(name.toString('hex'));
+      await repo.retire(names);
+      return names.map((b) => b.toString('hex'));
     },
 
     /** For blob ids in no available pack: a pack that held each, and what became of it. */

@@ -43,7 +43,7 @@ export function snapshotsService(repo: SnapshotsRepository, events?: EventBus) {
       );
       if (missing.length > 0) {
         throw new KinvaultError(
-          'INVALID_ARGUMENT',
+          'CONFLICT',
           `The snapshot depends on ${missing.length} pack(s) the coordinator does not have in good state (first: ${missing[0]!.toString('hex')}). Run the backup again: it stores what is missing anew.`,
           { details: { missing: missing.map((m) => m.toString('hex')) } },
         );

@@ -54,15 +54,26 @@ export function packStore(root: string) {
         await dir.close();
       }
     },
+    /** The file's size, or null when there is none (other errors are thrown). */
     async size(name: string): Promise<number | null> {
       return stat(path(name)).then(
         (s) => s.size,
-        () => null,
+        (error: NodeJS.ErrnoException) => {
+          if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return null;
+          throw error;
+        },
       );
     },
-    /** Deletes a pack's file (nothing if there is none). */
-    async remove(name: string): Promise<void> {
-      await rm(path(name), { force: true });
+    /**
+     * Moves a pack's file out of the store into `quarantine/` beside it (nothing if there
+     * is no file). Nothing in Kinvault deletes a pack file.
+     */
+    async quarantine(name: string): Promise<void> {
+      const aside = join(dirname(root), 'quarantine');
+      await mkdir(aside, { recursive: true, mode: 0o700 });
+      await rename(path(name), join(aside, name)).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+      });
     },
     /** The SHA-256 (hex) of the stored file, or null when there is no such file. */
     async sha256(name: string): Promise<string | null> {
