@@ -9,6 +9,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmod, mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import postgres from 'postgres';
+import { loadConfig } from '../apps/server/src/config.js';
+import { openDatabase } from '../apps/server/src/db/database.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   freePort,
@@ -213,6 +215,19 @@ describe('coordinator lifecycle (built kinvaultd, embedded PostgreSQL)', () => {
     await sql`insert into blobs (id, type, pack)
               values (${Buffer.alloc(32, 7)}, 1, ${Buffer.from(name, 'hex')})`;
     await sql.end();
+    // The coordinator's connections plan every statement for its own arguments: a plan
+    // cached while the tables were nearly empty made dedup lookups quadratic.
+    const url = `postgres://kinvault:${config.database.password}@127.0.0.1:${config.database.port}/kinvault`;
+    const loaded = await loadConfig(dataDir);
+    for (const [cfg, opts] of [
+      [loaded, { role: 'command' as const }],
+      [{ ...loaded, database: { kind: 'url' as const, url } }, {}],
+    ] as const) {
+      const db = await openDatabase(dataDir, cfg, opts);
+      const shown = await db.sql<{ plan_cache_mode: string }[]>`show plan_cache_mode`;
+      await db.close();
+      expect(shown[0]?.plan_cache_mode).toBe('force_custom_plan');
+    }
     const fifo = join(dataDir, 'packs', 'ab', name);
     await mkdir(join(dataDir, 'packs', 'ab'), { recursive: true });
     execFileSync('mkfifo', [fifo]);
