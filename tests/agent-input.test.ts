@@ -59,9 +59,10 @@ describe('agent input (built commands)', () => {
     await mkdir(bobs);
     await writeFile(join(annas, 'anna.txt'), 'anna');
     await writeFile(join(bobs, 'bob.txt'), 'bob');
-    const none = await runKinvault(anna, ['ls', 'latest']);
+    const none = await runKinvault(anna, ['ls', 'latest', '--json']);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/no snapshots yet/);
+    expect(JSON.parse(none.stdout)).toMatchObject({ error: { code: 'NOT_FOUND' } });
     expect((await runKinvault(bob, ['backup', bobs])).code).toBe(0);
     // Anna has none of her own yet: "latest" does not silently mean Bob's.
     const notMine = await runKinvault(anna, ['restore', 'latest', '--target', join(work, 'x')]);

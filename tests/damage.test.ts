@@ -290,8 +290,15 @@ describe('damage on the NAS (built commands)', () => {
   });
 
   it('a pack that cannot be read is recorded as damaged, and the check goes on with the others', async () => {
+    // The victim holds the only copy of its data (a pack stored again elsewhere may be
+    // damaged without failing the check): one written by a backup of new data.
+    const src = join(work, 'unreadable');
+    await mkdir(src);
+    await writeFile(join(src, 'only-here.bin'), randomBytes(300_000));
+    const earlier = new Set(await packsIn(c.dataDir));
+    expect((await runKinvault(anna, ['backup', src])).code).toBe(0);
     const packs = await packsIn(c.dataDir);
-    const victim = packs[packs.length - 1]!;
+    const victim = packs.find((p) => !earlier.has(p))!;
     const saved = join(work, 'saved-pack');
     await rename(packPath(c.dataDir, victim), saved);
     await mkdir(packPath(c.dataDir, victim)); // reads fail (EISDIR), as EIO would on a bad sector

@@ -430,7 +430,7 @@ export class RemoteRepository {
       if (last) return last;
       const others = [...new Set(all.map((s) => s.device))];
       throw new KinvaultError(
-        'INVALID_ARGUMENT',
+        'NOT_FOUND',
         all.length === 0
           ? 'There are no snapshots yet. Run "kinvault backup PATH" first.'
           : `Device "${device}" has no snapshots. Give --device NAME for another device's latest (${others.join(', ')}), or a snapshot id ("kinvault snapshots" lists them).`,
@@ -444,7 +444,7 @@ export class RemoteRepository {
     const matches = mine.filter((s) => s.id.startsWith(ref));
     if (matches.length !== 1) {
       throw new KinvaultError(
-        'INVALID_ARGUMENT',
+        matches.length === 0 ? 'NOT_FOUND' : 'INVALID_ARGUMENT',
         matches.length === 0
           ? `No snapshot${device === undefined ? '' : ` of device "${device}"`} has an id starting with ${ref}.`
           : `${matches.length} snapshots start with ${ref}; give more digits.`,

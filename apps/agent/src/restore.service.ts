@@ -106,7 +106,7 @@ export async function restore(
   return run.summary;
 }
 
-/** Throws INVALID_ARGUMENT naming every include that is not in the snapshot. */
+/** Throws NOT_FOUND naming every include that is not in the snapshot. */
 async function checkIncludes(
   repo: RemoteRepository,
   root: Uint8Array,
@@ -136,7 +136,7 @@ async function checkIncludes(
   if (missing.length === 0) return;
   const id = snapshot.slice(0, 12);
   throw new KinvaultError(
-    'INVALID_ARGUMENT',
+    'NOT_FOUND',
     `${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not in snapshot ${id}, so nothing was restored. "kinvault ls ${id} PATH" lists what it holds.`,
     { details: { missing } },
   );
@@ -442,7 +442,7 @@ export async function list(repo: RemoteRepository, ref: string, path = '') {
     const node = (await repo.loadTree(treeId)).nodes.find((n) => n.name === part);
     if (!node)
       throw new KinvaultError(
-        'INVALID_ARGUMENT',
+        'NOT_FOUND',
         `${parts.slice(0, i + 1).join('/')} is not in snapshot ${snap.id.slice(0, 12)}.`,
       );
     if (node.kind !== 'dir') return { snapshot: snap.id, entries: [node] };

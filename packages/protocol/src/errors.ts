@@ -29,9 +29,19 @@ export const errorCodes = [
   'CATALOG_INVALID',
   // Storage
   'DISK_FULL',
+  // A stored object whose bytes do not hash to what they must (a name, a recorded SHA-256)
+  'CHECKSUM_MISMATCH',
   // The other side's state (not the user's input): changed meanwhile, or access refused
   'CONFLICT',
   'UNAUTHORIZED',
+  // What was named does not exist, or already does
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  // The system is not in a state that allows the operation (not initialised, a disk not
+  // mounted, a target full): the input was fine, something must be done first
+  'FAILED_PRECONDITION',
+  // A service we depend on (a storage target, a mail server) cannot be reached now
+  'UNAVAILABLE',
   // Everything else
   'INVALID_ARGUMENT',
   'INTERNAL',

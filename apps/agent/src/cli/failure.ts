@@ -6,15 +6,8 @@
  * travelled in (a failed request's error can hold the request and its headers).
  */
 import { CommanderError } from 'commander';
-import { isKinvaultError, type ErrorCode } from '@kinvault/protocol';
+import { edgeOf, isKinvaultError, type ErrorCode } from '@kinvault/protocol';
 import { redact } from '../secrets.js';
-
-const BAD_INPUT = new Set<string>([
-  'INVALID_ARGUMENT',
-  'WRONG_PASSPHRASE',
-  'WRONG_RECOVERY_CODE',
-  'RECOVERY_CODE_INVALID',
-]);
 
 interface Described {
   code: ErrorCode | string;
@@ -47,7 +40,7 @@ export interface Output {
   stdout: { write(text: string): unknown };
 }
 
-/** Prints the failure and returns the exit code: 2 for bad input or usage, else 1. */
+/** Prints the failure and returns the exit code (2 for bad input or usage: error-edges.ts). */
 export function reportFailure(
   error: unknown,
   opts: { json: boolean; debug: boolean },
@@ -64,5 +57,5 @@ export function reportFailure(
     out.stdout.write(
       `${JSON.stringify({ error: { code: d.code, message, retryable: d.retryable } })}\n`,
     );
-  return BAD_INPUT.has(d.code) ? 2 : 1;
+  return edgeOf(d.code).exit;
 }

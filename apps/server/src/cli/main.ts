@@ -5,7 +5,7 @@
  * 0 ok, 1 failure, 2 bad input or usage.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { honourFalseEnvFlags, isKinvaultError } from '@kinvault/protocol';
+import { edgeOf, honourFalseEnvFlags, isKinvaultError } from '@kinvault/protocol';
 import { runInit } from './init.js';
 import { runStart } from './start.js';
 import { runDeviceAdd, runDeviceList, runDeviceRevoke } from './device.js';
@@ -127,7 +127,7 @@ try {
     process.exitCode = error.exitCode === 0 ? 0 : 2;
   } else if (isKinvaultError(error)) {
     console.error(`kinvaultd: ${error.message}`);
-    process.exitCode = error.code === 'INVALID_ARGUMENT' ? 2 : 1;
+    process.exitCode = edgeOf(error.code).exit;
   } else {
     console.error(`kinvaultd: ${error instanceof Error ? error.message : String(error)}`);
     process.exitCode = 1;

@@ -4,7 +4,7 @@
  */
 import { initTRPC, TRPCError } from '@trpc/server';
 import { z } from 'zod';
-import { isKinvaultError } from '@kinvault/protocol';
+import { edgeOf, isKinvaultError } from '@kinvault/protocol';
 import { MAX_PACK_ENTRIES } from '@kinvault/format';
 import type { DevicesService } from '../services/devices.service.js';
 import type { HouseholdService } from '../services/household.service.js';
@@ -55,15 +55,7 @@ const mapErrors = t.middleware(async ({ next }) => {
   const result = await next();
   if (!result.ok && isKinvaultError(result.error.cause)) {
     const e = result.error.cause;
-    // (not 503 for a retryable error: agents read 503 as "the coordinator is restarting")
-    const code =
-      e.code === 'INTERNAL'
-        ? 'INTERNAL_SERVER_ERROR'
-        : e.code === 'CONFLICT'
-          ? 'CONFLICT'
-          : e.code === 'UNAUTHORIZED'
-            ? 'UNAUTHORIZED'
-            : 'BAD_REQUEST';
+    const code = edgeOf(e.code).trpc; // (never 503: see error-edges.ts)
     throw new TRPCError({ code, message: e.message, cause: e });
   }
   return result;

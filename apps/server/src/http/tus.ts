@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { Server } from '@tus/server';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
 import { coalesce } from './coalesce.js';
-import { isKinvaultError, TUS_PATH } from '@kinvault/protocol';
+import { edgeOf, isKinvaultError, TUS_PATH } from '@kinvault/protocol';
 import type { Services } from './trpc.js';
 import { authenticate } from './auth.js';
 import { internalErrorMessage, referenceOf } from './errors.js';
@@ -100,8 +100,11 @@ export function tusPlugin(services: Services, uploadsDir: string, expiryMs: numb
           );
           return { status_code: 204, headers: { 'Kinvault-Blobs': r.blobs } };
         } catch (error) {
-          if (isKinvaultError(error))
-            throw refuse(error.code === 'PACK_HASH_MISMATCH' ? 422 : 400, error.message);
+          if (isKinvaultError(error)) {
+            // (409 means a lock conflict to tus clients, which retry it: a refusal is 400)
+            const status = edgeOf(error.code).http;
+            throw refuse(status === 409 ? 400 : status, error.message);
+          }
           throw error;
         } finally {
           await store.discard(upload.id);

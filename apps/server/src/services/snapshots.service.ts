@@ -69,7 +69,7 @@ export function snapshotsService(repo: SnapshotsRepository, events?: EventBus) {
       const sealed = await repo.get(Buffer.from(id, 'hex'));
       if (!sealed)
         throw new KinvaultError(
-          'INVALID_ARGUMENT',
+          'NOT_FOUND',
           `There is no snapshot ${id}. "kinvault snapshots" lists them.`,
         );
       return sealed;
