@@ -18,4 +18,23 @@ export default tseslint.config(
       eqeqeq: ['error', 'always'],
     },
   },
+  {
+    // Each vendor SDK is imported in exactly one file: its store adapter.
+    files: ['packages/**/*.ts', 'apps/**/*.ts'],
+    ignores: ['packages/stores/src/s3/s3.store.ts', 'packages/stores/src/gdrive/gdrive.store.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@aws-sdk/*', '@smithy/*', 'googleapis', 'google-auth-library', 'gaxios'],
+              message:
+                'Vendor SDKs are imported only by their store adapter (packages/stores/src/s3, gdrive).',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

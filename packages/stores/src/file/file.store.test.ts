@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { bytesBody, readAll } from '../body.js';
+import { storeConformance } from '../testing/conformance.js';
+import { FileStore, MARKER } from './file.store.js';
+
+storeConformance('file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kv-filestore-'));
+  const store = new FileStore(join(dir, 'target'));
+  await store.initialise();
+  return { store, cleanup: () => rm(dir, { recursive: true, force: true }) };
+});
+
+describe('file store', () => {
+  it('refuses to write into a folder without its marker (a disk not mounted), and writes nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kv-filestore-'));
+    try {
+      const mountPoint = join(dir, 'usb');
+      await mkdir(mountPoint);
+      const store = new FileStore(mountPoint);
+      await expect(store.put('packs/ab/x', bytesBody(randomBytes(10)))).rejects.toMatchObject({
+        code: 'FAILED_PRECONDITION',
+        message: expect.stringMatching(/is the disk mounted\?/),
+      });
+      await expect(store.head('x')).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+      expect(await readdir(mountPoint)).toEqual([]);
+      // A target on a disk whose mount point itself is gone is not created either.
+      await expect(new FileStore(join(dir, 'gone', 'kv')).initialise()).rejects.toMatchObject({
+        code: 'FAILED_PRECONDITION',
+      });
+      await store.initialise();
+      expect(await readdir(mountPoint)).toEqual([MARKER]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('removes what an interrupted put left on initialise, and never lists it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kv-filestore-'));
+    try {
+      const store = new FileStore(dir);
+      await store.initialise();
+      await mkdir(join(dir, '.tmp'));
+      await writeFile(join(dir, '.tmp', 'leftover'), randomBytes(100));
+      expect((await store.list('')).objects).toEqual([]);
+      await store.put('a', bytesBody(Buffer.from('a')));
+      await store.initialise();
+      expect((await readdir(dir)).sort()).toEqual([MARKER, 'a'].sort());
+      expect((await readAll(store, 'a')).toString()).toBe('a');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

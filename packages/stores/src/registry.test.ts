@@ -1,0 +1,16 @@
+import { describe, expect, it } from 'vitest';
+import { FileStore } from './file/file.store.js';
+import { openStore } from './registry.js';
+
+describe('openStore', () => {
+  it('opens file:// URLs and names what it cannot open without echoing the URL', () => {
+    const store = openStore('file:///mnt/usb/kinvault');
+    expect(store).toBeInstanceOf(FileStore);
+    expect((store as FileStore).root).toBe('/mnt/usb/kinvault');
+    expect(() => openStore('ftp://user:secret@host/x')).toThrow(
+      /Targets of kind ftp:\/\/ are not supported by this version \(known: file:\)/,
+    );
+    expect(() => openStore('not a url secret')).toThrow(/must be a URL, such as file:\/\//);
+    expect(() => openStore('not a url secret')).not.toThrow(/secret/);
+  });
+});

@@ -1,0 +1,78 @@
+/**
+ * The Store port: a flat namespace of immutable objects at a storage target (a USB disk,
+ * an S3 bucket, a Google Drive folder). Defined by what staging, volumes, restores and
+ * checks need; every adapter passes the conformance suite in testing/conformance.ts.
+ *
+ * Contract:
+ * - Keys are relative paths of lowercase letters, digits, `.`, `_`, `-` and `/`
+ *   (keys.ts). Objects are written once; a put of an existing key replaces it whole.
+ * - `put` is atomic: afterwards the object has exactly the body's bytes, or (when it
+ *   throws) the key holds what it held before. The store checks the bytes against the
+ *   body's size and SHA-256 while writing and refuses a mismatch (CHECKSUM_MISMATCH);
+ *   an interrupted put leaves no visible object.
+ * - Read after write: once `put` resolved, `head`, `get` and `list` see the object.
+ * - `get` of a missing key throws NOT_FOUND; `head` of one returns null; `delete` of one
+ *   succeeds (idempotent). A range past the end is INVALID_ARGUMENT.
+ * - `list` returns keys in ascending byte order, a page at a time; `next` is an opaque
+ *   cursor for the following page, null after the last.
+ * - Failures are KinvaultErrors; `retryable` says whether the same call may succeed
+ *   later (a network error, a 5xx, a rate limit). Messages name the target, never a
+ *   credential.
+ */
+import type { Readable } from 'node:stream';
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** Hex SHA-256 of the bytes, when the store records it (see `recordsSha256`). */
+  sha256: string | null;
+}
+
+export interface StoreCapabilities {
+  /** `get` with a range transfers only that range. */
+  rangedReads: boolean;
+  /** Objects may be frozen (Glacier classes): a `get` may need a restore first. */
+  needsRestore: boolean;
+  /** The largest object a put accepts, in bytes. */
+  maxObjectBytes: number;
+  /** `head` and `list` give each object's SHA-256 without reading it. */
+  recordsSha256: boolean;
+}
+
+/** What a put writes: its size and SHA-256 are known before, and checked while writing. */
+export interface Body {
+  size: number;
+  /** Hex SHA-256 of the bytes. */
+  sha256: string;
+  /** The bytes, from the start; may be called again (a retried put reads them anew). */
+  open(): AsyncIterable<Uint8Array>;
+}
+
+export interface Range {
+  offset: number;
+  length: number;
+}
+
+export interface ListPage {
+  objects: ObjectInfo[];
+  next: string | null;
+}
+
+export interface Usage {
+  /** Bytes the provider counts as used (all of the account or disk), when it says. */
+  usedBytes: number | null;
+  /** The provider's limit, when it has one (Drive's 15 GB, a disk's size). */
+  quotaBytes: number | null;
+}
+
+export interface Store {
+  /** What the store is, for messages: its URL without credentials. */
+  readonly label: string;
+  readonly capabilities: StoreCapabilities;
+  put(key: string, body: Body): Promise<ObjectInfo>;
+  get(key: string, range?: Range): Promise<Readable>;
+  head(key: string): Promise<ObjectInfo | null>;
+  list(prefix: string, page?: { after?: string | null; limit?: number }): Promise<ListPage>;
+  delete(key: string): Promise<void>;
+  usage(): Promise<Usage>;
+}

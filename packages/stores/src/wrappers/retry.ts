@@ -1,0 +1,44 @@
+/**
+ * Retries a store's calls that failed with a retryable error, with exponential backoff
+ * and jitter. A retried put reads its body again from the start (Body.open).
+ */
+import { isKinvaultError } from '@kinvault/protocol';
+import type { Store } from '../store.js';
+
+export interface RetryPolicy {
+  /** Tries in all, the first included. */
+  attempts: number;
+  /** Wait before the first retry; doubles each time, up to `maxDelayMs`. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 500, maxDelayMs: 30_000 };
+
+const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export function withRetry(inner: Store, policy: RetryPolicy = DEFAULT_RETRY): Store {
+  const sleep = policy.sleep ?? wait;
+  async function retried<T>(call: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (e) {
+        if (attempt >= policy.attempts || !isKinvaultError(e) || !e.retryable) throw e;
+        const delay = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+        await sleep(delay / 2 + Math.random() * (delay / 2));
+      }
+    }
+  }
+  return {
+    label: inner.label,
+    capabilities: inner.capabilities,
+    put: (key, body) => retried(() => inner.put(key, body)),
+    get: (key, range) => retried(() => inner.get(key, range)),
+    head: (key) => retried(() => inner.head(key)),
+    list: (prefix, page) => retried(() => inner.list(prefix, page)),
+    delete: (key) => retried(() => inner.delete(key)),
+    usage: () => retried(() => inner.usage()),
+  };
+}
