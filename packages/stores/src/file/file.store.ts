@@ -6,8 +6,8 @@
  *   when the target is added. Every call checks it first, so a disk that is not mounted
  *   is an error (FAILED_PRECONDITION), never a write into the empty mount point.
  * - A put writes a temporary file under `.tmp/`, fsyncs it, renames it into place and
- *   fsyncs the directory; temporary files a crash left are removed by `initialise()`
- *   and `sweep()`.
+ *   fsyncs the directory; temporary files a crash left are removed by `sweep()`.
+ * - Listing walks only the folder a prefix names, so the root may hold other files.
  * - Sizes come from the file system; SHA-256s are not recorded (`recordsSha256` false):
  *   a check reads the file.
  */
@@ -41,7 +41,7 @@ export class FileStore implements Store {
 
   /**
    * Makes `root` a target: creates it (its parent must exist: a mount point is not
-   * created) and the marker, and removes temporary files. Idempotent.
+   * created) and the marker. Idempotent.
    */
   async initialise(): Promise<void> {
     const parent = await stat(dirname(this.root)).catch(() => null);
@@ -56,10 +56,9 @@ export class FileStore implements Store {
     }).catch((e: unknown) => {
       if (errno(e) !== 'EEXIST') throw e;
     });
-    await this.sweep();
   }
 
-  /** Removes the temporary files of interrupted puts. */
+  /** Removes the temporary files of interrupted puts (only while no put is in flight). */
   async sweep(): Promise<void> {
     await this.ready();
     await rm(join(this.root, TMP), { recursive: true, force: true });
@@ -123,7 +122,7 @@ export class FileStore implements Store {
     await this.ready();
     const limit = Math.max(1, Math.min(page.limit ?? 1000, 1000));
     const after = page.after ?? '';
-    const keys = (await this.allKeys()).filter((k) => k.startsWith(prefix) && k > after);
+    const keys = (await this.keysUnder(prefix)).filter((k) => k.startsWith(prefix) && k > after);
     const chosen = keys.slice(0, limit);
     const objects: ObjectInfo[] = [];
     for (const key of chosen) {
@@ -151,9 +150,20 @@ export class FileStore implements Store {
     return join(this.root, ...key.split('/'));
   }
 
-  /** Every key under the root, sorted (temporary files and the marker excluded). */
-  private async allKeys(): Promise<string[]> {
-    const entries = await readdir(this.root, { recursive: true, withFileTypes: true });
+  /**
+   * Every key in the folder the prefix names (its part up to the last "/"), sorted;
+   * temporary files and the marker excluded. Other folders are not walked, so a store
+   * may share its root with other files (the NAS data directory).
+   */
+  private async keysUnder(prefix: string): Promise<string[]> {
+    const folder = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    const entries = await readdir(join(this.root, ...folder.split('/')), {
+      recursive: true,
+      withFileTypes: true,
+    }).catch((e: unknown) => {
+      if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return [];
+      throw this.failure(e, `listing ${prefix}`);
+    });
     const keys: string[] = [];
     for (const e of entries) {
       if (!e.isFile()) continue;

@@ -1,0 +1,109 @@
+/**
+ * Everything a recovery needs, as objects in a store (design §19.2): the sealed snapshot
+ * manifests, both key files and a sealed catalog of the index, beside the packs. Today
+ * the store is the NAS data directory; the staging of issue 10 copies the same objects
+ * to the targets.
+ *
+ * Contract: after `snapshotCommitted` resolves, the manifest and a catalog that lists it
+ * are in the store; after `keyFilesChanged`, both key files are. A crash in between
+ * leaves PostgreSQL ahead of the store: `reconcile` (run at start) writes whatever is
+ * missing and a fresh catalog. The coordinator seals catalogs to the household box key
+ * and cannot read them back (§12.3). Only the newest `keep` catalogs are kept.
+ */
+import { sealCatalog } from '@kinvault/format';
+import { bytesBody, objectKeys, sha256Hex, type Store } from '@kinvault/stores';
+import type { HouseholdRepository } from '../repositories/household.repository.js';
+import type { RecoveryRepository } from '../repositories/recovery.repository.js';
+import { catalogLines } from './catalog-content.js';
+
+export interface RecoveryObjectsDeps {
+  store: Store;
+  household: HouseholdRepository;
+  recovery: RecoveryRepository;
+  now?: () => Date;
+  /** Catalogs kept in the store (the newest). */
+  keep?: number;
+}
+
+export function recoveryObjectsService(deps: RecoveryObjectsDeps) {
+  const { store, household, recovery } = deps;
+  const now = deps.now ?? (() => new Date());
+  const keep = deps.keep ?? 3;
+
+  async function putBytes(key: string, bytes: Uint8Array): Promise<void> {
+    const sha256 = sha256Hex(bytes);
+    const there = await store.head(key);
+    if (there && there.size === bytes.byteLength && (there.sha256 ?? sha256) === sha256) return;
+    await store.put(key, bytesBody(bytes, sha256));
+  }
+
+  async function keyFilesChanged(): Promise<void> {
+    const h = await household.get();
+    if (!h) return;
+    await putBytes(objectKeys.keyFile('passphrase'), h.passphraseKeyFile);
+    await putBytes(objectKeys.keyFile('recovery'), h.recoveryKeyFile);
+  }
+
+  /** Seals a catalog of the whole index and stores it; returns its key (null: no household). */
+  async function writeCatalog(): Promise<string | null> {
+    const h = await household.get();
+    if (!h) return null;
+    const written = now();
+    const lines = catalogLines(
+      {
+        kind: 'kinvault-catalog',
+        version: 1,
+        repository: h.repositoryId.toString('hex'),
+        written: written.toISOString(),
+        boxPublicKey: h.boxPublicKey.toString('base64'),
+        signPublicKey: h.signPublicKey?.toString('base64') ?? null,
+      },
+      await recovery.packs(),
+      await recovery.snapshots(),
+    );
+    const parts: Uint8Array[] = [];
+    for await (const part of sealCatalog(h.boxPublicKey, lines)) parts.push(part);
+    const sealed = Buffer.concat(parts);
+    const key = objectKeys.catalog(written.getTime(), sha256Hex(sealed));
+    await store.put(key, bytesBody(sealed));
+    await pruneCatalogs();
+    return key;
+  }
+
+  async function pruneCatalogs(): Promise<void> {
+    const keys: string[] = [];
+    let after: string | null = null;
+    do {
+      const page = await store.list('catalog/', { after });
+      keys.push(...page.objects.map((o) => o.key));
+      after = page.next;
+    } while (after);
+    for (const key of keys.sort().slice(0, Math.max(0, keys.length - keep)))
+      await store.delete(key);
+  }
+
+  return {
+    keyFilesChanged,
+    writeCatalog,
+
+    async snapshotCommitted(id: string, sealed: Uint8Array): Promise<void> {
+      await putBytes(objectKeys.snapshot(id), sealed);
+      await writeCatalog();
+    },
+
+    /** Writes what PostgreSQL has and the store lacks, then a fresh catalog. */
+    async reconcile(): Promise<{ snapshotsWritten: number; catalog: string | null }> {
+      let snapshotsWritten = 0;
+      for (const s of await recovery.sealedSnapshots()) {
+        const key = objectKeys.snapshot(s.id.toString('hex'));
+        if ((await store.head(key))?.size === s.sealed.byteLength) continue;
+        await store.put(key, bytesBody(s.sealed));
+        snapshotsWritten++;
+      }
+      await keyFilesChanged();
+      return { snapshotsWritten, catalog: await writeCatalog() };
+    },
+  };
+}
+
+export type RecoveryObjectsService = ReturnType<typeof recoveryObjectsService>;
