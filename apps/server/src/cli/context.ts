@@ -17,6 +17,8 @@ import {
   type RecoveryObjectsService,
 } from '../services/recovery-objects.service.js';
 import { FileStore } from '@kinvault/stores';
+import { hostname } from 'node:os';
+import { jobQueue, type JobQueue } from '../queue/queue.js';
 import { checkService, type CheckService } from '../services/check.service.js';
 import { packStore, type PackStore } from '../stores/pack.store.js';
 import type { Services } from '../http/trpc.js';
@@ -34,6 +36,7 @@ export interface Context {
   packStore: PackStore;
   /** Snapshot manifests, key files and catalogs in the data directory (design §19.2). */
   recovery: RecoveryObjectsService;
+  queue: JobQueue;
 }
 
 /** What a command tells the user about the database on the way (on stderr). */
@@ -100,6 +103,7 @@ export async function openContext(
     checks,
     packStore: store,
     recovery,
+    queue: jobQueue(database.sql, { workerId: `${hostname()}:${process.pid}` }),
   };
 }
 

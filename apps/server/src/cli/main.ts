@@ -11,6 +11,7 @@ import { runStart } from './start.js';
 import { runDeviceAdd, runDeviceList, runDeviceRevoke } from './device.js';
 import { runStatus } from './status.js';
 import { runCheck } from './check.js';
+import { runJobsList, runJobsRetry } from './jobs.js';
 import { runKeysList, runKeysRestore } from './keys.js';
 
 const program = new Command('kinvaultd')
@@ -95,6 +96,22 @@ keys
   .addOption(dataDir())
   .addOption(json())
   .action(runKeysRestore);
+
+const jobs = program
+  .command('jobs')
+  .description('background work (copies to targets, checks): waiting, running or failed');
+jobs
+  .command('list', { isDefault: true })
+  .description('list pending, running and failed jobs with their last error (the default)')
+  .addOption(dataDir())
+  .addOption(json())
+  .action(runJobsList);
+jobs
+  .command('retry <id>')
+  .description('run a failed job again (once what made it fail is fixed)')
+  .addOption(dataDir())
+  .addOption(json())
+  .action(runJobsRetry);
 
 const device = program.command('device').description('enroll, list and revoke devices');
 device

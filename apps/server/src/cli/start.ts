@@ -1,6 +1,8 @@
 /** kinvaultd start: serve until SIGTERM/SIGINT, then close cleanly. */
 import { createRequire } from 'node:module';
 import { buildServer } from '../http/server.js';
+import { startWorkers } from '../queue/workers.js';
+import { jobHandlers } from '../jobs/handlers.js';
 import { openContext } from './context.js';
 import { dataPaths } from '../config.js';
 import { keepHeapHeadroom } from '@kinvault/protocol';
@@ -44,6 +46,7 @@ export async function runStart(opts: { dataDir: string; logLevel: string }): Pro
   const stop = (signal: string) =>
     (stopping ??= (async () => {
       app.log.info({ signal }, 'stopping: finishing requests in flight');
+      await workers.stop();
       await app.close();
       await ctx.db.close();
       app.log.info('stopped');
@@ -52,6 +55,11 @@ export async function runStart(opts: { dataDir: string; logLevel: string }): Pro
     { url: ctx.config.publicUrl, fingerprint: ctx.tls.fingerprint },
     'kinvaultd is running',
   );
+  const workers = startWorkers({
+    queue: ctx.queue,
+    handlers: jobHandlers(ctx),
+    log: app.log,
+  });
   // What a crash kept from the store (a manifest, a key file, a catalog) is written now.
   void ctx.recovery.reconcile().then(
     (r) => app.log.info(r, 'recovery objects are up to date in the data directory'),

@@ -139,4 +139,31 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    id: 6,
+    name: 'background jobs',
+    sql: `
+      -- Work that must survive restarts (staging, volumes, checks). Enqueued in the same
+      -- transaction as the change that causes it; claimed with FOR UPDATE SKIP LOCKED and
+      -- leased; a lease that runs out (its worker died) is reclaimed. Done jobs are deleted.
+      create table jobs (
+        id bigserial primary key,
+        kind text not null,
+        key text not null,                   -- at most one live job per kind and key
+        payload jsonb not null default '{}',
+        state text not null default 'pending'
+          check (state in ('pending', 'running', 'failed')),
+        attempts integer not null default 0,
+        max_attempts integer not null default 12,
+        run_after timestamptz not null default now(),
+        locked_by text,
+        locked_until timestamptz,
+        last_error text,
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now()
+      );
+      create unique index jobs_live on jobs (kind, key) where state in ('pending', 'running');
+      create index jobs_due on jobs (run_after) where state = 'pending';
+    `,
+  },
 ];

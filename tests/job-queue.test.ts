@@ -1,0 +1,161 @@
+/**
+ * The job queue against real PostgreSQL (the embedded server of a coordinator's data
+ * directory): transactional enqueue, de-duplication, one claim per job across workers,
+ * backoff, failure, retry, and leases of dead workers reclaimed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KinvaultError } from '@kinvault/protocol';
+import { loadConfig } from '../apps/server/src/config.js';
+import { openDatabase, type Database } from '../apps/server/src/db/database.js';
+import { migrate } from '../apps/server/src/db/migrate.js';
+import { jobQueue, type Job } from '../apps/server/src/queue/queue.js';
+import { startWorkers } from '../apps/server/src/queue/workers.js';
+import { initCoordinator, removeTempDirs, runKinvaultd } from './support/kinvaultd.js';
+
+describe('job queue (real PostgreSQL)', () => {
+  let db: Database;
+  let dataDir: string;
+  const quiet = { info: () => {}, warn: () => {} };
+
+  beforeAll(async () => {
+    ({ dataDir } = await initCoordinator('kinvault-jobs-'));
+    db = await openDatabase(dataDir, await loadConfig(dataDir), { role: 'command' });
+    await migrate(db.sql);
+  }, 120_000);
+
+  afterAll(async () => {
+    await db?.close();
+    await removeTempDirs();
+  });
+
+  const clear = () => db.sql`delete from jobs`;
+
+  it("enqueues in the caller's transaction, one live job per kind and key", async () => {
+    await clear();
+    const q = jobQueue(db.sql, { workerId: 'w1' });
+    await db.sql
+      .begin(async (tx) => {
+        expect(await q.enqueue(tx, 'stage', 'pack-a')).toBe(true);
+        throw new Error('the change fails');
+      })
+      .catch(() => {});
+    expect(await q.list()).toEqual([]);
+    await db.sql.begin(async (tx) => {
+      expect(await q.enqueue(tx, 'stage', 'pack-a', { n: 1 })).toBe(true);
+      expect(await q.enqueue(tx, 'stage', 'pack-a', { n: 2 })).toBe(false);
+      expect(await q.enqueue(tx, 'check', 'pack-a')).toBe(true);
+    });
+    const jobs = await q.list();
+    expect(jobs.map((j) => [j.kind, j.key, j.payload, j.state])).toEqual([
+      ['stage', 'pack-a', { n: 1 }, 'pending'],
+      ['check', 'pack-a', {}, 'pending'],
+    ]);
+  });
+
+  it('gives each job to one worker, even when workers claim at once', async () => {
+    await clear();
+    const a = jobQueue(db.sql, { workerId: 'a' });
+    const b = jobQueue(db.sql, { workerId: 'b' });
+    for (let i = 0; i < 40; i++) await a.enqueue(db.sql, 'stage', `p${i}`);
+    const claimed: Job[] = [];
+    const drain = async (q: typeof a) => {
+      for (let job = await q.claim(['stage']); job; job = await q.claim(['stage'])) {
+        claimed.push(job);
+        await q.complete(job);
+      }
+    };
+    await Promise.all([drain(a), drain(b), drain(a), drain(b)]);
+    expect(claimed.map((j) => j.key).sort()).toEqual(
+      Array.from({ length: 40 }, (_, i) => `p${i}`).sort(),
+    );
+    expect(await a.list()).toEqual([]);
+    expect(await a.claim(['other'])).toBeNull();
+  });
+
+  it('retries a retryable failure after a backoff, fails a final one, and retry puts it back', async () => {
+    await clear();
+    const q = jobQueue(db.sql, { workerId: 'w' });
+    await q.enqueue(db.sql, 'stage', 'flaky', {}, { maxAttempts: 2 });
+    await q.enqueue(db.sql, 'stage', 'refused');
+    const flaky = (await q.claim(['stage']))!;
+    await q.fail(flaky, new KinvaultError('UNAVAILABLE', 'target down', { retryable: true }));
+    const [again] = await q.list();
+    expect(again).toMatchObject({
+      key: 'flaky',
+      state: 'pending',
+      attempts: 1,
+      lastError: 'target down',
+    });
+    expect(again!.runAfter.getTime()).toBeGreaterThan(Date.now() + 3000); // 5 s ± 20 %
+    const refused = (await q.claim(['stage']))!;
+    expect(refused.key).toBe('refused'); // the flaky one is not due yet
+    await q.fail(refused, new KinvaultError('INVALID_ARGUMENT', 'bad target URL'));
+    await db.sql`update jobs set run_after = now() where key = 'flaky'`;
+    const second = (await q.claim(['stage']))!;
+    await q.fail(second, new Error('ECONNRESET'));
+    const failed = await q.list();
+    expect(failed.map((j) => [j.key, j.state, j.attempts, j.lastError])).toEqual([
+      ['flaky', 'failed', 2, 'ECONNRESET'],
+      ['refused', 'failed', 1, 'bad target URL'],
+    ]);
+    // The CLI lists them and retries one.
+    const listed = await runKinvaultd(['jobs', '--data-dir', dataDir, '--json']);
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as { state: string }[]).map((j) => j.state)).toEqual([
+      'failed',
+      'failed',
+    ]);
+    const id = failed[0]!.id;
+    const retried = await runKinvaultd(['jobs', 'retry', id, '--data-dir', dataDir]);
+    expect(retried).toMatchObject({ code: 0 });
+    expect((await q.list())[0]).toMatchObject({ id, state: 'pending', attempts: 0 });
+    const twice = await runKinvaultd(['jobs', 'retry', id, '--data-dir', dataDir]);
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toMatch(/is pending, not failed/);
+    expect((await runKinvaultd(['jobs', 'retry', '999999', '--data-dir', dataDir])).code).toBe(2);
+  });
+
+  it('reclaims the lease of a worker that died, and the dead worker can no longer finish it', async () => {
+    await clear();
+    const dead = jobQueue(db.sql, { workerId: 'dead', leaseSeconds: 1 });
+    const alive = jobQueue(db.sql, { workerId: 'alive', leaseSeconds: 30 });
+    await dead.enqueue(db.sql, 'stage', 'x');
+    const job = (await dead.claim(['stage']))!;
+    expect(await alive.reclaimStale()).toBe(0);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await alive.reclaimStale()).toBe(1);
+    await dead.complete(job); // too late: not its job any more
+    expect(await dead.extend(job)).toBe(false);
+    const taken = (await alive.claim(['stage']))!;
+    expect(taken).toMatchObject({ key: 'x', attempts: 2 });
+    await alive.complete(taken);
+    expect(await alive.list()).toEqual([]);
+  });
+
+  it('runs jobs with workers: a failing handler is retried, a good one completes', async () => {
+    await clear();
+    const q = jobQueue(db.sql, { workerId: 'runner' });
+    let calls = 0;
+    const workers = startWorkers({
+      queue: q,
+      idleMs: 50,
+      log: quiet,
+      handlers: {
+        stage: async (job) => {
+          calls++;
+          if (job.attempts === 1) throw new Error('first try fails');
+        },
+      },
+    });
+    try {
+      await q.enqueue(db.sql, 'stage', 'once');
+      workers.poke();
+      await expect.poll(async () => (await q.list())[0]?.attempts, { timeout: 10_000 }).toBe(1);
+      await db.sql`update jobs set run_after = now()`;
+      await expect.poll(async () => (await q.list()).length, { timeout: 10_000 }).toBe(0);
+      expect(calls).toBe(2);
+    } finally {
+      await workers.stop();
+    }
+  });
+});
