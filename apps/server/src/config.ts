@@ -40,6 +40,8 @@ export const ConfigSchema = z
       .positive()
       .max(24 * 365)
       .default(24),
+    /** Verified copies at staging targets (each on a different one) a pack needs. */
+    minOffsiteCopies: z.number().int().min(1).max(10).default(1),
   })
   .strict();
 

@@ -179,6 +179,7 @@ async function initialise(
         },
     enrollmentTtlMinutes: 24 * 60,
     uploadExpiryHours: 24,
+    minOffsiteCopies: 1,
   };
   const paths = dataPaths(dataDir);
   const hosts = [

@@ -11,6 +11,8 @@ import { runStart } from './start.js';
 import { runDeviceAdd, runDeviceList, runDeviceRevoke } from './device.js';
 import { runStatus } from './status.js';
 import { runCheck } from './check.js';
+import { runTargetAdd, runTargetList, runTargetRemove, runTargetTest } from './target.js';
+import { runWhere } from './where.js';
 import { runJobsList, runJobsRetry } from './jobs.js';
 import { runKeysList, runKeysRestore } from './keys.js';
 
@@ -96,6 +98,56 @@ keys
   .addOption(dataDir())
   .addOption(json())
   .action(runKeysRestore);
+
+const target = program
+  .command('target')
+  .description('places off the NAS that hold copies: USB disks, folders (later S3, Google Drive)');
+target
+  .command('add <name> <url>')
+  .description('add a target (file:///mnt/usb/kinvault); it is probed before it is added')
+  .addOption(dataDir())
+  .addOption(
+    new Option('--role <role>', 'what the target is for: staging')
+      .env('KINVAULT_TARGET_ROLE')
+      .makeOptionMandatory(),
+  )
+  .addOption(
+    new Option('--quota <size>', 'never store more than this there (e.g. 15GB)').env(
+      'KINVAULT_TARGET_QUOTA',
+    ),
+  )
+  .addOption(json())
+  .action(runTargetAdd);
+target
+  .command('list', { isDefault: true })
+  .description('targets with their role, use, objects, last success and last error (the default)')
+  .addOption(dataDir())
+  .addOption(json())
+  .action(runTargetList);
+target
+  .command('test <name>')
+  .description('write, read back, list and delete a probe object; report the space')
+  .addOption(dataDir())
+  .addOption(json())
+  .action(runTargetTest);
+target
+  .command('remove <name>')
+  .description('forget a target (refused while it holds the only off-site copy, unless --force)')
+  .addOption(dataDir())
+  .addOption(
+    new Option('--force', 'remove it even if packs are then on the NAS alone').env(
+      'KINVAULT_FORCE',
+    ),
+  )
+  .addOption(json())
+  .action(runTargetRemove);
+
+program
+  .command('where <pack-or-snapshot>')
+  .description('every location of a pack, or of every pack a snapshot needs')
+  .addOption(dataDir())
+  .addOption(json())
+  .action(runWhere);
 
 const jobs = program
   .command('jobs')

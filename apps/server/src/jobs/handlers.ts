@@ -1,11 +1,31 @@
 /**
- * The job kinds the coordinator runs, each a thin call into one service. Staging adds
- * its kinds here (issue 10 §4); none is defined yet, so the workers only keep the
- * queue healthy (reclaiming leases of workers that died).
+ * The job kinds the coordinator runs, each a thin call into one service:
+ * - `stage.pack` (key: pack name): place the pack's off-site copies;
+ * - `stage.recovery` (key `all`): copy manifests, key files and catalogs to the targets;
+ * - `stage.scan` (key `all`): enqueue `stage.pack` for every pack that lacks copies
+ *   (after a target was added or removed, and at start).
  */
 import type { JobHandler } from '../queue/workers.js';
-import type { Context } from '../cli/context.js';
+import { STAGING_ATTEMPTS, type Context } from '../app/compose.js';
 
-export function jobHandlers(_ctx: Context): Record<string, JobHandler> {
-  return {};
+export function jobHandlers(ctx: Context): Record<string, JobHandler> {
+  const enqueue = (kind: string, key: string) =>
+    ctx.queue.enqueue(ctx.db.sql, kind, key, {}, { maxAttempts: STAGING_ATTEMPTS });
+  return {
+    'stage.pack': async (job) => {
+      const size = await ctx.packStore.size(job.key);
+      if (size === null) return; // not on the NAS any more: a check reports it
+      await ctx.staging.stagePack(job.key, size);
+    },
+    'stage.recovery': async () => void (await ctx.staging.stageRecovery()),
+    'stage.scan': async () => {
+      for (;;) {
+        const packs = await ctx.staging.unprotected(1000);
+        let added = 0;
+        for (const p of packs) if (await enqueue('stage.pack', p.toString('hex'))) added++;
+        if (packs.length < 1000 || added === 0) break;
+      }
+      await enqueue('stage.recovery', 'all');
+    },
+  };
 }

@@ -1,5 +1,5 @@
 /** SQL for packs, their declared blobs and dedup queries. Ids and names are raw bytes. */
-import type { Sql } from 'postgres';
+import type { Sql, TransactionSql } from 'postgres';
 
 const BYTEA_ARRAY = 1001; // PostgreSQL type oid of bytea[]
 const INT2_ARRAY = 1005;
@@ -96,8 +96,15 @@ export function packsRepository(sql: Sql) {
      * cannot check a declaration (the header is encrypted), so a device that declares
      * ids its pack does not hold must not shadow, or seem to replace, a good copy.
      */
-    async commit(name: Buffer, size: number, deviceId: string): Promise<{ blobs: number }> {
+    async commit(
+      name: Buffer,
+      size: number,
+      deviceId: string,
+      /** More work in the same transaction (the pack's staging jobs). */
+      alsoInTx?: (tx: TransactionSql) => Promise<unknown>,
+    ): Promise<{ blobs: number }> {
       return sql.begin(async (tx) => {
+        await alsoInTx?.(tx);
         const declared = await tx<{ device_id: string; entries: Buffer }[]>`
           delete from pack_declarations where name = ${name} returning device_id, entries`;
         const d = declared.find((r) => r.device_id === deviceId);

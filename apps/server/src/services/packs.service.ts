@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import type { TransactionSql } from 'postgres';
 import { KinvaultError } from '@kinvault/protocol';
 import { MAX_PACK_BYTES, MAX_PACK_ENTRIES } from '@kinvault/format';
 import type { CopyState, PacksRepository } from '../repositories/packs.repository.js';
@@ -55,11 +56,17 @@ const REVERIFY_AFTER_MS = 60_000;
 const REPORTS_PER_WINDOW = 100;
 const REPORT_WINDOW_MS = 10 * 60_000;
 
+export interface PackHooks {
+  /** Runs in the transaction that commits a pack (hex name): enqueue its copies there. */
+  inCommit?(tx: TransactionSql, name: string): Promise<unknown>;
+}
+
 export function packsService(
   repo: PacksRepository,
   store: PackStore,
   events?: EventBus,
   now: () => Date = () => new Date(),
+  hooks: PackHooks = {},
 ) {
   /** When a report last made this process hash a pack, and what it found (or will). */
   const reportChecks = new Map<string, { at: number; found: Promise<{ state: CopyState }> }>();
@@ -202,7 +209,9 @@ export function packsService(
       const actual = received?.bytes === size ? received.sha256 : await sha256File(file);
       if (actual !== declaredName) throw await reject(`its SHA-256 is ${actual}`);
       await store.adopt(file, declaredName);
-      const committed = await repo.commit(name, size, device.id);
+      const committed = await repo.commit(name, size, device.id, (tx) =>
+        Promise.resolve(hooks.inCommit?.(tx, declaredName)),
+      );
       events?.publish({
         type: 'pack.stored',
         pack: declaredName,

@@ -1,0 +1,145 @@
+/**
+ * The composition root: builds every repository, store and service of the coordinator
+ * from the data directory, and wires their hooks (staging jobs enqueued where packs
+ * and snapshots are committed). Commands and `kinvaultd start` get a Context from here.
+ */
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { FileStore, openStore } from '@kinvault/stores';
+import { loadConfig, dataPaths, type Config } from '../config.js';
+import { openDatabase, type Database, type OpenOptions } from '../db/database.js';
+import { migrate } from '../db/migrate.js';
+import { devicesRepository } from '../repositories/devices.repository.js';
+import { devicesService, type DevicesService } from '../services/devices.service.js';
+import { householdRepository } from '../repositories/household.repository.js';
+import { packsRepository } from '../repositories/packs.repository.js';
+import { snapshotsRepository } from '../repositories/snapshots.repository.js';
+import { recoveryRepository } from '../repositories/recovery.repository.js';
+import { targetsRepository } from '../repositories/targets.repository.js';
+import { householdService } from '../services/household.service.js';
+import { packsService } from '../services/packs.service.js';
+import { snapshotsService } from '../services/snapshots.service.js';
+import {
+  recoveryObjectsService,
+  type RecoveryObjectsService,
+} from '../services/recovery-objects.service.js';
+import { targetsService, type TargetsService } from '../services/targets.service.js';
+import { stagingService, type StagingService } from '../services/staging.service.js';
+import { checkService, type CheckService } from '../services/check.service.js';
+import { packStore, type PackStore } from '../stores/pack.store.js';
+import type { Services } from '../http/trpc.js';
+import { EventBus } from '../services/events.js';
+import { jobQueue, type JobQueue } from '../queue/queue.js';
+import { loadTls, type TlsMaterial } from '../tls.js';
+
+export interface Context {
+  dataDir: string;
+  config: Config;
+  tls: TlsMaterial;
+  db: Database;
+  devices: DevicesService;
+  services: Services;
+  checks: CheckService;
+  packStore: PackStore;
+  /** Snapshot manifests, key files and catalogs in the data directory (design §19.2). */
+  recovery: RecoveryObjectsService;
+  queue: JobQueue;
+  targets: TargetsService;
+  staging: StagingService;
+}
+
+/** Staging jobs retry for as long as it takes (at most hourly once backed off). */
+export const STAGING_ATTEMPTS = 100_000;
+
+/** What a command tells the user about the database on the way (on stderr). */
+const toStderr = (line: string) => console.error(`kinvaultd: ${line}`);
+
+export async function openContext(
+  dataDirOption: string,
+  db: OpenOptions = { notice: toStderr },
+): Promise<Context> {
+  const dataDir = resolve(dataDirOption);
+  const config = await loadConfig(dataDir);
+  const paths = dataPaths(dataDir);
+  const tls = await loadTls(paths.tlsKey, paths.tlsCert);
+  const database = await openDatabase(dataDir, config, db);
+  try {
+    await migrate(database.sql);
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+  const devices = devicesService(devicesRepository(database.sql), {
+    publicUrl: config.publicUrl,
+    fingerprint: tls.fingerprint,
+    ttlMinutes: config.enrollmentTtlMinutes,
+  });
+  const store = packStore(paths.packs);
+  const events = new EventBus();
+  const queue = jobQueue(database.sql, { workerId: `${hostname()}:${process.pid}` });
+  const stagingJob = (kind: string, key: string) =>
+    queue.enqueue(database.sql, kind, key, {}, { maxAttempts: STAGING_ATTEMPTS });
+  const nasObjects = new FileStore(dataDir);
+  await nasObjects.initialise();
+  const recovery = recoveryObjectsService({
+    store: nasObjects,
+    household: householdRepository(database.sql),
+    recovery: recoveryRepository(database.sql),
+  });
+  const reportRecoveryError = (e: unknown) =>
+    console.error(
+      `kinvaultd: writing the recovery objects in ${dataDir} failed (${(e as Error).message}); they are written again at the next start.`,
+    );
+  const services: Services = {
+    events,
+    devices,
+    household: householdService(householdRepository(database.sql), events),
+    packs: packsService(packsRepository(database.sql), store, events, undefined, {
+      inCommit: (tx, name) =>
+        queue.enqueue(tx, 'stage.pack', name, {}, { maxAttempts: STAGING_ATTEMPTS }),
+    }),
+    snapshots: snapshotsService(snapshotsRepository(database.sql), events, {
+      afterCommit: async (id, sealed) => {
+        await recovery.keyFilesChanged();
+        await recovery.snapshotCommitted(id, sealed);
+        await stagingJob('stage.recovery', 'all');
+      },
+      onHookError: reportRecoveryError,
+    }),
+  };
+  events.listen((e) => {
+    if (e.type === 'household.keyfile.replaced')
+      recovery
+        .keyFilesChanged()
+        .then(() => stagingJob('stage.recovery', 'all'))
+        .catch(reportRecoveryError);
+  });
+  const checks = checkService(services.packs);
+  const targetsRepo = targetsRepository(database.sql);
+  const targets = targetsService({
+    repo: targetsRepo,
+    open: openStore,
+    changed: async () => void (await stagingJob('stage.scan', 'all')),
+  });
+  const staging = stagingService({
+    targets: targetsRepo,
+    packs: store,
+    nas: nasObjects,
+    open: openStore,
+    copies: config.minOffsiteCopies,
+  });
+  return {
+    dataDir,
+    config,
+    tls,
+    db: database,
+    devices,
+    services,
+    checks,
+    packStore: store,
+    recovery,
+    queue,
+    targets,
+    staging,
+  };
+}

@@ -1,0 +1,156 @@
+/** SQL for storage targets and the copies at them (pack_locations, target_objects). */
+import type { Sql } from 'postgres';
+
+export interface TargetRow {
+  name: string;
+  url: string;
+  role: 'staging' | 'archive';
+  quotaBytes: number | null;
+  lastSuccessAt: Date | null;
+  lastError: string | null;
+  failingSince: Date | null;
+  /** Bytes of our copies there (packs and other objects). */
+  usedBytes: number;
+  objects: number;
+}
+
+export const stagingLocation = (target: string) => `staging:${target}`;
+
+export function targetsRepository(sql: Sql) {
+  return {
+    async add(t: { name: string; url: string; role: string; quotaBytes: number | null }) {
+      const rows = await sql`
+        insert into targets (name, url, role, quota_bytes)
+        values (${t.name}, ${t.url}, ${t.role}, ${t.quotaBytes})
+        on conflict (name) do nothing returning name`;
+      return rows.length > 0;
+    },
+
+    /** Every target in placement order, with what our copies there take. */
+    async list(): Promise<TargetRow[]> {
+      const rows = await sql<
+        {
+          name: string;
+          url: string;
+          role: 'staging' | 'archive';
+          quota_bytes: string | null;
+          last_success_at: Date | null;
+          last_error: string | null;
+          failing_since: Date | null;
+          pack_bytes: string;
+          packs: string;
+          object_bytes: string;
+          objects: string;
+        }[]
+      >`
+        select t.*,
+          coalesce((select sum(p.size) from pack_locations l join packs p on p.name = l.pack
+                    where l.location = 'staging:' || t.name and l.state = 'ok'), 0) as pack_bytes,
+          (select count(*) from pack_locations l
+            where l.location = 'staging:' || t.name and l.state = 'ok') as packs,
+          coalesce((select sum(size) from target_objects o where o.target = t.name), 0) as object_bytes,
+          (select count(*) from target_objects o where o.target = t.name) as objects
+        from targets t order by t.position`;
+      return rows.map((r) => ({
+        name: r.name,
+        url: r.url,
+        role: r.role,
+        quotaBytes: r.quota_bytes === null ? null : Number(r.quota_bytes),
+        lastSuccessAt: r.last_success_at,
+        lastError: r.last_error,
+        failingSince: r.failing_since,
+        usedBytes: Number(r.pack_bytes) + Number(r.object_bytes),
+        objects: Number(r.packs) + Number(r.objects),
+      }));
+    },
+
+    async remove(name: string): Promise<void> {
+      await sql.begin(async (tx) => {
+        await tx`delete from pack_locations where location = ${stagingLocation(name)}`;
+        await tx`delete from targets where name = ${name}`;
+      });
+    },
+
+    async succeeded(name: string): Promise<void> {
+      await sql`update targets set last_success_at = now(), failing_since = null
+                where name = ${name}`;
+    },
+
+    async failed(name: string, error: string): Promise<void> {
+      await sql`update targets set last_error = ${error},
+                failing_since = coalesce(failing_since, now()) where name = ${name}`;
+    },
+
+    /** The staging targets that hold a verified copy of this pack. */
+    async packCopies(pack: Buffer): Promise<string[]> {
+      const rows = await sql<{ location: string }[]>`
+        select location from pack_locations
+        where pack = ${pack} and location like 'staging:%' and state = 'ok'`;
+      return rows.map((r) => r.location.slice('staging:'.length));
+    },
+
+    async recordPackCopy(pack: Buffer, target: string): Promise<void> {
+      await sql`
+        insert into pack_locations (pack, location, state, verified_at)
+        values (${pack}, ${stagingLocation(target)}, 'ok', now())
+        on conflict (pack, location) do update
+        set state = 'ok', verified_at = now(), changed_at = now(), detail = null`;
+    },
+
+    async objectCopies(key: string): Promise<{ target: string; sha256: Buffer }[]> {
+      return sql<{ target: string; sha256: Buffer }[]>`
+        select target, sha256 from target_objects where key = ${key}`;
+    },
+
+    async recordObjectCopy(target: string, key: string, size: number, sha256: Buffer) {
+      await sql`
+        insert into target_objects (target, key, size, sha256)
+        values (${target}, ${key}, ${size}, ${sha256})
+        on conflict (target, key) do update
+        set size = excluded.size, sha256 = excluded.sha256, verified_at = now()`;
+    },
+
+    async forgetObject(target: string, key: string): Promise<void> {
+      await sql`delete from target_objects where target = ${target} and key = ${key}`;
+    },
+
+    /** Packs with fewer than `copies` verified staging copies (oldest first). */
+    async unprotectedPacks(copies: number, limit = 10_000): Promise<Buffer[]> {
+      const rows = await sql<{ name: Buffer }[]>`
+        select p.name from packs p
+        where exists (select 1 from pack_locations n where n.pack = p.name and n.location = 'nas' and n.state = 'ok')
+          and (select count(*) from pack_locations l
+               where l.pack = p.name and l.location like 'staging:%' and l.state = 'ok') < ${copies}
+        order by p.created_at, p.name limit ${limit}`;
+      return rows.map((r) => r.name);
+    },
+
+    /** Packs whose only verified staging copy is at `target`. */
+    async onlyCopiesAt(target: string): Promise<Buffer[]> {
+      const rows = await sql<{ pack: Buffer }[]>`
+        select l.pack from pack_locations l
+        where l.location = ${stagingLocation(target)} and l.state = 'ok'
+          and not exists (select 1 from pack_locations o where o.pack = l.pack
+                          and o.location <> l.location and o.location <> 'nas' and o.state = 'ok')`;
+      return rows.map((r) => r.pack);
+    },
+
+    /** The packs a snapshot lists, or null when no snapshot has this id. */
+    async packsOfSnapshot(id: Buffer): Promise<Buffer[] | null> {
+      const [s] = await sql`select 1 from snapshots where id = ${id}`;
+      if (!s) return null;
+      const rows = await sql<{ pack: Buffer }[]>`
+        select pack from snapshot_packs where snapshot = ${id} order by pack`;
+      return rows.map((r) => r.pack);
+    },
+
+    /** Every location of these packs. */
+    async locationsOf(packs: readonly Buffer[]) {
+      return sql<{ pack: Buffer; location: string; state: string; verified_at: Date | null }[]>`
+        select pack, location, state, verified_at from pack_locations
+        where pack = any(${sql.array(packs as Buffer[], 1001)}::bytea[]) order by pack, location`;
+    },
+  };
+}
+
+export type TargetsRepository = ReturnType<typeof targetsRepository>;

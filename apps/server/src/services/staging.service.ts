@@ -1,0 +1,197 @@
+/**
+ * Staging: copies of packs and recovery objects at the staging targets (design §19.3).
+ *
+ * Contract:
+ * - `stagePack(name)` places the pack at targets, in their order, until it has the
+ *   policy's number of verified copies (each on a different target). A target whose
+ *   quota (as configured) would be exceeded is skipped, as is one that answers that it
+ *   is full; one that fails is recorded as failing and the next is tried. A copy counts
+ *   only once verified (size, and SHA-256 from the provider or by reading it back).
+ *   When too few targets took it, it throws a retryable error: the job tries again.
+ * - `stageRecovery()` copies every snapshot manifest, both key files and the catalogs
+ *   from the NAS store to every staging target (they are small and every recovery
+ *   needs them), skipping what a target already holds with the same SHA-256, and
+ *   deletes catalogs the NAS no longer keeps.
+ * - `unprotected()` names the packs that lack copies, for a scan to enqueue.
+ */
+import { createHash } from 'node:crypto';
+import { KinvaultError } from '@kinvault/protocol';
+import { bytesBody, fileBody, objectKeys, readAll, sha256Hex, type Store } from '@kinvault/stores';
+import type { TargetRow, TargetsRepository } from '../repositories/targets.repository.js';
+import type { PackStore } from '../stores/pack.store.js';
+
+export interface StagingDeps {
+  targets: TargetsRepository;
+  packs: PackStore;
+  /** The NAS store (the data directory): manifests, key files, catalogs. */
+  nas: Store;
+  open(url: string): Store;
+  copies: number;
+}
+
+const RECOVERY_PREFIXES = ['snapshots/', 'keys/', 'catalog/'];
+
+async function listAll(store: Store, prefix: string) {
+  const out: { key: string; size: number }[] = [];
+  let after: string | null = null;
+  do {
+    const page = await store.list(prefix, { after });
+    out.push(...page.objects);
+    after = page.next;
+  } while (after);
+  return out;
+}
+
+/** The object's SHA-256 at the store: recorded by the provider, or read back. */
+async function storedSha256(
+  store: Store,
+  key: string,
+): Promise<{ size: number; sha256: string } | null> {
+  const head = await store.head(key);
+  if (!head) return null;
+  if (head.sha256) return { size: head.size, sha256: head.sha256 };
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const part of await store.get(key)) {
+    hash.update(part as Buffer);
+    size += (part as Buffer).byteLength;
+  }
+  return { size, sha256: hash.digest('hex') };
+}
+
+export function stagingService(deps: StagingDeps) {
+  const { targets } = deps;
+  // Placements at one target run one at a time: each counts the target's use afresh
+  // before it writes, so jobs running side by side cannot together pass its quota.
+  const queues = new Map<string, Promise<unknown>>();
+  const exclusive = <T>(target: string, work: () => Promise<T>): Promise<T> => {
+    const run = (queues.get(target) ?? Promise.resolve()).then(work, work);
+    queues.set(
+      target,
+      run.catch(() => {}),
+    );
+    return run;
+  };
+  const staging = async () => (await targets.list()).filter((t) => t.role === 'staging');
+  const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+  /** Runs `work` against a target, recording its success or failure. */
+  async function at<T>(t: TargetRow, work: (store: Store) => Promise<T>): Promise<T> {
+    try {
+      const r = await work(deps.open(t.url));
+      await targets.succeeded(t.name);
+      return r;
+    } catch (e) {
+      await targets.failed(t.name, message(e));
+      throw e;
+    }
+  }
+
+  async function copyPack(t: TargetRow, name: string, size: number): Promise<void> {
+    await at(t, async (store) => {
+      const key = objectKeys.pack(name);
+      await store.put(key, await fileBody(deps.packs.path(name), name));
+      const there = await storedSha256(store, key);
+      if (there?.size !== size || there.sha256 !== name)
+        throw new KinvaultError(
+          'CHECKSUM_MISMATCH',
+          `The copy of pack ${name.slice(0, 12)} at target "${t.name}" does not read back as written.`,
+          { retryable: true },
+        );
+    });
+    await targets.recordPackCopy(Buffer.from(name, 'hex'), t.name);
+  }
+
+  return {
+    async stagePack(name: string, size: number): Promise<{ copies: string[] }> {
+      const have = new Set(await targets.packCopies(Buffer.from(name, 'hex')));
+      const problems: string[] = [];
+      for (const { name: target } of await staging()) {
+        if (have.size >= deps.copies) break;
+        if (have.has(target)) continue;
+        const problem = await exclusive(target, async () => {
+          const t = (await staging()).find((r) => r.name === target);
+          if (!t) return `"${target}" was removed`;
+          if (t.quotaBytes !== null && t.usedBytes + size > t.quotaBytes)
+            return `"${t.name}" is full (${t.usedBytes} of ${t.quotaBytes} bytes used)`;
+          try {
+            await copyPack(t, name, size);
+            have.add(t.name);
+            return null;
+          } catch (e) {
+            return `"${t.name}": ${message(e)}`;
+          }
+        });
+        if (problem) problems.push(problem);
+      }
+      if (have.size < deps.copies && (await staging()).length > 0)
+        throw new KinvaultError(
+          'UNAVAILABLE',
+          `Pack ${name.slice(0, 12)} has ${have.size} of ${deps.copies} off-site copies: ${problems.join('; ') || 'not enough staging targets'}.`,
+          { retryable: true },
+        );
+      return { copies: [...have] };
+    },
+
+    async stageRecovery(): Promise<{ copied: number }> {
+      const objects = (
+        await Promise.all(RECOVERY_PREFIXES.map((p) => listAll(deps.nas, p)))
+      ).flat();
+      const catalogs = new Set(
+        objects.filter((o) => o.key.startsWith('catalog/')).map((o) => o.key),
+      );
+      let copied = 0;
+      const problems: string[] = [];
+      for (const t of await staging()) {
+        try {
+          copied += await at(t, async (store) => {
+            let n = 0;
+            for (const o of objects) {
+              const bytes = await readAll(deps.nas, o.key);
+              const sha256 = sha256Hex(bytes);
+              const known = await targets.objectCopies(o.key);
+              if (known.some((k) => k.target === t.name && k.sha256.toString('hex') === sha256))
+                continue;
+              await store.put(o.key, bytesBody(bytes, sha256));
+              const there = await storedSha256(store, o.key);
+              if (there?.sha256 !== sha256)
+                throw new KinvaultError(
+                  'CHECKSUM_MISMATCH',
+                  `${o.key} at "${t.name}" does not read back as written.`,
+                  { retryable: true },
+                );
+              await targets.recordObjectCopy(
+                t.name,
+                o.key,
+                bytes.byteLength,
+                Buffer.from(sha256, 'hex'),
+              );
+              n++;
+            }
+            for (const old of await listAll(store, 'catalog/'))
+              if (!catalogs.has(old.key)) {
+                await store.delete(old.key);
+                await targets.forgetObject(t.name, old.key);
+              }
+            return n;
+          });
+        } catch (e) {
+          problems.push(`"${t.name}": ${message(e)}`);
+        }
+      }
+      if (problems.length > 0)
+        throw new KinvaultError(
+          'UNAVAILABLE',
+          `Copying the recovery objects failed at ${problems.join('; ')}.`,
+          {
+            retryable: true,
+          },
+        );
+      return { copied };
+    },
+
+    unprotected: (limit?: number) => targets.unprotectedPacks(deps.copies, limit),
+  };
+}
+
+export type StagingService = ReturnType<typeof stagingService>;

@@ -1,0 +1,161 @@
+/**
+ * Storage targets: adding one (checked with a probe first), listing, testing and
+ * removing them. Targets are named by URL (design §19.3); credentials never appear in
+ * what this service returns or throws.
+ */
+import { randomBytes } from 'node:crypto';
+import { KinvaultError } from '@kinvault/protocol';
+import {
+  bytesBody,
+  FileStore,
+  parseTargetUrl,
+  readAll,
+  type Store,
+  type Usage,
+} from '@kinvault/stores';
+import type { TargetsRepository, TargetRow } from '../repositories/targets.repository.js';
+
+const NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+
+export interface ProbeResult {
+  /** What the provider says of its space. */
+  usage: Usage;
+  /** Milliseconds the write, read back, list and delete took in all. */
+  ms: number;
+}
+
+/** Writes, reads back, lists and deletes a probe object; throws what failed. */
+export async function probe(store: Store): Promise<ProbeResult> {
+  const started = Date.now();
+  const key = `probe/${randomBytes(8).toString('hex')}`;
+  const bytes = randomBytes(4096);
+  await store.put(key, bytesBody(bytes));
+  try {
+    if (!(await readAll(store, key)).equals(bytes))
+      throw new KinvaultError(
+        'CHECKSUM_MISMATCH',
+        `${store.label} gave back other bytes than written.`,
+      );
+    const listed = await store.list('probe/');
+    if (!listed.objects.some((o) => o.key === key))
+      throw new KinvaultError(
+        'FAILED_PRECONDITION',
+        `${store.label} does not list what was written.`,
+      );
+  } finally {
+    await store.delete(key);
+  }
+  if (await store.head(key))
+    throw new KinvaultError('FAILED_PRECONDITION', `${store.label} kept an object it deleted.`);
+  return { usage: await store.usage(), ms: Date.now() - started };
+}
+
+export interface TargetsDeps {
+  repo: TargetsRepository;
+  open(url: string): Store;
+  /** Called after a target was added or removed: copies must be (re)placed. */
+  changed(): Promise<void>;
+}
+
+export function targetsService(deps: TargetsDeps) {
+  const { repo } = deps;
+
+  async function get(name: string): Promise<TargetRow> {
+    const t = (await repo.list()).find((r) => r.name === name);
+    if (!t)
+      throw new KinvaultError(
+        'NOT_FOUND',
+        `There is no target "${name}" ("kinvaultd target list" lists them).`,
+      );
+    return t;
+  }
+
+  return {
+    get,
+    list: () => repo.list(),
+
+    async add(input: { name: string; url: string; role: string; quotaBytes: number | null }) {
+      if (!NAME.test(input.name))
+        throw new KinvaultError(
+          'INVALID_ARGUMENT',
+          `"${input.name}" is not a target name: 1–32 lowercase letters, digits and "-".`,
+        );
+      if (input.role !== 'staging')
+        throw new KinvaultError(
+          'INVALID_ARGUMENT',
+          `--role ${input.role} is not supported yet: give --role staging (archive targets come with ISO volumes).`,
+        );
+      parseTargetUrl(input.url);
+      if ((await repo.list()).some((t) => t.name === input.name))
+        throw new KinvaultError('ALREADY_EXISTS', `A target named "${input.name}" exists already.`);
+      const store = deps.open(input.url);
+      if (store instanceof FileStore) await store.initialise();
+      const tested = await probe(store);
+      if (!(await repo.add(input)))
+        throw new KinvaultError('ALREADY_EXISTS', `A target named "${input.name}" exists already.`);
+      await deps.changed();
+      return tested;
+    },
+
+    async test(name: string): Promise<ProbeResult> {
+      const t = await get(name);
+      try {
+        const r = await probe(deps.open(t.url));
+        await repo.succeeded(name);
+        return r;
+      } catch (e) {
+        await repo.failed(name, (e as Error).message);
+        throw e;
+      }
+    },
+
+    /** Removes a target (its objects stay where they are); refused while it holds the only copy. */
+    async remove(name: string, force: boolean): Promise<{ unprotected: number }> {
+      const t = await get(name);
+      const only = await repo.onlyCopiesAt(name);
+      if (only.length > 0 && !force)
+        throw new KinvaultError(
+          'FAILED_PRECONDITION',
+          `Target "${name}" holds the only off-site copy of ${only.length} pack(s). Add another target first (they are copied there by themselves), or give --force: those packs are then on the NAS alone until copied elsewhere.`,
+          { details: { packs: only.length } },
+        );
+      await repo.remove(name);
+      await deps.changed();
+      return { unprotected: only.length, ...(t.usedBytes ? { leftBytes: t.usedBytes } : {}) };
+    },
+
+    /** Every location of a pack, or of every pack a snapshot needs. */
+    async where(ref: string) {
+      if (!/^[0-9a-f]{64}$/.test(ref))
+        throw new KinvaultError(
+          'INVALID_ARGUMENT',
+          `"${ref.slice(0, 80)}" is not a pack name or snapshot id: give all 64 hex digits ("kinvault snapshots" lists snapshots).`,
+        );
+      const id = Buffer.from(ref, 'hex');
+      const ofSnapshot = await repo.packsOfSnapshot(id);
+      const packs = ofSnapshot ?? [id];
+      const rows = await repo.locationsOf(packs);
+      if (!ofSnapshot && rows.length === 0)
+        throw new KinvaultError('NOT_FOUND', `No pack or snapshot is named ${ref}.`);
+      return {
+        kind: ofSnapshot ? ('snapshot' as const) : ('pack' as const),
+        packs: packs.map((p) => ({
+          pack: p.toString('hex'),
+          locations: rows
+            .filter((r) => r.pack.equals(p))
+            .map((r) => ({
+              location: r.location,
+              state: r.state,
+              verifiedAt: r.verified_at?.toISOString() ?? null,
+            })),
+        })),
+      };
+    },
+
+    describeUse: (t: TargetRow) =>
+      t.quotaBytes === null ? mb(t.usedBytes) : `${mb(t.usedBytes)} of ${mb(t.quotaBytes)}`,
+  };
+}
+
+export type TargetsService = ReturnType<typeof targetsService>;
