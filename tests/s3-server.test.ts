@@ -16,12 +16,14 @@ import {
   S3ServiceException,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type S3TestServer, start } from './support/s3-server/index.js';
 
@@ -119,9 +121,9 @@ describe('S3 test server', () => {
     });
   });
 
-  it('lists 2,500 keys in pages of 1,000, with delimiter and start-after', async () => {
+  it('lists 1,100 keys in pages of at most 1,000, with delimiter and start-after', async () => {
     await s3.send(new CreateBucketCommand({ Bucket: 'many' }));
-    const keys = Array.from({ length: 2500 }, (_, i) => `k/${String(i).padStart(4, '0')}`);
+    const keys = Array.from({ length: 1100 }, (_, i) => `k/${String(i).padStart(4, '0')}`);
     for (let i = 0; i < keys.length; i += 50)
       await Promise.all(
         keys
@@ -130,34 +132,54 @@ describe('S3 test server', () => {
       );
     await s3.send(new PutObjectCommand({ Bucket: 'many', Key: 'top', Body: 'x' }));
     const seen: string[] = [];
+    const sizes: number[] = [];
     let token: string | undefined;
-    let pages = 0;
     do {
       const page = await s3.send(
-        new ListObjectsV2Command({ Bucket: 'many', Prefix: 'k/', ContinuationToken: token }),
+        new ListObjectsV2Command({
+          Bucket: 'many',
+          Prefix: 'k/',
+          ContinuationToken: token,
+          MaxKeys: 5000,
+        }),
       );
-      pages++;
       expect(page.KeyCount).toBe(page.Contents?.length);
       expect(page.Contents?.[0]?.StorageClass).toBe('STANDARD');
       seen.push(...page.Contents!.map((c) => c.Key!));
+      sizes.push(page.KeyCount!);
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
-    expect(pages).toBe(3);
+    expect(sizes).toEqual([1000, 100]);
     expect(seen).toEqual(keys);
     const grouped = await s3.send(new ListObjectsV2Command({ Bucket: 'many', Delimiter: '/' }));
     expect(grouped.CommonPrefixes).toEqual([{ Prefix: 'k/' }]);
     expect(grouped.Contents?.map((c) => c.Key)).toEqual(['top']);
     expect(grouped.KeyCount).toBe(2);
-    const after = await s3.send(
-      new ListObjectsV2Command({ Bucket: 'many', StartAfter: 'k/2497', MaxKeys: 2 }),
+    const first = await s3.send(
+      new ListObjectsV2Command({ Bucket: 'many', Delimiter: '/', MaxKeys: 1 }),
     );
-    expect(after.Contents?.map((c) => c.Key)).toEqual(['k/2498', 'k/2499']);
+    expect(first.CommonPrefixes).toEqual([{ Prefix: 'k/' }]);
+    const second = await s3.send(
+      new ListObjectsV2Command({
+        Bucket: 'many',
+        Delimiter: '/',
+        ContinuationToken: first.NextContinuationToken,
+      }),
+    );
+    expect([second.Contents?.map((c) => c.Key), second.CommonPrefixes, second.IsTruncated]).toEqual(
+      [['top'], undefined, false],
+    );
+    const after = await s3.send(
+      new ListObjectsV2Command({ Bucket: 'many', StartAfter: 'k/1097', MaxKeys: 2 }),
+    );
+    expect(after.Contents?.map((c) => c.Key)).toEqual(['k/1098', 'k/1099']);
     expect(after.IsTruncated).toBe(true);
   });
 
   it('decodes a streamed put (aws-chunked with a CRC32 trailer) and explicit SHA256 and CRC64NVME', async () => {
     const data = bytes(300_000, 7);
     const stream = Readable.from([data.subarray(0, 100_000), data.subarray(100_000)]);
+    const chunkedBefore = server.payloads['STREAMING-UNSIGNED-PAYLOAD-TRAILER'] ?? 0;
     await s3.send(
       new PutObjectCommand({
         Bucket: 'packs',
@@ -169,6 +191,7 @@ describe('S3 test server', () => {
     const got = await s3.send(new GetObjectCommand({ Bucket: 'packs', Key: 'streamed' }));
     expect(Buffer.from(await got.Body!.transformToByteArray())).toEqual(data);
     expect(got.ChecksumCRC32).toBeDefined();
+    expect(server.payloads['STREAMING-UNSIGNED-PAYLOAD-TRAILER']).toBe(chunkedBefore + 1);
     for (const ChecksumAlgorithm of ['SHA256', 'CRC64NVME', 'CRC32C'] as const) {
       const Key = `explicit-${ChecksumAlgorithm}`;
       await s3.send(
@@ -453,8 +476,217 @@ describe('S3 test server', () => {
   });
 });
 
+describe('S3 test server: raw bodies', () => {
+  const crc32 = (b: Buffer) => {
+    const out = Buffer.alloc(4);
+    out.writeUInt32BE(zlibCrc32(b));
+    return out.toString('base64');
+  };
+  const signed = (chunks: Buffer[]) =>
+    Buffer.concat([
+      ...chunks.flatMap((c) => [
+        Buffer.from(`${c.length.toString(16)};chunk-signature=${'a'.repeat(64)}\r\n`),
+        c,
+        Buffer.from('\r\n'),
+      ]),
+      Buffer.from(`0;chunk-signature=${'b'.repeat(64)}\r\n\r\n`),
+    ]);
+  const streaming = (decoded: number) => ({
+    'content-encoding': 'aws-chunked',
+    'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+    'x-amz-decoded-content-length': String(decoded),
+  });
+
+  it('strips chunk signatures (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) and checks chunk sizes and lengths', async () => {
+    const data = bytes(10_000, 9);
+    const chunks = [data.subarray(0, 8192), data.subarray(8192)];
+    const ok = await rawPut(
+      server.endpoint,
+      '/packs/signed',
+      signed(chunks),
+      streaming(data.length),
+    );
+    expect(ok.status).toBe(200);
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'packs', Key: 'signed' }));
+    expect(Buffer.from(await got.Body!.transformToByteArray())).toEqual(data);
+    const small = await rawPut(
+      server.endpoint,
+      '/packs/signed2',
+      signed([data.subarray(0, 100), data.subarray(100)]),
+      streaming(data.length),
+    );
+    expect(small.body).toContain('<Code>InvalidChunkSizeError</Code>');
+    const short = await rawPut(
+      server.endpoint,
+      '/packs/signed2',
+      signed(chunks),
+      streaming(data.length + 1),
+    );
+    expect([short.status, short.body]).toEqual([
+      400,
+      expect.stringContaining('<Code>IncompleteBody</Code>'),
+    ]);
+  });
+
+  it('checks Content-MD5, a hex x-amz-content-sha256 and an unsigned trailer', async () => {
+    const body = Buffer.from('hello world');
+    const md5 = await rawPut(server.endpoint, '/packs/md5', body, {
+      'content-md5': createHash('md5').update('other').digest('base64'),
+    });
+    expect(md5.body).toContain('<Code>BadDigest</Code>');
+    const sha = await rawPut(server.endpoint, '/packs/sha', body, {
+      'x-amz-content-sha256': createHash('sha256').update('other').digest('hex'),
+    });
+    expect(sha.body).toContain('<Code>XAmzContentSHA256Mismatch</Code>');
+    const trailer = await rawPut(
+      server.endpoint,
+      '/packs/trailer',
+      Buffer.from(`b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:${crc32(body)}\r\n\r\n`),
+      {
+        'content-encoding': 'aws-chunked',
+        'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+        'x-amz-decoded-content-length': '11',
+        'x-amz-trailer': 'x-amz-checksum-crc32',
+      },
+    );
+    expect(trailer.status).toBe(200);
+    const head = await s3.send(
+      new HeadObjectCommand({ Bucket: 'packs', Key: 'trailer', ChecksumMode: 'ENABLED' }),
+    );
+    expect([head.ContentLength, head.ChecksumCRC32]).toEqual([11, crc32(body)]);
+    const missing = await rawPut(server.endpoint, '/packs/none', body, { authorization: '' });
+    expect([missing.status, missing.body]).toEqual([
+      403,
+      expect.stringContaining('<Code>AccessDenied</Code>'),
+    ]);
+    const copy = await rawPut(server.endpoint, '/packs/copy', body, {
+      'x-amz-copy-source': '/packs/trailer',
+    });
+    expect([copy.status, copy.body]).toEqual([
+      501,
+      expect.stringContaining('<Code>NotImplemented</Code>'),
+    ]);
+  });
+});
+
+describe('S3 test server: lib-storage, faults, persistence and a clock', () => {
+  it('takes a lib-storage Upload (default CRC32 parts) and lists its parts in GetObjectAttributes', async () => {
+    const data = bytes(11 * 1024 * 1024, 4);
+    const before = server.requests.UploadPart ?? 0;
+    const upload = new Upload({
+      client: s3,
+      params: { Bucket: 'packs', Key: 'iso', Body: Readable.from([data]) },
+    });
+    const done = await upload.done();
+    expect(done.ETag).toMatch(/-3"$/);
+    expect(server.requests.UploadPart).toBe(before + 3);
+    const got = await s3.send(
+      new GetObjectCommand({ Bucket: 'packs', Key: 'iso', ChecksumMode: 'ENABLED' }),
+    );
+    expect(
+      createHash('sha256')
+        .update(await got.Body!.transformToByteArray())
+        .digest('hex'),
+    ).toBe(createHash('sha256').update(data).digest('hex'));
+    const attributes = await s3.send(
+      new GetObjectAttributesCommand({
+        Bucket: 'packs',
+        Key: 'iso',
+        ObjectAttributes: ['ObjectParts', 'Checksum'],
+      }),
+    );
+    expect(attributes.ObjectParts?.TotalPartsCount).toBe(3);
+    expect(attributes.ObjectParts?.Parts?.map((p) => p.Size)).toEqual([
+      5 * 1024 * 1024,
+      5 * 1024 * 1024,
+      1024 * 1024,
+    ]);
+    expect(attributes.Checksum?.ChecksumType).toBeDefined();
+  });
+
+  it('cuts a connection mid-body on demand and stores nothing of it', async () => {
+    server.cutNext('PutObject', 1000);
+    await expect(
+      s3.send(new PutObjectCommand({ Bucket: 'packs', Key: 'cut', Body: bytes(5000) })),
+    ).rejects.toThrow();
+    expect(
+      await s3Error(s3.send(new HeadObjectCommand({ Bucket: 'packs', Key: 'cut' }))),
+    ).toMatchObject({ status: 404 });
+    await s3.send(new PutObjectCommand({ Bucket: 'packs', Key: 'cut', Body: bytes(5000) }));
+    server.cutNext('GetObject', 100);
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'packs', Key: 'cut' }));
+    await expect(got.Body!.transformToByteArray()).rejects.toThrow();
+    expect(server.internalErrors).toEqual([]);
+  });
+
+  it('restores on the injected clock after the tier delay, then lets the copy expire', async () => {
+    const clockDir = await mkdtemp(join(tmpdir(), 'kinvault-s3-clock-'));
+    let now = Date.UTC(2026, 0, 10, 12);
+    const HOUR = 3_600_000;
+    const clocked = await start({
+      dir: clockDir,
+      now: () => now,
+      restoreDelay: (tier) => (tier === 'Bulk' ? 48 * HOUR : 12 * HOUR),
+    });
+    const c = client(clocked.endpoint);
+    const at = (t: number) => {
+      now = t;
+      c.config.systemClockOffset = t - Date.now();
+    };
+    try {
+      at(now);
+      await c.send(new CreateBucketCommand({ Bucket: 'cold' }));
+      await c.send(
+        new PutObjectCommand({
+          Bucket: 'cold',
+          Key: 'v',
+          Body: 'volume',
+          StorageClass: 'DEEP_ARCHIVE',
+        }),
+      );
+      await c.send(
+        new RestoreObjectCommand({
+          Bucket: 'cold',
+          Key: 'v',
+          RestoreRequest: { Days: 1, GlacierJobParameters: { Tier: 'Bulk' } },
+        }),
+      );
+      at(now + 47 * HOUR);
+      expect((await c.send(new HeadObjectCommand({ Bucket: 'cold', Key: 'v' }))).Restore).toBe(
+        'ongoing-request="true"',
+      );
+      at(now + 2 * HOUR);
+      expect((await c.send(new HeadObjectCommand({ Bucket: 'cold', Key: 'v' }))).Restore).toBe(
+        'ongoing-request="false", expiry-date="Wed, 14 Jan 2026 00:00:00 GMT"',
+      );
+      expect(
+        await (
+          await c.send(new GetObjectCommand({ Bucket: 'cold', Key: 'v' }))
+        ).Body!.transformToString(),
+      ).toBe('volume');
+      at(Date.UTC(2026, 0, 14));
+      expect(
+        (await c.send(new HeadObjectCommand({ Bucket: 'cold', Key: 'v' }))).Restore,
+      ).toBeUndefined();
+      expect(await s3Error(c.send(new GetObjectCommand({ Bucket: 'cold', Key: 'v' })))).toEqual({
+        code: 'InvalidObjectState',
+        status: 403,
+      });
+    } finally {
+      c.destroy();
+      await clocked.stop();
+      await rm(clockDir, { recursive: true, force: true });
+    }
+  });
+});
+
 /** A PUT signed with a dummy signature, with whatever headers the test wants. */
-function rawPut(endpoint: string, path: string, body: string, headers: Record<string, string>) {
+function rawPut(
+  endpoint: string,
+  path: string,
+  body: string | Buffer,
+  headers: Record<string, string>,
+) {
   const date = new Date().toISOString().replace(/[-:]|\.\d{3}/g, '');
   const all: Record<string, string> = {
     authorization: `AWS4-HMAC-SHA256 Credential=test/${date.slice(0, 8)}/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=${'0'.repeat(64)}`,

@@ -24,7 +24,7 @@ export async function* decodeAwsChunked(
   let previousSize = -1;
   for (;;) {
     const size = parseChunkHeader(await reader.line(), options.signed);
-    if (options.signed && previousSize >= 0 && previousSize < MIN_SIGNED_CHUNK)
+    if (options.signed && size > 0 && previousSize >= 0 && previousSize < MIN_SIGNED_CHUNK)
       throw errors.invalidChunkSize();
     previousSize = size;
     if (size === 0) break;

@@ -38,6 +38,8 @@ export interface S3TestServer {
   endpoint: string;
   /** Requests received per operation (PutObject, UploadPart, …), failed ones included. */
   requests: Record<string, number>;
+  /** Requests per x-amz-content-sha256 kind: UNSIGNED-PAYLOAD, STREAMING-…, or "sha256" (a hex digest). */
+  payloads: Record<string, number>;
   /** Unexpected server errors (answered 500 InternalError); tests can assert there are none. */
   internalErrors: unknown[];
   /** The next `count` requests of `operation` ('*': any) answer 503 SlowDown or 500 InternalError. */
@@ -132,6 +134,7 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
   };
   const requests: Record<string, number> = {};
   const internalErrors: unknown[] = [];
+  const payloads: Record<string, number> = {};
   const faults = new Faults();
   const inFlight = new Set<Promise<void>>();
 
@@ -140,6 +143,7 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
     res.setHeader('x-amz-request-id', requestId);
     res.setHeader('x-amz-id-2', randomBytes(24).toString('base64'));
     res.setHeader('server', 'AmazonS3');
+    res.setHeader('date', new Date(serverOptions.now()).toUTCString());
     let resource: Record<string, string> = {};
     try {
       const url = new URL(req.url ?? '/', 'http://127.0.0.1');
@@ -159,6 +163,9 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
         if (name !== 'x-id' && !r.params.includes(name))
           throw errors.notImplemented({ Parameter: name });
       authenticate(req, url, serverOptions.now());
+      const payload = String(req.headers['x-amz-content-sha256']);
+      const kind = PAYLOAD_VALUES.includes(payload) ? payload : 'sha256';
+      payloads[kind] = (payloads[kind] ?? 0) + 1;
       const failure = faults.failure(r.operation);
       if (failure) throw failure;
       const cut = faults.cut(r.operation);
@@ -237,6 +244,7 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
   return {
     endpoint: `http://127.0.0.1:${port}`,
     requests,
+    payloads,
     internalErrors,
     failNext: (operation, count, status) => faults.failNext(operation, count, status),
     cutNext: (operation, afterBytes, count) => faults.cutNext(operation, afterBytes, count),

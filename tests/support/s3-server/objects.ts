@@ -248,7 +248,7 @@ function objectParts(ctx: Ctx, meta: ObjectMeta): XmlNode {
   const page = after.slice(0, maxParts);
   const truncated = after.length > page.length;
   return {
-    TotalPartsCount: parts.length,
+    PartsCount: parts.length,
     PartNumberMarker: marker,
     NextPartNumberMarker: page.at(-1)?.partNumber ?? marker,
     MaxParts: maxParts,
