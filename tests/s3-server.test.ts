@@ -5,9 +5,11 @@ import {
   CreateBucketCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectAttributesCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
@@ -264,7 +266,12 @@ describe('S3 test server', () => {
           Body: parts[i],
         }),
       );
+    await s3.send(
+      new PutObjectCommand({ Bucket: 'packs', Key: 'kept', Body: 'survives a restart' }),
+    );
     await restart();
+    const kept = await s3.send(new GetObjectCommand({ Bucket: 'packs', Key: 'kept' }));
+    expect(await kept.Body!.transformToString()).toBe('survives a restart');
     const listed = await s3.send(
       new ListPartsCommand({ Bucket: 'packs', Key: 'volume.iso', UploadId, MaxParts: 1 }),
     );
@@ -324,9 +331,15 @@ describe('S3 test server', () => {
   it('aborts an upload, and rejects small parts, wrong ETags and unordered parts', async () => {
     const create = () => s3.send(new CreateMultipartUploadCommand({ Bucket: 'packs', Key: 'mp' }));
     const aborted = (await create()).UploadId;
+    const uploads = await s3.send(
+      new ListMultipartUploadsCommand({ Bucket: 'packs', Prefix: 'mp' }),
+    );
+    expect(uploads.Uploads?.map((u) => u.UploadId)).toEqual([aborted]);
     await s3.send(
       new AbortMultipartUploadCommand({ Bucket: 'packs', Key: 'mp', UploadId: aborted }),
     );
+    const after = await s3.send(new ListMultipartUploadsCommand({ Bucket: 'packs', Prefix: 'mp' }));
+    expect(after.Uploads).toBeUndefined();
     expect(
       await s3Error(
         s3.send(
@@ -602,6 +615,61 @@ describe('S3 test server: lib-storage, faults, persistence and a clock', () => {
       1024 * 1024,
     ]);
     expect(attributes.Checksum?.ChecksumType).toBeDefined();
+  });
+
+  it('completes a CRC64NVME (full-object) multipart upload whose checksum the SDK verifies on GET', async () => {
+    const parts = [bytes(PART, 5), bytes(500, 6)];
+    const Key = 'full-object';
+    const { UploadId, ChecksumType } = await s3.send(
+      new CreateMultipartUploadCommand({ Bucket: 'packs', Key, ChecksumAlgorithm: 'CRC64NVME' }),
+    );
+    expect(ChecksumType).toBe('FULL_OBJECT');
+    const sent = [];
+    for (const [i, Body] of parts.entries()) {
+      const r = await s3.send(
+        new UploadPartCommand({
+          Bucket: 'packs',
+          Key,
+          UploadId,
+          PartNumber: i + 1,
+          Body,
+          ChecksumAlgorithm: 'CRC64NVME',
+        }),
+      );
+      sent.push({ PartNumber: i + 1, ETag: r.ETag, ChecksumCRC64NVME: r.ChecksumCRC64NVME });
+    }
+    const done = await s3.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: 'packs',
+        Key,
+        UploadId,
+        MultipartUpload: { Parts: sent },
+      }),
+    );
+    expect(done.ChecksumType).toBe('FULL_OBJECT');
+    const whole = await s3.send(
+      new PutObjectCommand({
+        Bucket: 'packs',
+        Key: 'whole',
+        Body: Buffer.concat(parts),
+        ChecksumAlgorithm: 'CRC64NVME',
+      }),
+    );
+    expect(done.ChecksumCRC64NVME).toBe(whole.ChecksumCRC64NVME);
+    const got = await s3.send(
+      new GetObjectCommand({ Bucket: 'packs', Key, ChecksumMode: 'ENABLED' }),
+    );
+    expect(Buffer.from(await got.Body!.transformToByteArray())).toEqual(Buffer.concat(parts));
+    const removed = await s3.send(
+      new DeleteObjectsCommand({
+        Bucket: 'packs',
+        Delete: { Objects: [{ Key }, { Key: 'whole' }, { Key: 'never-was' }] },
+      }),
+    );
+    expect(removed.Deleted?.map((d) => d.Key)).toEqual([Key, 'whole', 'never-was']);
+    expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: 'packs', Key })))).toMatchObject({
+      status: 404,
+    });
   });
 
   it('cuts a connection mid-body on demand and stores nothing of it', async () => {

@@ -360,7 +360,7 @@ export const completeMultipartUpload: Handler = async (ctx) => {
       parts: parts.map((p) => ({
         partNumber: p.partNumber,
         size: p.size,
-        checksum: p.checksum?.value,
+        checksum: upload.checksumAlgorithm ? p.checksum?.value : undefined,
       })),
     },
     tmp,

@@ -93,7 +93,9 @@ export class Store {
     }
     for (const id of await readdir(join(dir, 'uploads'))) {
       const folder = join(dir, 'uploads', id);
-      const meta = JSON.parse(await readFile(join(folder, 'upload.json'), 'utf8')) as UploadMeta;
+      const text = await readFile(join(folder, 'upload.json'), 'utf8').catch(() => undefined);
+      if (text === undefined) continue; // created but never answered: the client has no id for it
+      const meta = JSON.parse(text) as UploadMeta;
       const parts = (await readJsonFiles<PartMeta>(folder)).filter((p) => 'partNumber' in p);
       store.uploads.set(id, { meta, parts: new Map(parts.map((p) => [p.partNumber, p])) });
     }
