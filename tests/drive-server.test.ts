@@ -230,6 +230,14 @@ describe('drive test server with googleapis', () => {
       reason: 'storageQuotaExceeded',
       message: "The user's Drive storage quota has been exceeded.",
     });
+    const { auth } = client(server);
+    const resumable = auth.request({
+      url: `${server.rootUrl}upload/drive/v3/files?uploadType=resumable`,
+      method: 'POST',
+      headers: { 'X-Upload-Content-Length': '500000' },
+      data: { name: 'c' },
+    });
+    expect(await failure(resumable)).toMatchObject({ status: 403, reason: 'storageQuotaExceeded' });
     server.setQuota(2_000_000);
     await upload(drive, parent, 'b', randomBytes(500_000));
   });
@@ -307,7 +315,7 @@ describe('drive test server with googleapis', () => {
     const { auth } = client(server);
     const bytes = randomBytes(2 * CHUNK_UNIT);
     const init = await auth.request({
-      url: `${server.rootUrl}upload/drive/v3/files?uploadType=resumable`,
+      url: `${server.rootUrl}upload/drive/v3/files?uploadType=resumable&fields=size,sha256Checksum`,
       method: 'POST',
       headers: { 'X-Upload-Content-Length': String(bytes.length) },
       data: { name: 'cut' },
@@ -331,6 +339,33 @@ describe('drive test server with googleapis', () => {
     const kept = Number(/^bytes=0-(\d+)$/.exec(status.headers.get('range') ?? '')?.[1]) + 1;
     expect(kept).toBeGreaterThan(0);
     expect(kept).toBeLessThanOrEqual(100_000);
+    const resent = await auth.request<{ size: string; sha256Checksum: string }>({
+      url: session,
+      method: 'PUT',
+      headers: { 'Content-Range': `bytes 0-${bytes.length - 1}/${bytes.length}` },
+      data: bytes,
+    });
+    expect(resent.data).toEqual({ size: String(bytes.length), sha256Checksum: sha256(bytes) });
+    const gap = auth.request({
+      url: `${server.rootUrl}upload/drive/v3/files?uploadType=resumable&fields=size,md5Checksum`,
+      method: 'POST',
+      data: { name: 'gap' },
+    });
+    const gapSession = (await gap).headers.get('location')!;
+    const ahead = auth.request({
+      url: gapSession,
+      method: 'PUT',
+      headers: { 'Content-Range': `bytes ${CHUNK_UNIT}-${2 * CHUNK_UNIT - 1}/*` },
+      data: bytes.subarray(0, CHUNK_UNIT),
+      retry: false,
+    });
+    expect(await failure(ahead)).toMatchObject({ status: 400, reason: 'badRequest' });
+    const empty = await auth.request<{ size: string; md5Checksum: string }>({
+      url: gapSession,
+      method: 'PUT',
+      headers: { 'Content-Range': 'bytes */0' },
+    });
+    expect(empty.data).toEqual({ size: '0', md5Checksum: md5(Buffer.alloc(0)) });
     server.setSessionTtl(0);
     await new Promise((r) => setTimeout(r, 5));
     const expired = auth.request({
@@ -365,6 +400,64 @@ describe('drive test server with googleapis', () => {
     await drive.files.create({ requestBody: { name: 'x' } });
   });
 
+  it('updates appProperties and trashed with files.update, and list follows', async () => {
+    const { drive } = client(server);
+    const parent = await folder(drive);
+    const made = await upload(drive, parent, 'p', randomBytes(10));
+    const res = await drive.files.update({
+      fileId: made.id!,
+      // Drive removes a property set to null; googleapis' types only allow strings.
+      requestBody: {
+        appProperties: { sha256: null, state: 'done' } as unknown as Record<string, string>,
+        trashed: true,
+      },
+      fields: 'appProperties,trashed',
+    });
+    expect(res.data).toEqual({ appProperties: { state: 'done' }, trashed: true });
+    const live = await drive.files.list({
+      q: `'${parent}' in parents and trashed = false`,
+      fields: 'files(id)',
+    });
+    expect(live.data.files).toEqual([]);
+    const trashed = await drive.files.list({ q: `trashed = true`, fields: 'files(id)' });
+    expect(trashed.data.files).toEqual([{ id: made.id }]);
+    const readOnly = drive.files.update({ fileId: made.id!, requestBody: { size: '1' } });
+    expect(await failure(readOnly)).toMatchObject({ status: 403, reason: 'fieldNotWritable' });
+    const twoParents = drive.files.create({
+      requestBody: { name: 'x', parents: [parent, 'root'] },
+    });
+    expect(await failure(twoParents)).toMatchObject({ status: 403, reason: 'cannotAddParent' });
+  });
+
+  it('shows that googleapis sends uploads to the per-call rootUrl, not the global one', async () => {
+    const urls: string[] = [];
+    const { auth } = client(server);
+    const drive = google.drive({ version: 'v3', auth, rootUrl: server.rootUrl });
+    const adapter = (options: { url: URL | string }) => {
+      urls.push(String(options.url));
+      return Promise.reject(new Error('captured'));
+    };
+    const media = () => ({
+      mimeType: 'application/octet-stream',
+      body: Readable.from([Buffer.from('x')]),
+    });
+    await expect(
+      drive.files.create({ requestBody: { name: 'a' }, media: media() }, { adapter, retry: false }),
+    ).rejects.toThrow();
+    await expect(
+      drive.files.create(
+        { requestBody: { name: 'a' }, media: media() },
+        { adapter, retry: false, rootUrl: server.rootUrl },
+      ),
+    ).rejects.toThrow();
+    await expect(drive.files.list({}, { adapter, retry: false })).rejects.toThrow();
+    expect(urls.map((u) => u.split('?')[0])).toEqual([
+      'https://www.googleapis.com/upload/drive/v3/files',
+      `${server.rootUrl}upload/drive/v3/files`,
+      `${server.rootUrl}drive/v3/files`,
+    ]);
+  });
+
   it('requires a valid bearer token and refreshes one through POST /token', async () => {
     await server.stop();
     server = await start({ dir, validTokens: ['good'], refreshTokens: ['refresh-1'] });
@@ -373,6 +466,15 @@ describe('drive test server with googleapis', () => {
       reason: 'authError',
     });
     await client(server, 'good').drive.files.list({});
+    const anonymous = await fetch(`${server.rootUrl}drive/v3/files`);
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.json()).toMatchObject({
+      error: {
+        code: 401,
+        status: 'UNAUTHENTICATED',
+        errors: [{ reason: 'required', location: 'Authorization' }],
+      },
+    });
     const auth = new google.auth.OAuth2({
       clientId: 'id',
       clientSecret: 'secret',

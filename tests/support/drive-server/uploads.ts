@@ -99,7 +99,10 @@ export async function startResumable(ctx: Ctx): Promise<void> {
     fields: ctx.url.searchParams.get('fields') ?? undefined,
   };
   ctx.state.saveSession(session);
-  const location = `${ctx.rootUrl}upload/drive/v3/files?uploadType=resumable&upload_id=${session.id}`;
+  // Like Drive's, the session URI carries the initiating request's parameters.
+  const query = new URLSearchParams(ctx.url.searchParams);
+  query.set('upload_id', session.id);
+  const location = `${ctx.rootUrl}upload/drive/v3/files?${query.toString()}`;
   sendEmpty(ctx.res, 200, { location });
 }
 
@@ -158,6 +161,8 @@ export async function putResumable(ctx: Ctx): Promise<void> {
   const received = ctx.state.received(session.id);
   if ('status' in range) {
     await readBody(ctx);
+    // An empty file is uploaded with a single `bytes */0`.
+    if (range.total !== undefined && received === range.total) return completeSession(ctx, session);
     return answerIncomplete(ctx, received);
   }
   await receiveChunk(ctx, session, range, received);
@@ -188,7 +193,11 @@ async function receiveChunk(
     );
   }
   if (range.total !== undefined) checkQuota(ctx, range.total - received);
-  const total = session.total ?? range.total;
+  if (session.total === undefined && range.total !== undefined) {
+    session.total = range.total;
+    ctx.state.saveSession(session);
+  }
+  const total = session.total;
   const got = await appendBody(ctx, session.id, range.start, received, length);
   if (got < length)
     throw errors.badRequest(`The request body has ${got} bytes; Content-Range says ${length}.`);
@@ -240,6 +249,7 @@ async function appendBody(
 
 async function completeSession(ctx: Ctx, session: Session): Promise<void> {
   const part = ctx.state.partPath(session.id);
+  await (await open(part, 'a')).close(); // an empty upload has no bytes file yet
   const hashes = ['md5', 'sha1', 'sha256'].map((a) => createHash(a));
   for await (const data of createReadStream(part)) for (const h of hashes) h.update(data as Buffer);
   const size = ctx.state.received(session.id);
