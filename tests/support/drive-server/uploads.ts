@@ -239,7 +239,7 @@ async function appendBody(
       }
     }
   } catch (err) {
-    // A connection that breaks keeps what was written so far, as Drive does.
+    // A broken connection keeps what was written; the client finds out with a status query.
     if (err instanceof DriveError) throw err;
   } finally {
     await handle.close();
