@@ -277,6 +277,11 @@ describe('drive test server with googleapis', () => {
     expect(await failure(odd)).toMatchObject({ status: 400, reason: 'badRequest' });
 
     await put(CHUNK_UNIT, 2 * CHUNK_UNIT - 1, bytes.subarray(CHUNK_UNIT, 2 * CHUNK_UNIT));
+    expect(server.requests).toMatchObject({
+      'upload.resumable.chunk': 3,
+      'upload.resumable.status': 1,
+    });
+    expect(server.bytesReceived['upload.resumable.chunk']).toBe(2 * CHUNK_UNIT); // the refused one unread
     await server.stop();
     server = await start({ dir });
     ({ auth } = client(server));
