@@ -1,0 +1,79 @@
+/**
+ * A Google Drive v3 test server: see README.md. `start()` listens on 127.0.0.1 on a random
+ * port; the state lives under `dir`, so a server started again on it carries on.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Settings } from './context.js';
+import { makeHandler, type Counters, type FaultKind } from './router.js';
+import { DiskState } from './state.js';
+
+export type { FaultKind } from './router.js';
+export { CHUNK_UNIT } from './uploads.js';
+
+export interface StartOptions {
+  dir: string;
+  /** Storage limit reported by about.get and enforced on uploads; 15 GiB by default. */
+  quotaBytes?: number;
+  /** How long a resumable session lives; a week by default. */
+  sessionTtlMs?: number;
+  /** Only these access tokens are accepted (any bearer token when unset). */
+  validTokens?: string[];
+  /** Refresh tokens POST /token accepts (any when unset). */
+  refreshTokens?: string[];
+}
+
+export interface DriveServer {
+  /** Ends with '/', like the googleapis default 'https://www.googleapis.com/'. */
+  rootUrl: string;
+  /** Requests received per operation ('files.list', 'upload.resumable.chunk', …). */
+  requests: Record<string, number>;
+  /** Request-body bytes received per operation. */
+  bytesReceived: Record<string, number>;
+  /** Makes the next `times` requests of `op` fail with the given error. */
+  fail(op: string, times: number, kind: FaultKind): void;
+  setQuota(bytes: number): void;
+  setSessionTtl(ms: number): void;
+  /** Drops the connection of the next resumable chunk after `bytes` body bytes. */
+  cutNextChunkAfter(bytes: number): void;
+  /** The accepted access tokens, when restricted (tokens /token issues are added). */
+  validTokens?: Set<string>;
+  stop(): Promise<void>;
+}
+
+export async function start(options: StartOptions): Promise<DriveServer> {
+  const state = new DiskState(options.dir);
+  const settings: Settings = {
+    quotaBytes: options.quotaBytes ?? 15 * 1024 ** 3,
+    sessionTtlMs: options.sessionTtlMs ?? 7 * 24 * 3600 * 1000,
+    validTokens: options.validTokens ? new Set(options.validTokens) : undefined,
+    refreshTokens: options.refreshTokens ? new Set(options.refreshTokens) : undefined,
+  };
+  const counters: Counters = { requests: {}, bytesReceived: {}, faults: new Map() };
+  let rootUrl = '';
+  const server = createServer(makeHandler(state, settings, counters, () => rootUrl));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  rootUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  return {
+    rootUrl,
+    requests: counters.requests,
+    bytesReceived: counters.bytesReceived,
+    validTokens: settings.validTokens,
+    fail(op, times, kind) {
+      const queue = counters.faults.get(op) ?? [];
+      for (let i = 0; i < times; i++) queue.push(kind);
+      counters.faults.set(op, queue);
+    },
+    setQuota: (bytes) => void (settings.quotaBytes = bytes),
+    setSessionTtl: (ms) => void (settings.sessionTtlMs = ms),
+    cutNextChunkAfter: (bytes) => void (settings.cutNextChunkAfter = bytes),
+    stop: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,147 @@
+/** Maps requests to operations, checks the bearer token, counts requests, injects faults. */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import * as api from './api.js';
+import { readBody, sendJson, type Ctx, type Settings } from './context.js';
+import { DriveError, errors, sendError } from './errors.js';
+import type { DiskState } from './state.js';
+import * as uploads from './uploads.js';
+
+export type FaultKind = 'userRateLimitExceeded' | 'rateLimitExceeded' | 429 | 500 | 503;
+
+export interface Counters {
+  requests: Record<string, number>;
+  bytesReceived: Record<string, number>;
+  faults: Map<string, FaultKind[]>;
+}
+
+type Handler = (ctx: Ctx, id: string) => void | Promise<void>;
+
+interface Route {
+  op: string;
+  handler: Handler;
+}
+
+function route(req: IncomingMessage, url: URL): Route | null {
+  const method = req.method ?? 'GET';
+  const path = url.pathname;
+  const p = url.searchParams;
+  if (path === '/token' && method === 'POST')
+    return { op: 'oauth.token', handler: () => undefined };
+  if (path === '/drive/v3/about' && method === 'GET')
+    return { op: 'about.get', handler: api.about };
+  if (path === '/drive/v3/files') {
+    if (method === 'GET') return { op: 'files.list', handler: api.listFiles };
+    if (method === 'POST') return { op: 'files.create', handler: api.createMetadataOnly };
+  }
+  if (/^\/drive\/v3\/files\/[^/]+$/.test(path)) {
+    if (method === 'GET') {
+      return {
+        op: p.get('alt') === 'media' ? 'files.download' : 'files.get',
+        handler: api.getFile,
+      };
+    }
+    if (method === 'PATCH') return { op: 'files.update', handler: api.updateFile };
+    if (method === 'DELETE') return { op: 'files.delete', handler: api.deleteFile };
+  }
+  if (path === '/upload/drive/v3/files') {
+    const type = p.get('uploadType');
+    if (method === 'POST' && type === 'multipart')
+      return { op: 'upload.multipart', handler: uploads.multipartUpload };
+    if (method === 'POST' && type === 'media')
+      return { op: 'upload.media', handler: uploads.mediaUpload };
+    if (method === 'POST' && type === 'resumable')
+      return { op: 'upload.resumable.start', handler: uploads.startResumable };
+    if (method === 'PUT' && type === 'resumable' && p.has('upload_id')) {
+      const status = /^bytes \*\//.test(req.headers['content-range'] ?? '');
+      return {
+        op: status ? 'upload.resumable.status' : 'upload.resumable.chunk',
+        handler: uploads.putResumable,
+      };
+    }
+    if (method === 'POST')
+      return { op: 'upload.invalid', handler: () => Promise.reject(errors.invalid('uploadType')) };
+  }
+  return null;
+}
+
+function faultError(kind: FaultKind): DriveError {
+  if (kind === 'userRateLimitExceeded') return errors.userRateLimitExceeded();
+  if (kind === 'rateLimitExceeded') return errors.rateLimitExceeded(403);
+  if (kind === 429) return errors.rateLimitExceeded(429);
+  return errors.backendError(kind);
+}
+
+function checkAuth(req: IncomingMessage, settings: Settings): void {
+  const header = req.headers.authorization;
+  if (!header) throw errors.loginRequired();
+  const m = /^Bearer (\S+)$/.exec(header);
+  if (!m || (settings.validTokens && !settings.validTokens.has(m[1]!)))
+    throw errors.invalidCredentials();
+}
+
+/** OAuth 2.0 token endpoint: a refresh_token grant answers a fresh access token. */
+async function token(ctx: Ctx): Promise<void> {
+  const form = new URLSearchParams((await readBody(ctx)).toString('utf8'));
+  if (form.get('grant_type') !== 'refresh_token') {
+    return sendJson(ctx.res, 400, {
+      error: 'unsupported_grant_type',
+      error_description: 'Invalid grant_type.',
+    });
+  }
+  const refresh = form.get('refresh_token') ?? '';
+  const known = ctx.settings.refreshTokens;
+  if (!refresh || (known && !known.has(refresh))) {
+    return sendJson(ctx.res, 400, {
+      error: 'invalid_grant',
+      error_description: 'Token has been expired or revoked.',
+    });
+  }
+  const accessToken = 'ya29.test-' + randomBytes(16).toString('hex');
+  ctx.settings.validTokens?.add(accessToken);
+  sendJson(ctx.res, 200, {
+    access_token: accessToken,
+    expires_in: 3599,
+    scope: 'https://www.googleapis.com/auth/drive.file',
+    token_type: 'Bearer',
+  });
+}
+
+export function makeHandler(
+  state: DiskState,
+  settings: Settings,
+  counters: Counters,
+  rootUrl: () => string,
+) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const r = route(req, url);
+    const op = r?.op ?? 'unknown';
+    counters.requests[op] = (counters.requests[op] ?? 0) + 1;
+    const ctx: Ctx = {
+      req,
+      res,
+      url,
+      state,
+      settings,
+      rootUrl: rootUrl(),
+      countBytes: (n) => (counters.bytesReceived[op] = (counters.bytesReceived[op] ?? 0) + n),
+    };
+    try {
+      if (!r) throw errors.notFound();
+      if (op === 'oauth.token') return await token(ctx);
+      checkAuth(req, settings);
+      const fault = counters.faults.get(op)?.shift();
+      if (fault !== undefined) {
+        await readBody(ctx);
+        throw faultError(fault);
+      }
+      const id = decodeURIComponent(url.pathname.split('/')[4] ?? '');
+      await r.handler(ctx, id);
+    } catch (err) {
+      if (res.headersSent || res.destroyed) return void res.destroy();
+      if (!req.complete) req.resume();
+      sendError(res, err instanceof DriveError ? err : errors.backendError(500));
+    }
+  };
+}
