@@ -182,6 +182,11 @@ describe('staging to file targets (built commands)', () => {
       .not.toBeNull();
     const down = (await targets()).find((t) => t.name === 'usb2')!;
     expect(down.lastError).toMatch(/is the disk mounted\?/);
+    const status = await kd('status');
+    expect(status.stdout).toMatch(
+      /target usb2 \(staging\): .* FAILING since .*is the disk mounted\?/,
+    );
+    expect(status.stdout).toMatch(/\d+ pack\(s\) do not yet have 1 off-site copy/);
     expect((await jobs()).length).toBeGreaterThan(0);
     // Nothing was written into the empty mount point.
     expect((await filesUnder(usb2)).filter((f) => f.startsWith('.tmp'))).toEqual([]);
@@ -197,6 +202,10 @@ describe('staging to file targets (built commands)', () => {
     ].map((p) => p.split('/')[1]!);
     expect(staged.sort()).toEqual(nas.sort());
     expect((await targets()).find((t) => t.name === 'usb2')!.failingSince).toBeNull();
+    const after = JSON.parse((await kd('status', '--json')).stdout) as {
+      offsite: { unprotectedPacks: number; copiesRequired: number };
+    };
+    expect(after.offsite).toMatchObject({ unprotectedPacks: 0, copiesRequired: 1 });
     expect((await kd('target', 'test', 'usb2')).code).toBe(0);
   });
 

@@ -1,5 +1,5 @@
 /** kinvaultd status: devices, last backup per device, snapshots, packs, bytes, dedup. */
-import { withContext } from './context.js';
+import { withContext, type Context } from './context.js';
 
 function bytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
@@ -21,6 +21,7 @@ export async function runStatus(opts: { dataDir: string; json?: boolean }): Prom
       ctx.services.snapshots.list(),
       ctx.services.packs.problems(),
     ]);
+    const offsite = await ctx.staging.offsite();
     const byName = new Map(perDevice.map((d) => [d.device, d]));
     const logical = perDevice.reduce((sum, d) => sum + d.bytes, 0);
     return {
@@ -48,6 +49,8 @@ export async function runStatus(opts: { dataDir: string; json?: boolean }): Prom
       /** Sum of each device's latest snapshot, as reported by the agents. */
       protectedBytes: logical,
       dedupRatio: totals.bytes > 0 ? Math.round((logical / totals.bytes) * 100) / 100 : null,
+      /** Staging targets, and the packs that lack the off-site copies the policy asks for. */
+      offsite,
     };
   });
   if (opts.json) {
@@ -58,6 +61,7 @@ export async function runStatus(opts: { dataDir: string; json?: boolean }): Prom
     `${s.devices.length} devices, ${s.snapshots} snapshots, ${s.packs} packs (${bytes(s.storedBytes)} stored for ${bytes(s.protectedBytes)} protected${s.dedupRatio ? `, dedup ${s.dedupRatio}x` : ''})`,
   );
   printDamage([...s.damagedPacks, ...s.missingPacks]);
+  printOffsite(s.offsite);
   const w = Math.max(6, ...s.devices.map((d) => d.name.length));
   if (s.devices.length)
     console.log(
@@ -92,5 +96,37 @@ function printDamage(
   if (replaced.length > 0)
     console.log(
       `${replaced.length} damaged pack${replaced.length === 1 ? ' was' : 's were'} stored again by later backups (nothing is at risk); "kinvaultd check --drop-replaced" sets ${replaced.length === 1 ? 'it' : 'them'} aside.`,
+    );
+}
+
+/** Where the off-site copies stand: each target, and what is not yet protected. */
+function printOffsite(o: Awaited<ReturnType<Context['staging']['offsite']>>): void {
+  if (o.targets.length === 0) {
+    console.log(
+      'No off-site copies: every pack is on the NAS alone. "kinvaultd target add" adds a USB disk or folder.',
+    );
+    return;
+  }
+  for (const t of o.targets) {
+    const use = t.quotaBytes
+      ? `${bytes(t.usedBytes)} of ${bytes(t.quotaBytes)}`
+      : bytes(t.usedBytes);
+    const state = t.failingSince
+      ? `FAILING since ${t.failingSince}: ${t.lastError ?? ''}`
+      : t.full
+        ? 'FULL'
+        : 'ok';
+    console.log(`target ${t.name} (${t.role}): ${use}, ${t.objects} objects, ${state}`);
+  }
+  if (o.unprotectedPacks > 0)
+    console.log(
+      `${o.unprotectedPacks} pack(s) do not yet have ${o.copiesRequired} off-site cop${o.copiesRequired === 1 ? 'y' : 'ies'} (waiting since ${o.unprotectedSince}). ` +
+        (o.targets.every((t) => t.full || t.failingSince)
+          ? 'Every target is full or failing: backups go on to the NAS; add a target or free space.'
+          : 'They are being copied.'),
+    );
+  else
+    console.log(
+      `Every pack has ${o.copiesRequired} verified off-site cop${o.copiesRequired === 1 ? 'y' : 'ies'}.`,
     );
 }

@@ -125,6 +125,16 @@ export function targetsRepository(sql: Sql) {
       return rows.map((r) => r.name);
     },
 
+    /** How many packs lack copies, and since when the oldest of them is waiting. */
+    async protection(copies: number): Promise<{ unprotected: number; since: Date | null }> {
+      const [r] = await sql<{ n: string; since: Date | null }[]>`
+        select count(*) as n, min(p.created_at) as since from packs p
+        where exists (select 1 from pack_locations n where n.pack = p.name and n.location = 'nas' and n.state = 'ok')
+          and (select count(*) from pack_locations l
+               where l.pack = p.name and l.location like 'staging:%' and l.state = 'ok') < ${copies}`;
+      return { unprotected: Number(r?.n ?? 0), since: r?.since ?? null };
+    },
+
     /** Packs whose only verified staging copy is at `target`. */
     async onlyCopiesAt(target: string): Promise<Buffer[]> {
       const rows = await sql<{ pack: Buffer }[]>`

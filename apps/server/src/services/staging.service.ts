@@ -191,6 +191,26 @@ export function stagingService(deps: StagingDeps) {
     },
 
     unprotected: (limit?: number) => targets.unprotectedPacks(deps.copies, limit),
+
+    /** For status: the copy policy, the targets, and the packs not yet protected. */
+    async offsite() {
+      const [list, p] = await Promise.all([targets.list(), targets.protection(deps.copies)]);
+      return {
+        copiesRequired: deps.copies,
+        targets: list.map((t) => ({
+          name: t.name,
+          role: t.role,
+          usedBytes: t.usedBytes,
+          quotaBytes: t.quotaBytes,
+          objects: t.objects,
+          full: t.quotaBytes !== null && t.usedBytes >= t.quotaBytes * 0.98,
+          failingSince: t.failingSince?.toISOString() ?? null,
+          lastError: t.failingSince ? t.lastError : null,
+        })),
+        unprotectedPacks: p.unprotected,
+        unprotectedSince: p.since?.toISOString() ?? null,
+      };
+    },
   };
 }
 
