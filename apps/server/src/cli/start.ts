@@ -1,6 +1,7 @@
 /** kinvaultd start: serve until SIGTERM/SIGINT, then close cleanly. */
 import { createRequire } from 'node:module';
 import { buildServer } from '../http/server.js';
+import { hostname } from 'node:os';
 import { startWorkers } from '../queue/workers.js';
 import { jobHandlers } from '../jobs/handlers.js';
 import { openContext } from './context.js';
@@ -55,6 +56,17 @@ export async function runStart(opts: { dataDir: string; logLevel: string }): Pro
     { url: ctx.config.publicUrl, fingerprint: ctx.tls.fingerprint },
     'kinvaultd is running',
   );
+  // Before any worker runs: jobs a killed coordinator held run again at once, and the
+  // temporary files its interrupted copies left at file targets are removed.
+  const orphans = await ctx.queue.reclaimOrphans(hostname(), isAlive);
+  if (orphans > 0) app.log.info({ jobs: orphans }, 'jobs a stopped coordinator held run again');
+  // A restart is when someone may have fixed a target: copies waiting to retry go now.
+  await ctx.queue.dueNow(['stage.pack', 'stage.recovery']);
+  await ctx.staging
+    .sweepTargets()
+    .catch((error: unknown) =>
+      app.log.warn({ err: error }, 'removing temporary files at targets failed'),
+    );
   const workers = startWorkers({
     queue: ctx.queue,
     handlers: jobHandlers(ctx),
@@ -84,4 +96,14 @@ export async function runStart(opts: { dataDir: string; logLevel: string }): Pro
       });
     }
   });
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -146,6 +146,36 @@ export function jobQueue(sql: Sql, opts: { workerId: string; leaseSeconds?: numb
       return rows.length;
     },
 
+    /**
+     * At start: jobs still running under a worker of this host whose process is gone
+     * (kill -9) go back to pending now, without waiting for their leases to run out.
+     * Worker ids are `host:pid`.
+     */
+    async reclaimOrphans(host: string, alive: (pid: number) => boolean): Promise<number> {
+      const holders = await sql<{ locked_by: string }[]>`
+        select distinct locked_by from jobs
+        where state = 'running' and locked_by like ${`${host}:%`}`;
+      const dead = holders
+        .map((h) => h.locked_by)
+        .filter((id) => id !== opts.workerId && !alive(Number(id.slice(host.length + 1))));
+      if (dead.length === 0) return 0;
+      const rows = await sql`
+        update jobs set state = 'pending', locked_by = null, locked_until = null,
+          last_error = coalesce(last_error, 'its worker stopped while running it'),
+          updated_at = now()
+        where state = 'running' and locked_by = any(${dead})
+        returning id`;
+      return rows.length;
+    },
+
+    /** Makes the pending jobs of these kinds due now (a restart retries at once). */
+    async dueNow(kinds: readonly string[]): Promise<number> {
+      const rows = await sql`
+        update jobs set run_after = now() where state = 'pending' and run_after > now()
+          and kind = any(${kinds as string[]}) returning id`;
+      return rows.length;
+    },
+
     /** Pending, running and failed jobs, oldest first. */
     async list(): Promise<Job[]> {
       return (await sql<JobRow[]>`select * from jobs order by created_at, id`).map(toJob);

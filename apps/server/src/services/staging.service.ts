@@ -16,7 +16,15 @@
  */
 import { createHash } from 'node:crypto';
 import { KinvaultError } from '@kinvault/protocol';
-import { bytesBody, fileBody, objectKeys, readAll, sha256Hex, type Store } from '@kinvault/stores';
+import {
+  bytesBody,
+  fileBody,
+  FileStore,
+  objectKeys,
+  readAll,
+  sha256Hex,
+  type Store,
+} from '@kinvault/stores';
 import type { TargetRow, TargetsRepository } from '../repositories/targets.repository.js';
 import type { PackStore } from '../stores/pack.store.js';
 
@@ -191,6 +199,14 @@ export function stagingService(deps: StagingDeps) {
     },
 
     unprotected: (limit?: number) => targets.unprotectedPacks(deps.copies, limit),
+
+    /** Removes interrupted puts' temporary files at file targets (only while none runs). */
+    async sweepTargets(): Promise<void> {
+      for (const t of await targets.list()) {
+        const store = deps.open(t.url);
+        if (store instanceof FileStore) await store.sweep().catch(() => {}); // unmounted: later
+      }
+    },
 
     /** For status: the copy policy, the targets, and the packs not yet protected. */
     async offsite() {
