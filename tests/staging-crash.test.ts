@@ -49,7 +49,10 @@ describe('staging survives kill -9 (built commands)', () => {
     await mkdir(join(work, 'usb'));
     // The disk is unplugged during the backup, so a backlog waits when kills begin; each
     // restart retries it at once.
-    expect((await kd('target', 'add', 'usb', `file://${usb}`, '--role', 'staging')).code).toBe(0);
+    expect(
+      (await kd('target', 'add', 'usb', `file://${usb}`, '--role', 'staging', '--allow-same-disk'))
+        .code,
+    ).toBe(0);
     const marker = join(usb, '.kinvault-target');
     await rename(marker, `${marker}.away`);
     const src = join(work, 'videos');

@@ -6,7 +6,7 @@
  * refused while a target holds the only copy.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -85,7 +85,29 @@ describe('staging to file targets (built commands)', () => {
     );
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/does not exist: is the disk mounted\?/);
-    const badUrl = await kd('target', 'add', 'usb', 'not a url', '--role', 'staging');
+    // An empty mount point (the disk not mounted) is a folder on the NAS's own disk.
+    await mkdir(join(work, 'empty-mount'));
+    const unmounted = await kd(
+      'target',
+      'add',
+      'usb',
+      `file://${join(work, 'empty-mount')}`,
+      '--role',
+      'staging',
+    );
+    expect(unmounted.code).toBe(1);
+    expect(unmounted.stderr).toMatch(
+      /same disk as the coordinator's data directory.*Is the USB disk mounted\?/,
+    );
+    const badUrl = await kd(
+      'target',
+      'add',
+      'usb',
+      'not a url',
+      '--role',
+      'staging',
+      '--allow-same-disk',
+    );
     expect(badUrl.code).toBe(2);
     const badQuota = await kd(
       'target',
@@ -110,12 +132,37 @@ describe('staging to file targets (built commands)', () => {
       `file://${usb1}`,
       '--role',
       'staging',
+      '--allow-same-disk',
       '--quota',
       '20MB',
     );
     expect(added1).toMatchObject({ code: 0 });
-    expect((await kd('target', 'add', 'usb2', `file://${usb2}`, '--role', 'staging')).code).toBe(0);
-    expect((await kd('target', 'add', 'usb2', `file://${usb2}`, '--role', 'staging')).code).toBe(2);
+    expect(
+      (
+        await kd(
+          'target',
+          'add',
+          'usb2',
+          `file://${usb2}`,
+          '--role',
+          'staging',
+          '--allow-same-disk',
+        )
+      ).code,
+    ).toBe(0);
+    expect(
+      (
+        await kd(
+          'target',
+          'add',
+          'usb2',
+          `file://${usb2}`,
+          '--role',
+          'staging',
+          '--allow-same-disk',
+        )
+      ).code,
+    ).toBe(2);
     const src = join(work, 'photos');
     await library(src, 5);
     const backup = await runKinvault(anna, ['backup', src, '--json']);
@@ -207,6 +254,19 @@ describe('staging to file targets (built commands)', () => {
     };
     expect(after.offsite).toMatchObject({ unprotectedPacks: 0, copiesRequired: 1 });
     expect((await kd('target', 'test', 'usb2')).code).toBe(0);
+  });
+
+  it('a pack lost on the NAS is stored again by the next backup, though a target has a copy', async () => {
+    const src = join(work, 'photos');
+    const staged = (await filesUnder(join(usb1, 'packs')))[0]!;
+    await rm(join(c.dataDir, 'packs', staged));
+    expect((await kd('check', '--json')).code).toBe(1);
+    const again = await runKinvault(anna, ['backup', src, '--json']);
+    expect(again.code).toBe(0);
+    const summary = JSON.parse(again.stdout.trim().split('\n').at(-1)!) as {
+      packs_uploaded: number;
+    };
+    expect(summary.packs_uploaded).toBeGreaterThan(0);
   });
 
   it('refuses to remove a target holding the only off-site copy, unless --force', async () => {

@@ -7,10 +7,14 @@ describe('openStore', () => {
     const store = openStore('file:///mnt/usb/kinvault');
     expect(store).toBeInstanceOf(FileStore);
     expect((store as FileStore).root).toBe('/mnt/usb/kinvault');
-    expect(() => openStore('ftp://user:secret@host/x')).toThrow(
+    expect(() => openStore('ftp://host/x')).toThrow(
       /Targets of kind ftp:\/\/ are not supported by this version \(known: file:\)/,
     );
     expect(() => openStore('not a url secret')).toThrow(/must be a URL, such as file:\/\//);
     expect(() => openStore('not a url secret')).not.toThrow(/secret/);
+    expect(() => openStore('ftp://user:secret@host/x')).toThrow(/must not hold credentials/);
+    expect(() => openStore('ftp://user:secret@host/x')).not.toThrow(/secret/);
+    expect(() => openStore('file:///mnt/usb?x=1')).toThrow(/folder path only/);
+    expect(() => openStore('file://nas/share')).toThrow(/folder path only/);
   });
 });

@@ -27,6 +27,16 @@ export function parseTargetUrl(text: string): URL {
         .join('')}.`,
     );
   }
+  if (url.username || url.password)
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      `A target URL must not hold credentials (${url.protocol}// URLs take them from their own files or the environment).`,
+    );
+  if (url.protocol === 'file:' && (url.search || url.hash || url.host))
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      `A file:// target is a folder path only (file:///mnt/usb/kinvault), without a host, "?" or "#".`,
+    );
   if (!factories.has(url.protocol))
     throw new KinvaultError(
       'INVALID_ARGUMENT',

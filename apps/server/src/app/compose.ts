@@ -118,6 +118,7 @@ export async function openContext(
   const targetsRepo = targetsRepository(database.sql);
   const targets = targetsService({
     repo: targetsRepo,
+    dataDir,
     open: openStore,
     changed: async () => void (await stagingJob('stage.scan', 'all')),
   });

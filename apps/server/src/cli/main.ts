@@ -116,6 +116,12 @@ target
       'KINVAULT_TARGET_QUOTA',
     ),
   )
+  .addOption(
+    new Option(
+      '--allow-same-disk',
+      "accept a folder on the data directory's own disk (no protection if that disk fails)",
+    ).env('KINVAULT_ALLOW_SAME_DISK'),
+  )
   .addOption(json())
   .action(runTargetAdd);
 target

@@ -62,6 +62,7 @@ export async function runStart(opts: { dataDir: string; logLevel: string }): Pro
   if (orphans > 0) app.log.info({ jobs: orphans }, 'jobs a stopped coordinator held run again');
   // A restart is when someone may have fixed a target: copies waiting to retry go now.
   await ctx.queue.dueNow(['stage.pack', 'stage.recovery']);
+  await ctx.recovery.sweep();
   await ctx.staging
     .sweepTargets()
     .catch((error: unknown) =>

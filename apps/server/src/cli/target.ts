@@ -23,11 +23,11 @@ const shown = (t: TargetRow) => ({
 export async function runTargetAdd(
   name: string,
   url: string,
-  opts: Common & { role: string; quota?: string },
+  opts: Common & { role: string; quota?: string; allowSameDisk?: boolean },
 ): Promise<void> {
   const quotaBytes = opts.quota === undefined ? null : parseSize(opts.quota, '--quota');
   const r = await withContext(opts.dataDir, (ctx) =>
-    ctx.targets.add({ name, url, role: opts.role, quotaBytes }),
+    ctx.targets.add({ name, url, role: opts.role, quotaBytes, sameDisk: opts.allowSameDisk }),
   );
   if (opts.json) return console.log(JSON.stringify({ added: name, ...r }));
   console.log(

@@ -149,7 +149,7 @@ export const migrations: readonly Migration[] = [
       create table jobs (
         id bigserial primary key,
         kind text not null,
-        key text not null,                   -- at most one live job per kind and key
+        key text not null,                   -- at most one pending job per kind and key
         payload jsonb not null default '{}',
         state text not null default 'pending'
           check (state in ('pending', 'running', 'failed')),
@@ -162,7 +162,8 @@ export const migrations: readonly Migration[] = [
         created_at timestamptz not null default now(),
         updated_at timestamptz not null default now()
       );
-      create unique index jobs_live on jobs (kind, key) where state in ('pending', 'running');
+      -- (running jobs do not count: work enqueued while its job runs must run again)
+      create unique index jobs_pending on jobs (kind, key) where state = 'pending';
       create index jobs_due on jobs (run_after) where state = 'pending';
     `,
   },

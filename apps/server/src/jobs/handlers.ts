@@ -19,11 +19,18 @@ export function jobHandlers(ctx: Context): Record<string, JobHandler> {
     },
     'stage.recovery': async () => void (await ctx.staging.stageRecovery()),
     'stage.scan': async () => {
+      // Through every pack short of copies, a page at a time (by name).
+      let after: Buffer | undefined;
       for (;;) {
-        const packs = await ctx.staging.unprotected(1000);
-        let added = 0;
-        for (const p of packs) if (await enqueue('stage.pack', p.toString('hex'))) added++;
-        if (packs.length < 1000 || added === 0) break;
+        const packs = await ctx.staging.unprotected(1000, after);
+        await ctx.queue.enqueueMany(
+          ctx.db.sql,
+          'stage.pack',
+          packs.map((p) => p.toString('hex')),
+          { maxAttempts: STAGING_ATTEMPTS },
+        );
+        if (packs.length < 1000) break;
+        after = packs[packs.length - 1];
       }
       await enqueue('stage.recovery', 'all');
     },

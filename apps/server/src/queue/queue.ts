@@ -6,9 +6,10 @@
  *
  * Contract:
  * - `enqueue(tx, …)` inside the caller's transaction: the job exists exactly when the
- *   change commits. At most one live (pending or running) job per kind and key: a
- *   second enqueue is a no-op, so a job must do its work from the state it finds when
- *   it runs, never from its payload alone.
+ *   change commits. At most one pending job per kind and key: a second enqueue while
+ *   one waits is a no-op, so a job must do its work from the state it finds when it
+ *   runs, never from its payload alone. A job enqueued while one with its key runs is
+ *   a new pending job (the running one may have looked before the change).
  * - `claim` gives each due job to one worker (FOR UPDATE SKIP LOCKED) with a lease; a
  *   worker extends it while it works. A lease that ran out (kill -9) is reclaimed by
  *   `reclaimStale` and the job runs again: handlers are idempotent.
@@ -75,7 +76,7 @@ export interface EnqueueOptions {
 export function jobQueue(sql: Sql, opts: { workerId: string; leaseSeconds?: number }) {
   const lease = opts.leaseSeconds ?? 60;
   return {
-    /** Adds a job in `tx` (the caller's transaction); false if a live one has the key. */
+    /** Adds a job in `tx` (the caller's transaction); false if a pending one has the key. */
     async enqueue(
       tx: Db,
       kind: string,
@@ -87,9 +88,20 @@ export function jobQueue(sql: Sql, opts: { workerId: string; leaseSeconds?: numb
         insert into jobs (kind, key, payload, run_after, max_attempts)
         values (${kind}, ${key}, ${tx.json(payload as never)},
                 now() + make_interval(secs => ${o.delaySeconds ?? 0}), ${o.maxAttempts ?? 12})
-        on conflict (kind, key) where state in ('pending', 'running') do nothing
+        on conflict (kind, key) where state = 'pending' do nothing
         returning id`;
       return rows.length > 0;
+    },
+
+    /** Adds one job per key (skipping keys with a pending job); returns how many were added. */
+    async enqueueMany(tx: Db, kind: string, keys: readonly string[], o: EnqueueOptions = {}) {
+      if (keys.length === 0) return 0;
+      const rows = await tx`
+        insert into jobs (kind, key, max_attempts)
+        select ${kind}, k, ${o.maxAttempts ?? 12} from unnest(${keys as string[]}::text[]) as t(k)
+        on conflict (kind, key) where state = 'pending' do nothing
+        returning id`;
+      return rows.length;
     },
 
     /** The next due job of these kinds, leased to this worker; null if none is due. */
@@ -192,10 +204,10 @@ export function jobQueue(sql: Sql, opts: { workerId: string; leaseSeconds?: numb
         update jobs set state = 'pending', attempts = 0, run_after = now(), updated_at = now()
         where id = ${id} and state = 'failed'
           and not exists (select 1 from jobs l where l.kind = jobs.kind and l.key = jobs.key
-                          and l.state in ('pending', 'running'))
+                          and l.state = 'pending')
         returning *`;
       if (row) return toJob(row);
-      // A live job for the same work exists: it does what this one would.
+      // A pending job for the same work exists: it does what this one would.
       const [dropped] = await sql<JobRow[]>`
         delete from jobs where id = ${id} and state = 'failed' returning *`;
       if (dropped) return { ...toJob(dropped), state: 'pending' };

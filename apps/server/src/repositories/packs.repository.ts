@@ -25,9 +25,13 @@ function decodeEntries(bytes: Buffer): DeclaredEntry[] {
   return out;
 }
 
-/** SQL condition: pack `p` has a copy in good state somewhere (it is available). */
+/**
+ * SQL condition: pack `p` is available, i.e. its NAS copy is in good state. Copies at
+ * targets do not count (yet): restores and repairs read only the NAS, so a pack whose
+ * NAS copy is lost must be stored again by the next backup even if a target has it.
+ */
 const AVAILABLE = (alias: string) =>
-  `exists (select 1 from pack_locations l where l.pack = ${alias} and l.state = 'ok')`;
+  `exists (select 1 from pack_locations l where l.pack = ${alias} and l.location = 'nas' and l.state = 'ok')`;
 
 export type CopyState = 'ok' | 'damaged' | 'missing';
 

@@ -24,7 +24,8 @@ export function snapshotsRepository(sql: Sql) {
         const found = await tx<{ name: Buffer }[]>`
           select name from packs p
           where name = any(${tx.array(packs as Buffer[], BYTEA_ARRAY)}::bytea[])
-            and exists (select 1 from pack_locations l where l.pack = p.name and l.state = 'ok')
+            and exists (select 1 from pack_locations l
+                        where l.pack = p.name and l.location = 'nas' and l.state = 'ok')
           for share of p`;
         const have = new Set(found.map((r) => r.name.toString('hex')));
         const missing = packs.filter((p) => !have.has(p.toString('hex')));

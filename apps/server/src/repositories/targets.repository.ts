@@ -89,12 +89,16 @@ export function targetsRepository(sql: Sql) {
       return rows.map((r) => r.location.slice('staging:'.length));
     },
 
-    async recordPackCopy(pack: Buffer, target: string): Promise<void> {
-      await sql`
+    /** Records a verified copy; false (nothing recorded) if the target was removed meanwhile. */
+    async recordPackCopy(pack: Buffer, target: string): Promise<boolean> {
+      const rows = await sql`
         insert into pack_locations (pack, location, state, verified_at)
-        values (${pack}, ${stagingLocation(target)}, 'ok', now())
+        select ${pack}, ${stagingLocation(target)}, 'ok', now()
+        where exists (select 1 from targets where name = ${target})
         on conflict (pack, location) do update
-        set state = 'ok', verified_at = now(), changed_at = now(), detail = null`;
+        set state = 'ok', verified_at = now(), changed_at = now(), detail = null
+        returning pack`;
+      return rows.length > 0;
     },
 
     async objectCopies(key: string): Promise<{ target: string; sha256: Buffer }[]> {
@@ -114,14 +118,15 @@ export function targetsRepository(sql: Sql) {
       await sql`delete from target_objects where target = ${target} and key = ${key}`;
     },
 
-    /** Packs with fewer than `copies` verified staging copies (oldest first). */
-    async unprotectedPacks(copies: number, limit = 10_000): Promise<Buffer[]> {
+    /** Packs with fewer than `copies` verified staging copies, by name after `after`. */
+    async unprotectedPacks(copies: number, limit = 10_000, after?: Buffer): Promise<Buffer[]> {
       const rows = await sql<{ name: Buffer }[]>`
         select p.name from packs p
-        where exists (select 1 from pack_locations n where n.pack = p.name and n.location = 'nas' and n.state = 'ok')
+        where p.name > ${after ?? Buffer.alloc(0)}
+          and exists (select 1 from pack_locations n where n.pack = p.name and n.location = 'nas' and n.state = 'ok')
           and (select count(*) from pack_locations l
                where l.pack = p.name and l.location like 'staging:%' and l.state = 'ok') < ${copies}
-        order by p.created_at, p.name limit ${limit}`;
+        order by p.name limit ${limit}`;
       return rows.map((r) => r.name);
     },
 

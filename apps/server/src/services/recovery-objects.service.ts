@@ -11,7 +11,7 @@
  * and cannot read them back (§12.3). Only the newest `keep` catalogs are kept.
  */
 import { sealCatalog } from '@kinvault/format';
-import { bytesBody, objectKeys, sha256Hex, type Store } from '@kinvault/stores';
+import { bytesBody, FileStore, objectKeys, readAll, sha256Hex, type Store } from '@kinvault/stores';
 import type { HouseholdRepository } from '../repositories/household.repository.js';
 import type { RecoveryRepository } from '../repositories/recovery.repository.js';
 import { catalogLines } from './catalog-content.js';
@@ -30,11 +30,16 @@ export function recoveryObjectsService(deps: RecoveryObjectsDeps) {
   const now = deps.now ?? (() => new Date());
   const keep = deps.keep ?? 3;
 
-  async function putBytes(key: string, bytes: Uint8Array): Promise<void> {
+  /** Writes the object unless the store holds exactly these bytes already. */
+  async function putBytes(key: string, bytes: Uint8Array): Promise<boolean> {
     const sha256 = sha256Hex(bytes);
     const there = await store.head(key);
-    if (there && there.size === bytes.byteLength && (there.sha256 ?? sha256) === sha256) return;
+    if (there && there.size === bytes.byteLength) {
+      const stored = there.sha256 ?? sha256Hex(await readAll(store, key));
+      if (stored === sha256) return false;
+    }
     await store.put(key, bytesBody(bytes, sha256));
+    return true;
   }
 
   async function keyFilesChanged(): Promise<void> {
@@ -48,7 +53,10 @@ export function recoveryObjectsService(deps: RecoveryObjectsDeps) {
   async function writeCatalog(): Promise<string | null> {
     const h = await household.get();
     if (!h) return null;
-    const written = now();
+    // A catalog's name never sorts before an earlier one's, even if the clock went back.
+    const latest = (await catalogKeys()).at(-1);
+    const latestMs = latest ? Number(latest.slice('catalog/'.length, 'catalog/'.length + 13)) : 0;
+    const written = new Date(Math.max(now().getTime(), latestMs + 1));
     const lines = catalogLines(
       {
         kind: 'kinvault-catalog',
@@ -70,7 +78,7 @@ export function recoveryObjectsService(deps: RecoveryObjectsDeps) {
     return key;
   }
 
-  async function pruneCatalogs(): Promise<void> {
+  async function catalogKeys(): Promise<string[]> {
     const keys: string[] = [];
     let after: string | null = null;
     do {
@@ -78,11 +86,17 @@ export function recoveryObjectsService(deps: RecoveryObjectsDeps) {
       keys.push(...page.objects.map((o) => o.key));
       after = page.next;
     } while (after);
-    for (const key of keys.sort().slice(0, Math.max(0, keys.length - keep)))
-      await store.delete(key);
+    return keys.sort();
+  }
+
+  async function pruneCatalogs(): Promise<void> {
+    const keys = await catalogKeys();
+    for (const key of keys.slice(0, Math.max(0, keys.length - keep))) await store.delete(key);
   }
 
   return {
+    /** Removes temporary files of interrupted writes (at start, before any write). */
+    sweep: () => (store instanceof FileStore ? store.sweep() : Promise.resolve()),
     keyFilesChanged,
     writeCatalog,
 
@@ -94,12 +108,8 @@ export function recoveryObjectsService(deps: RecoveryObjectsDeps) {
     /** Writes what PostgreSQL has and the store lacks, then a fresh catalog. */
     async reconcile(): Promise<{ snapshotsWritten: number; catalog: string | null }> {
       let snapshotsWritten = 0;
-      for (const s of await recovery.sealedSnapshots()) {
-        const key = objectKeys.snapshot(s.id.toString('hex'));
-        if ((await store.head(key))?.size === s.sealed.byteLength) continue;
-        await store.put(key, bytesBody(s.sealed));
-        snapshotsWritten++;
-      }
+      for (const s of await recovery.sealedSnapshots())
+        if (await putBytes(objectKeys.snapshot(s.id.toString('hex')), s.sealed)) snapshotsWritten++;
       await keyFilesChanged();
       return { snapshotsWritten, catalog: await writeCatalog() };
     },

@@ -39,6 +39,29 @@ export interface StagingDeps {
 
 const RECOVERY_PREFIXES = ['snapshots/', 'keys/', 'catalog/'];
 
+/** Not retryable: a check finds the pack damaged, and the next backup stores it anew. */
+function sourceDamaged(name: string, cause: unknown): KinvaultError {
+  return new KinvaultError(
+    'PACK_HASH_MISMATCH',
+    `The NAS copy of pack ${name.slice(0, 12)} does not hash to its name, so it was not copied anywhere. Run "kinvaultd check": it records the damage, and the next backups store the data again.`,
+    { cause, details: { pack: name } },
+  );
+}
+
+const isSourceDamage = (e: unknown) =>
+  e instanceof KinvaultError && e.code === 'PACK_HASH_MISMATCH';
+
+/**
+ * Whether a recovery object read from the NAS is what its name says: manifests are
+ * named by their SHA-256, catalogs carry theirs after the time. Key files are checked
+ * by the agents that open them.
+ */
+function intact(key: string, sha256: string): boolean {
+  if (key.startsWith('snapshots/')) return key.slice('snapshots/'.length) === sha256;
+  if (key.startsWith('catalog/')) return key.endsWith(`-${sha256}`);
+  return true;
+}
+
 async function listAll(store: Store, prefix: string) {
   const out: { key: string; size: number }[] = [];
   let after: string | null = null;
@@ -90,15 +113,20 @@ export function stagingService(deps: StagingDeps) {
       await targets.succeeded(t.name);
       return r;
     } catch (e) {
-      await targets.failed(t.name, message(e));
+      if (!isSourceDamage(e)) await targets.failed(t.name, message(e));
       throw e;
     }
   }
 
-  async function copyPack(t: TargetRow, name: string, size: number): Promise<void> {
+  async function copyPack(t: TargetRow, name: string, size: number): Promise<boolean> {
     await at(t, async (store) => {
       const key = objectKeys.pack(name);
-      await store.put(key, await fileBody(deps.packs.path(name), name));
+      await store.put(key, await fileBody(deps.packs.path(name), name)).catch((e: unknown) => {
+        // The NAS's bytes do not hash to the name: the NAS copy is damaged, not the target.
+        if (e instanceof KinvaultError && e.code === 'CHECKSUM_MISMATCH')
+          throw sourceDamaged(name, e);
+        throw e;
+      });
       const there = await storedSha256(store, key);
       if (there?.size !== size || there.sha256 !== name)
         throw new KinvaultError(
@@ -107,7 +135,7 @@ export function stagingService(deps: StagingDeps) {
           { retryable: true },
         );
     });
-    await targets.recordPackCopy(Buffer.from(name, 'hex'), t.name);
+    return targets.recordPackCopy(Buffer.from(name, 'hex'), t.name);
   }
 
   return {
@@ -123,10 +151,10 @@ export function stagingService(deps: StagingDeps) {
           if (t.quotaBytes !== null && t.usedBytes + size > t.quotaBytes)
             return `"${t.name}" is full (${t.usedBytes} of ${t.quotaBytes} bytes used)`;
           try {
-            await copyPack(t, name, size);
-            have.add(t.name);
+            if (await copyPack(t, name, size)) have.add(t.name);
             return null;
           } catch (e) {
+            if (isSourceDamage(e)) throw e;
             return `"${t.name}": ${message(e)}`;
           }
         });
@@ -150,6 +178,7 @@ export function stagingService(deps: StagingDeps) {
       );
       let copied = 0;
       const problems: string[] = [];
+      const damaged = new Set<string>();
       for (const t of await staging()) {
         try {
           copied += await at(t, async (store) => {
@@ -157,6 +186,10 @@ export function stagingService(deps: StagingDeps) {
             for (const o of objects) {
               const bytes = await readAll(deps.nas, o.key);
               const sha256 = sha256Hex(bytes);
+              if (!intact(o.key, sha256)) {
+                damaged.add(o.key); // never spread a damaged copy over a good one
+                continue;
+              }
               const known = await targets.objectCopies(o.key);
               if (known.some((k) => k.target === t.name && k.sha256.toString('hex') === sha256))
                 continue;
@@ -176,7 +209,9 @@ export function stagingService(deps: StagingDeps) {
               );
               n++;
             }
-            for (const old of await listAll(store, 'catalog/'))
+            // Catalogs the NAS no longer keeps go, but never the last ones a target has.
+            const intactCatalogs = [...catalogs].filter((k) => !damaged.has(k));
+            for (const old of intactCatalogs.length > 0 ? await listAll(store, 'catalog/') : [])
               if (!catalogs.has(old.key)) {
                 await store.delete(old.key);
                 await targets.forgetObject(t.name, old.key);
@@ -187,10 +222,14 @@ export function stagingService(deps: StagingDeps) {
           problems.push(`"${t.name}": ${message(e)}`);
         }
       }
+      if (damaged.size > 0)
+        problems.push(
+          `the NAS copies of ${[...damaged].join(', ')} are damaged (not copied; the next start rewrites them from the database)`,
+        );
       if (problems.length > 0)
         throw new KinvaultError(
           'UNAVAILABLE',
-          `Copying the recovery objects failed at ${problems.join('; ')}.`,
+          `Copying the recovery objects failed: ${problems.join('; ')}.`,
           {
             retryable: true,
           },
@@ -198,7 +237,8 @@ export function stagingService(deps: StagingDeps) {
       return { copied };
     },
 
-    unprotected: (limit?: number) => targets.unprotectedPacks(deps.copies, limit),
+    unprotected: (limit?: number, after?: Buffer) =>
+      targets.unprotectedPacks(deps.copies, limit, after),
 
     /** Removes interrupted puts' temporary files at file targets (only while none runs). */
     async sweepTargets(): Promise<void> {

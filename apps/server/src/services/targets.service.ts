@@ -4,6 +4,7 @@
  * what this service returns or throws.
  */
 import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import { KinvaultError } from '@kinvault/protocol';
 import {
   bytesBody,
@@ -53,6 +54,8 @@ export async function probe(store: Store): Promise<ProbeResult> {
 
 export interface TargetsDeps {
   repo: TargetsRepository;
+  /** The coordinator's data directory: a file target on its disk is no off-site copy. */
+  dataDir: string;
   open(url: string): Store;
   /** Called after a target was added or removed: copies must be (re)placed. */
   changed(): Promise<void>;
@@ -75,7 +78,14 @@ export function targetsService(deps: TargetsDeps) {
     get,
     list: () => repo.list(),
 
-    async add(input: { name: string; url: string; role: string; quotaBytes: number | null }) {
+    async add(input: {
+      name: string;
+      url: string;
+      role: string;
+      quotaBytes: number | null;
+      /** Accept a folder on the data directory's own disk. */
+      sameDisk?: boolean;
+    }) {
       if (!NAME.test(input.name))
         throw new KinvaultError(
           'INVALID_ARGUMENT',
@@ -90,9 +100,17 @@ export function targetsService(deps: TargetsDeps) {
       if ((await repo.list()).some((t) => t.name === input.name))
         throw new KinvaultError('ALREADY_EXISTS', `A target named "${input.name}" exists already.`);
       const store = deps.open(input.url);
-      if (store instanceof FileStore) await store.initialise();
+      if (store instanceof FileStore) {
+        await store.initialise();
+        if (!input.sameDisk && (await stat(store.root)).dev === (await stat(deps.dataDir)).dev)
+          throw new KinvaultError(
+            'FAILED_PRECONDITION',
+            `${store.root} is on the same disk as the coordinator's data directory, so a copy there does not survive that disk. Is the USB disk mounted? Mount it and try again, or give --allow-same-disk if a second copy on this disk is what you want.`,
+          );
+      }
       const tested = await probe(store);
-      if (!(await repo.add(input)))
+      const { sameDisk: _sameDisk, ...row } = input;
+      if (!(await repo.add(row)))
         throw new KinvaultError('ALREADY_EXISTS', `A target named "${input.name}" exists already.`);
       await deps.changed();
       return tested;

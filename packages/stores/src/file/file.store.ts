@@ -87,7 +87,9 @@ export class FileStore implements Store {
     const checked = checkedBytes(body, this.label, key);
     const fh = await open(tmp, 'wx', 0o600);
     try {
-      for await (const chunk of checked.chunks()) await fh.write(chunk);
+      for await (const chunk of checked.chunks())
+        for (let done = 0; done < chunk.byteLength;)
+          done += (await fh.write(chunk, done, chunk.byteLength - done)).bytesWritten;
       checked.finish();
       await fh.sync();
     } finally {
