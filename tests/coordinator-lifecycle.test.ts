@@ -8,8 +8,8 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { chmod, mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import postgres from 'postgres';
 import { loadConfig } from '../apps/server/src/config.js';
+import { databaseOf } from './support/files.js';
 import { openDatabase } from '../apps/server/src/db/database.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -200,14 +200,7 @@ describe('coordinator lifecycle (built kinvaultd, embedded PostgreSQL)', () => {
     const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8')) as {
       database: { port: number; password: string };
     };
-    const sql = postgres({
-      host: '127.0.0.1',
-      port: config.database.port,
-      user: 'kinvault',
-      password: config.database.password,
-      database: 'kinvault',
-      onnotice: () => {},
-    });
+    const sql = await databaseOf(dataDir);
     const name = 'ab'.repeat(32);
     await sql`insert into packs (name, size) values (${Buffer.from(name, 'hex')}, 10)`;
     await sql`insert into pack_locations (pack, location, state)

@@ -6,7 +6,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveKeys, openCatalogBytes, openKeyFile } from '@kinvault/format';
 import { parseCatalog } from '../apps/server/src/services/catalog-content.js';
@@ -19,6 +18,7 @@ import {
   type Coordinator,
 } from './support/kinvaultd.js';
 import { enrollDevice, PASSPHRASE, runKinvault } from './support/kinvault.js';
+import { databaseOf } from './support/files.js';
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -30,17 +30,7 @@ interface Index {
 
 /** The index as PostgreSQL has it. */
 async function indexInPostgres(dataDir: string): Promise<Index & { sealed: Map<string, Buffer> }> {
-  const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8')) as {
-    database: { port: number; password: string };
-  };
-  const sql = postgres({
-    host: '127.0.0.1',
-    port: config.database.port,
-    user: 'kinvault',
-    password: config.database.password,
-    database: 'kinvault',
-    onnotice: () => {},
-  });
+  const sql = await databaseOf(dataDir);
   try {
     const blobs = await sql<{ id: Buffer; pack: Buffer; type: number }[]>`select * from blobs`;
     const packs = await sql<{ name: Buffer; size: string }[]>`select name, size from packs`;

@@ -4,7 +4,7 @@
  * and no temporary file is left there.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -16,14 +16,7 @@ import {
   type Coordinator,
 } from './support/kinvaultd.js';
 import { enrollDevice, runKinvault } from './support/kinvault.js';
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
-  return entries
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
-    .sort();
-}
+import { filesUnder } from './support/files.js';
 
 describe('staging survives kill -9 (built commands)', () => {
   let c: Coordinator;

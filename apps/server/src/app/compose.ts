@@ -93,7 +93,13 @@ export async function openContext(
   const services: Services = {
     events,
     devices,
-    household: householdService(householdRepository(database.sql), events),
+    household: householdService(householdRepository(database.sql), events, {
+      afterKeyFiles: async () => {
+        await recovery.keyFilesChanged();
+        await stagingJob('stage.recovery', 'all');
+      },
+      onHookError: reportRecoveryError,
+    }),
     packs: packsService(packsRepository(database.sql), store, events, undefined, {
       inCommit: (tx, name) =>
         queue.enqueue(tx, 'stage.pack', name, {}, { maxAttempts: STAGING_ATTEMPTS }),
@@ -107,13 +113,6 @@ export async function openContext(
       onHookError: reportRecoveryError,
     }),
   };
-  events.listen((e) => {
-    if (e.type === 'household.keyfile.replaced')
-      recovery
-        .keyFilesChanged()
-        .then(() => stagingJob('stage.recovery', 'all'))
-        .catch(reportRecoveryError);
-  });
   const checks = checkService(services.packs);
   const targetsRepo = targetsRepository(database.sql);
   const targets = targetsService({

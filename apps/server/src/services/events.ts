@@ -39,11 +39,6 @@ export class EventBus {
     this.emitter.emit('event', event);
   }
 
-  /** Calls `listener` with each event, synchronously, for as long as the process lives. */
-  listen(listener: (e: KinvaultEvent) => void): void {
-    this.emitter.on('event', listener);
-  }
-
   /** Events until `signal` aborts. */
   async *subscribe(signal?: AbortSignal): AsyncGenerator<KinvaultEvent> {
     const queue: KinvaultEvent[] = [];

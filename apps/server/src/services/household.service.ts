@@ -51,7 +51,22 @@ function view(h: HouseholdRow): HouseholdView {
   };
 }
 
-export function householdService(repo: HouseholdRepository, events?: EventBus) {
+export interface HouseholdHooks {
+  /**
+   * Runs after the household is created or a key file changes, before the call
+   * resolves (the key files' copies in the data directory); a failure is only reported.
+   */
+  afterKeyFiles?(): Promise<void>;
+  onHookError?(error: unknown): void;
+}
+
+export function householdService(
+  repo: HouseholdRepository,
+  events?: EventBus,
+  hooks: HouseholdHooks = {},
+) {
+  const keyFilesChanged = () =>
+    Promise.resolve(hooks.afterKeyFiles?.()).catch((e: unknown) => hooks.onHookError?.(e));
   const announce = (kind: 1 | 2, by: string, from: Uint8Array, to: Uint8Array) =>
     events?.publish({
       type: 'household.keyfile.replaced',
@@ -102,6 +117,7 @@ export function householdService(repo: HouseholdRepository, events?: EventBus) {
           'INVALID_ARGUMENT',
           'This household already has its keys; unlock with the passphrase instead.',
         );
+      await keyFilesChanged();
     },
 
     /**
@@ -145,6 +161,7 @@ export function householdService(repo: HouseholdRepository, events?: EventBus) {
           `The ${KIND_NAME[input.kind]} key file changed meanwhile; try again.`,
           { retryable: true },
         );
+      await keyFilesChanged();
       announce(input.kind, device.name, current, next);
     },
 
@@ -182,6 +199,7 @@ export function householdService(repo: HouseholdRepository, events?: EventBus) {
         throw new KinvaultError('CONFLICT', 'The key file changed meanwhile; try again.', {
           retryable: true,
         });
+      await keyFilesChanged();
       announce(v.kind, 'kinvaultd keys restore', current.bytes, v.bytes);
       return { kind: KIND_NAME[v.kind], sha256: shortHash(v.bytes) };
     },
