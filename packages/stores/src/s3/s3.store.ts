@@ -1,0 +1,387 @@
+/**
+ * An S3 bucket (or an S3-compatible service) as a store: `s3://bucket/prefix?…` (url.ts).
+ * The only module that imports the AWS SDK.
+ *
+ * Beyond the Store contract:
+ * - Keys live under `prefix/`. Credentials come from the SDK's default chain only.
+ * - A body up to `partSize` (16 MiB) is read into memory, checked against its size and
+ *   SHA-256, and sent in one PutObject with that SHA-256 for S3 to verify. A larger body
+ *   goes as a multipart upload, each part with its own SHA-256, checked while read; the
+ *   upload is aborted on any failure, so nothing becomes visible.
+ * - The hex SHA-256 is also kept as user metadata (`x-amz-meta-sha256`): `head` reads it,
+ *   and `list` heads each listed object (S3 listings carry no metadata).
+ * - The SDK retries a failure twice itself (maxAttempts 3); the retry wrapper does the rest.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  type CompletedPart,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { KinvaultError } from '@kinvault/protocol';
+import { checkRange, checkedBytes } from '../body.js';
+import { checkKey, checkPrefix } from '../keys.js';
+import type { Body, ListPage, ObjectInfo, Range, Store, Usage } from '../store.js';
+import { ARCHIVED_CLASSES, type S3Target } from './url.js';
+
+const MiB = 1024 * 1024;
+export const DEFAULT_PART_SIZE = 16 * MiB;
+const MAX_PARTS = 10_000;
+const MAX_OBJECT_BYTES = 5 * 1024 * 1024 * MiB;
+const HEAD_CONCURRENCY = 8;
+const HEX64 = /^[0-9a-f]{64}$/;
+
+export interface S3StoreOptions {
+  /** Bodies up to this size go in one PutObject; larger ones in parts of at least this size. */
+  partSize?: number;
+}
+
+export class S3Store implements Store {
+  readonly label: string;
+  readonly capabilities;
+  private readonly client: S3Client;
+  private readonly partSize: number;
+  private readonly root: string;
+
+  constructor(
+    readonly target: S3Target,
+    options: S3StoreOptions = {},
+  ) {
+    this.label = target.label;
+    this.root = target.prefix ? `${target.prefix}/` : '';
+    this.partSize = options.partSize ?? DEFAULT_PART_SIZE;
+    this.capabilities = {
+      rangedReads: true,
+      needsRestore: ARCHIVED_CLASSES.has(target.storageClass),
+      maxObjectBytes: MAX_OBJECT_BYTES,
+      recordsSha256: true,
+    };
+    this.client = new S3Client({
+      region: target.region,
+      ...(target.endpoint ? { endpoint: target.endpoint } : {}),
+      forcePathStyle: target.forcePathStyle,
+      followRegionRedirects: true,
+      maxAttempts: 3,
+      requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+    });
+  }
+
+  /** Closes the client's connections. */
+  destroy(): void {
+    this.client.destroy();
+  }
+
+  async put(key: string, body: Body): Promise<ObjectInfo> {
+    checkKey(key);
+    if (body.size > MAX_OBJECT_BYTES)
+      throw new KinvaultError(
+        'INVALID_ARGUMENT',
+        `${key} (${body.size} bytes) is larger than the 5 TiB an S3 object may hold.`,
+      );
+    try {
+      if (body.size <= this.partSize) await this.putWhole(key, body);
+      else await this.putInParts(key, body);
+      return { key, size: body.size, sha256: body.sha256 };
+    } catch (e) {
+      throw this.failure(e, `writing ${key}`, key);
+    }
+  }
+
+  private async putWhole(key: string, body: Body): Promise<void> {
+    const checked = checkedBytes(body, this.label, key);
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of checked.chunks()) chunks.push(chunk);
+    checked.finish();
+    const bytes = Buffer.concat(chunks);
+    await this.client.send(
+      new PutObjectCommand({
+        ...this.object(key),
+        Body: bytes,
+        ContentLength: bytes.byteLength,
+        ChecksumAlgorithm: 'SHA256',
+        ChecksumSHA256: Buffer.from(body.sha256, 'hex').toString('base64'),
+        Metadata: { sha256: body.sha256 },
+        StorageClass: this.target.storageClass,
+      }),
+    );
+  }
+
+  private async putInParts(key: string, body: Body): Promise<void> {
+    const { UploadId } = await this.client.send(
+      new CreateMultipartUploadCommand({
+        ...this.object(key),
+        ChecksumAlgorithm: 'SHA256',
+        Metadata: { sha256: body.sha256 },
+        StorageClass: this.target.storageClass,
+      }),
+    );
+    const upload = { ...this.object(key), UploadId };
+    try {
+      const checked = checkedBytes(body, this.label, key);
+      const partSize = Math.max(this.partSize, Math.ceil(body.size / MAX_PARTS));
+      const parts: CompletedPart[] = [];
+      for await (const part of inParts(checked.chunks(), partSize)) {
+        const PartNumber = parts.length + 1;
+        const ChecksumSHA256 = createHash('sha256').update(part).digest('base64');
+        const { ETag } = await this.client.send(
+          new UploadPartCommand({
+            ...upload,
+            PartNumber,
+            Body: part,
+            ContentLength: part.byteLength,
+            ChecksumAlgorithm: 'SHA256',
+            ChecksumSHA256,
+          }),
+        );
+        parts.push({ PartNumber, ETag, ChecksumSHA256 });
+      }
+      checked.finish();
+      await this.client.send(
+        new CompleteMultipartUploadCommand({ ...upload, MultipartUpload: { Parts: parts } }),
+      );
+    } catch (e) {
+      await this.client.send(new AbortMultipartUploadCommand(upload)).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async get(key: string, range?: Range): Promise<Readable> {
+    checkKey(key);
+    if (range) checkRange(this.label, key, Number.MAX_SAFE_INTEGER, range);
+    if (range?.length === 0) {
+      const info = await this.head(key);
+      if (!info) throw this.notFound(key);
+      checkRange(this.label, key, info.size, range);
+      return Readable.from([]);
+    }
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({
+          ...this.object(key),
+          ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {}),
+        }),
+      );
+      const stream = out.Body as Readable;
+      if (range && out.ContentLength !== range.length) {
+        stream.destroy();
+        checkRange(this.label, key, totalOf(out.ContentRange) ?? 0, range);
+      }
+      return Readable.from(this.reading(stream, key));
+    } catch (e) {
+      throw this.failure(e, `reading ${key}`, key, range);
+    }
+  }
+
+  /** Passes a response body through, turning a connection lost midway into UNAVAILABLE. */
+  private async *reading(stream: Readable, key: string): AsyncGenerator<Uint8Array> {
+    try {
+      for await (const chunk of stream) yield chunk as Uint8Array;
+    } catch (e) {
+      throw this.failure(e, `reading ${key}`, key);
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | null> {
+    checkKey(key);
+    try {
+      const out = await this.client.send(new HeadObjectCommand(this.object(key)));
+      const sha256 = out.Metadata?.sha256;
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        sha256: sha256 && HEX64.test(sha256) ? sha256 : null,
+      };
+    } catch (e) {
+      if (statusOf(e) === 404 && nameOf(e) !== 'NoSuchBucket') return null;
+      throw this.failure(e, `reading ${key}`, key);
+    }
+  }
+
+  async list(
+    prefix: string,
+    page: { after?: string | null; limit?: number } = {},
+  ): Promise<ListPage> {
+    checkPrefix(prefix);
+    const limit = Math.max(1, Math.min(page.limit ?? 1000, 1000));
+    let out;
+    try {
+      out = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.target.bucket,
+          Prefix: this.root + prefix,
+          MaxKeys: limit,
+          ...(page.after ? { StartAfter: this.root + page.after } : {}),
+        }),
+      );
+    } catch (e) {
+      throw this.failure(e, `listing ${prefix || 'its objects'}`);
+    }
+    const keys = (out.Contents ?? []).map((o) => o.Key!.slice(this.root.length));
+    const objects = await this.headAll(keys.filter(isKey));
+    return { objects, next: out.IsTruncated && keys.length > 0 ? keys[keys.length - 1]! : null };
+  }
+
+  /** Heads each key, a few at a time, for its SHA-256; keys deleted meanwhile are left out. */
+  private async headAll(keys: string[]): Promise<ObjectInfo[]> {
+    const infos: (ObjectInfo | null)[] = new Array<ObjectInfo | null>(keys.length).fill(null);
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < keys.length; i = next++) infos[i] = await this.head(keys[i]!);
+    };
+    await Promise.all(Array.from({ length: HEAD_CONCURRENCY }, worker));
+    return infos.filter((o): o is ObjectInfo => o !== null);
+  }
+
+  async delete(key: string): Promise<void> {
+    checkKey(key);
+    try {
+      await this.client.send(new DeleteObjectCommand(this.object(key)));
+    } catch (e) {
+      if (nameOf(e) === 'NoSuchKey') return;
+      throw this.failure(e, `deleting ${key}`, key);
+    }
+  }
+
+  /** S3 counts no usage against a quota; a bucket has none. */
+  async usage(): Promise<Usage> {
+    return { usedBytes: null, quotaBytes: null };
+  }
+
+  private object(key: string) {
+    return { Bucket: this.target.bucket, Key: this.root + key };
+  }
+
+  private notFound(key: string): KinvaultError {
+    return new KinvaultError('NOT_FOUND', `${key} is not at ${this.label}.`, { details: { key } });
+  }
+
+  /** Maps an SDK or network failure to a KinvaultError naming the target, never a secret. */
+  private failure(e: unknown, doing: string, key?: string, range?: Range): KinvaultError {
+    if (e instanceof KinvaultError) return e;
+    const name = nameOf(e);
+    const status = statusOf(e);
+    const at = `${this.label} (${doing})`;
+    const details = key === undefined ? {} : { key };
+    const make = (code: KinvaultError['code'], message: string, retryable = false) =>
+      new KinvaultError(code, message, { cause: e, retryable, details });
+    if (name === 'NoSuchKey' || (status === 404 && key !== undefined && name !== 'NoSuchBucket'))
+      return this.notFound(key ?? '');
+    if (name === 'NoSuchBucket')
+      return make(
+        'FAILED_PRECONDITION',
+        `The bucket ${this.target.bucket} does not exist at ${at}. Create it, or correct the target's URL.`,
+      );
+    if (name === 'InvalidObjectState')
+      return make(
+        'FAILED_PRECONDITION',
+        `${key} at ${this.label} is archived (storage class ${this.target.storageClass}): it must be restored first (S3 RestoreObject), then read again once the restore has completed.`,
+      );
+    if (name === 'InvalidRange' && range)
+      return make(
+        'INVALID_ARGUMENT',
+        `Bytes ${range.offset}–${range.offset + range.length} of ${key} at ${this.label} were asked for; the object is shorter.`,
+      );
+    if (name === 'CredentialsProviderError' || name === 'ProviderError')
+      return make('UNAUTHORIZED', `No S3 credentials were found for ${at}. ${CREDENTIAL_SOURCES}`);
+    if (CREDENTIAL_ERRORS.has(name) || status === 403)
+      return make(
+        'UNAUTHORIZED',
+        `S3 refused the credentials for ${at}: ${name}. ${CREDENTIAL_SOURCES} They must allow reading, writing, listing and deleting in the bucket ${this.target.bucket}.`,
+      );
+    if (name === 'BadDigest' || name === 'XAmzContentSHA256Mismatch' || name === 'InvalidDigest')
+      return make(
+        'CHECKSUM_MISMATCH',
+        `${at}: S3 received bytes that do not match their checksum (${name}); they were damaged on the way and not stored. Trying again should succeed.`,
+        true,
+      );
+    if (
+      (status !== undefined && status >= 500) ||
+      status === 429 ||
+      RETRYABLE_NAMES.has(name) ||
+      !(e instanceof S3ServiceException)
+    )
+      return make(
+        'UNAVAILABLE',
+        `${at} is not answering: ${describe(e)}. Kinvault tries again later.`,
+        true,
+      );
+    return make('INTERNAL', `${at} refused the request: ${name} (HTTP ${status ?? '?'}).`);
+  }
+}
+
+const CREDENTIAL_SOURCES =
+  'Check the credentials kinvaultd gets from its environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), its shared profile (~/.aws/credentials, AWS_PROFILE) or its container or instance role.';
+const CREDENTIAL_ERRORS = new Set([
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'ExpiredToken',
+  'InvalidToken',
+  'TokenRefreshRequired',
+]);
+const RETRYABLE_NAMES = new Set([
+  'SlowDown',
+  'InternalError',
+  'ServiceUnavailable',
+  'RequestTimeout',
+  'RequestTimeTooSkewed',
+  'TimeoutError',
+]);
+
+const nameOf = (e: unknown): string =>
+  (e as { name?: unknown } | null)?.name === undefined ? '' : String((e as Error).name);
+const statusOf = (e: unknown): number | undefined =>
+  (e as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+
+/** What went wrong, for a message: a network error's code, or the SDK's name. */
+function describe(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  if (typeof code === 'string') return code;
+  const status = statusOf(e);
+  return status === undefined ? nameOf(e) || 'an error' : `${nameOf(e)} (HTTP ${status})`;
+}
+
+function isKey(key: string): boolean {
+  try {
+    checkKey(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The object's size from a Content-Range of "bytes a-b/size". */
+function totalOf(contentRange: string | undefined): number | undefined {
+  const m = /\/(\d+)$/.exec(contentRange ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Regroups chunks into parts of `size` bytes (the last may be shorter). */
+async function* inParts(chunks: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Buffer> {
+  let part = Buffer.allocUnsafe(size);
+  let filled = 0;
+  for await (const chunk of chunks) {
+    for (let at = 0; at < chunk.byteLength;) {
+      const n = Math.min(size - filled, chunk.byteLength - at);
+      part.set(chunk.subarray(at, at + n), filled);
+      filled += n;
+      at += n;
+      if (filled === size) {
+        yield part;
+        part = Buffer.allocUnsafe(size);
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) yield part.subarray(0, filled);
+}
