@@ -3,6 +3,8 @@ export * from './keys.js';
 export * from './body.js';
 export * from './registry.js';
 export { FileStore, MARKER } from './file/file.store.js';
+export { GDriveStore, type GDriveStoreOptions } from './gdrive/gdrive.store.js';
+export { parseDriveUrl, type DriveTarget } from './gdrive/url.js';
 export { MemoryStore } from './memory/memory.store.js';
 export { metered, type Meter } from './wrappers/metered.js';
 export { withRetry, DEFAULT_RETRY, type RetryPolicy } from './wrappers/retry.js';

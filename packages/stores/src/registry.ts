@@ -5,12 +5,15 @@
 import { fileURLToPath } from 'node:url';
 import { KinvaultError } from '@kinvault/protocol';
 import { FileStore } from './file/file.store.js';
+import { GDriveStore } from './gdrive/gdrive.store.js';
+import { parseDriveUrl } from './gdrive/url.js';
 import type { Store } from './store.js';
 
 export type StoreFactory = (url: URL) => Store;
 
 const factories = new Map<string, StoreFactory>([
   ['file:', (url) => new FileStore(fileURLToPath(url))],
+  ['gdrive:', (url) => new GDriveStore(parseDriveUrl(url))],
 ]);
 
 /** Parses a target URL; INVALID_ARGUMENT (naming the schemes known) if it is none. */
