@@ -90,6 +90,24 @@ describe('gdrive store', () => {
     expect(f.server.requests['upload.resumable.status']).toBe(2);
   });
 
+  it('turns a body that fails mid-upload into a retryable UNAVAILABLE, creating nothing', async () => {
+    f = await fixture({ multipartMaxBytes: 0 });
+    const bytes = randomBytes(3 * CHUNK_UNIT);
+    const broken = {
+      ...bytesBody(bytes),
+      async *open() {
+        yield bytes.subarray(0, 2 * CHUNK_UNIT);
+        throw new Error('the disk went away');
+      },
+    };
+    await expect(f.store.put('packs/ef/x', broken)).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      retryable: true,
+      message: expect.stringContaining('the disk went away'),
+    });
+    expect(await driveFiles(f)).toEqual([]);
+  });
+
   it('says the Drive is full (DISK_FULL, not retryable) when the quota is exceeded', async () => {
     f = await fixture({ multipartMaxBytes: 100_000 }, { quotaBytes: 1_000_000 });
     await f.store.put('a', bytesBody(randomBytes(950_000)));

@@ -140,7 +140,11 @@ export class GDriveStore implements Store {
     key: string,
   ): Promise<DriveFile> {
     const parts: Uint8Array[] = [];
-    for await (const chunk of checked.chunks()) parts.push(chunk);
+    try {
+      for await (const chunk of checked.chunks()) parts.push(chunk);
+    } catch (e) {
+      throw this.sourceFailure(e, key);
+    }
     checked.finish();
     const bytes = Buffer.concat(parts);
     const res = await this.call(`writing ${key}`, () =>
@@ -178,12 +182,14 @@ export class GDriveStore implements Store {
     let failures = 0;
     for (;;) {
       while (!exhausted && (heldBytes < this.chunkBytes || base + this.chunkBytes >= size)) {
-        const next = await source.next();
+        const next = await source.next().catch((e: unknown) => {
+          throw this.sourceFailure(e, key);
+        });
         if (next.done) {
           exhausted = true;
           checked.finish();
         } else {
-          held.push(Buffer.from(next.value));
+          held.push(Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength));
           heldBytes += next.value.byteLength;
         }
       }
@@ -200,6 +206,7 @@ export class GDriveStore implements Store {
         answer = await this.uploadStatus(s, url, size, doing);
       }
       if ('file' in answer) return answer.file;
+      if (answer.received < base) throw this.sessionExpired(doing); // it lost bytes we no longer hold
       if (answer.received > base) failures = 0;
       held = [data.subarray(answer.received - base)];
       heldBytes = held[0]!.length;
@@ -530,6 +537,16 @@ export class GDriveStore implements Store {
       'FAILED_PRECONDITION',
       `The folder ${this.options.folder} of ${this.label} was not found in the Drive (${doing}): was it deleted or moved to the trash? Restore it, or remove the target and add it again.`,
       { cause, retryable: false, details: { status: 404 } },
+    );
+  }
+
+  /** The body's own failure (its file went away): not the Drive's. */
+  private sourceFailure(e: unknown, key: string): KinvaultError {
+    if (e instanceof KinvaultError) return e;
+    return new KinvaultError(
+      'UNAVAILABLE',
+      `Reading the bytes to store as ${key} at ${this.label} failed (${(e as Error).message}); nothing was stored.`,
+      { cause: e, retryable: true },
     );
   }
 
