@@ -8,7 +8,7 @@ describe('openStore', () => {
     expect(store).toBeInstanceOf(FileStore);
     expect((store as FileStore).root).toBe('/mnt/usb/kinvault');
     expect(() => openStore('ftp://host/x')).toThrow(
-      /Targets of kind ftp:\/\/ are not supported by this version \(known: file:, s3:\)/,
+      /Targets of kind ftp:\/\/ are not supported by this version \(known: file:, s3:, gdrive:\)/,
     );
     expect(() => openStore('not a url secret')).toThrow(/must be a URL, such as file:\/\//);
     expect(() => openStore('not a url secret')).not.toThrow(/secret/);

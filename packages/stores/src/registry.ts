@@ -7,6 +7,8 @@ import { KinvaultError } from '@kinvault/protocol';
 import { FileStore } from './file/file.store.js';
 import { S3Store } from './s3/s3.store.js';
 import { parseS3Url } from './s3/url.js';
+import { GDriveStore } from './gdrive/gdrive.store.js';
+import { parseDriveUrl } from './gdrive/url.js';
 import type { Store } from './store.js';
 
 export type StoreFactory = (url: URL) => Store;
@@ -14,6 +16,7 @@ export type StoreFactory = (url: URL) => Store;
 const factories = new Map<string, StoreFactory>([
   ['file:', (url) => new FileStore(fileURLToPath(url))],
   ['s3:', (url) => new S3Store(parseS3Url(url))],
+  ['gdrive:', (url) => new GDriveStore(parseDriveUrl(url))],
 ]);
 
 /** Parses a target URL; INVALID_ARGUMENT (naming the schemes known) if it is none. */

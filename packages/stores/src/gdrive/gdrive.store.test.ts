@@ -1,0 +1,247 @@
+/**
+ * The Google Drive store against the Drive v3 test server (tests/support/drive-server),
+ * through the real googleapis client. Compiled by tests/tsconfig.json, not the package's.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { driveFileNames, tokenAuth } from '../../../../tests/support/drive-client.js';
+import {
+  CHUNK_UNIT,
+  start,
+  type DriveServer,
+} from '../../../../tests/support/drive-server/index.js';
+import { bytesBody, readAll } from '../body.js';
+import { storeConformance } from '../testing/conformance.js';
+import { GDriveStore, type GDriveStoreOptions } from './gdrive.store.js';
+import { parseDriveUrl } from './url.js';
+
+interface Fixture {
+  server: DriveServer;
+  dir: string;
+  store: GDriveStore;
+}
+
+async function fixture(
+  options: Partial<GDriveStoreOptions> = {},
+  serverOptions: { quotaBytes?: number; validTokens?: string[]; refreshTokens?: string[] } = {},
+  token = 'test-access-token',
+): Promise<Fixture> {
+  const dir = await mkdtemp(join(tmpdir(), 'kv-gdrive-'));
+  const server = await start({ dir, ...serverOptions });
+  const store = new GDriveStore({
+    folder: 'Kinvault Backup',
+    auth: tokenAuth(token),
+    rootUrl: server.rootUrl,
+    chunkBytes: CHUNK_UNIT,
+    backoffMs: 1,
+    ...options,
+  });
+  return { server, dir, store };
+}
+
+async function cleanup(f: Fixture): Promise<void> {
+  await f.server.stop();
+  await rm(f.dir, { recursive: true, force: true });
+}
+
+const conformance = (options: Partial<GDriveStoreOptions>) => async () => {
+  const f = await fixture(options);
+  return { store: f.store, cleanup: () => cleanup(f) };
+};
+
+storeConformance('gdrive (multipart up to 5 MiB)', conformance({}));
+storeConformance('gdrive (resumable only)', conformance({ multipartMaxBytes: -1 }));
+
+/** The files the server holds (duplicates included). */
+const driveFiles = (f: Fixture) => driveFileNames(f.server.rootUrl);
+
+describe('gdrive store', () => {
+  let f: Fixture | undefined;
+  afterEach(async () => {
+    if (f) await cleanup(f);
+    f = undefined;
+  });
+
+  it('resumes a chunk cut mid-way from the Range the server reports, re-sending no more than the cut', async () => {
+    f = await fixture({ multipartMaxBytes: 0 });
+    const bytes = randomBytes(3 * CHUNK_UNIT + 1234);
+    f.server.cutNextChunkAfter(100_000);
+    await f.store.put('packs/ab/big', bytesBody(bytes));
+    expect((await readAll(f.store, 'packs/ab/big')).equals(bytes)).toBe(true);
+    expect(f.server.requests['upload.resumable.status']).toBe(1);
+    // The cut request's bytes past 100,000 are all the server got twice (less than a
+    // socket read); re-sending the chunk from its start would add 100,000 more.
+    const resent = f.server.bytesReceived['upload.resumable.chunk']! - bytes.length;
+    expect(resent).toBeGreaterThanOrEqual(0);
+    expect(resent).toBeLessThan(100_000);
+    expect(await driveFiles(f)).toEqual(['packs~ab~big']);
+  });
+
+  it('goes on after a chunk answered 503 or 429, from the status query', async () => {
+    f = await fixture({ multipartMaxBytes: 0 });
+    const bytes = randomBytes(2 * CHUNK_UNIT + 10);
+    f.server.fail('upload.resumable.chunk', 1, 503);
+    f.server.fail('upload.resumable.status', 1, 429);
+    await f.store.put('packs/cd/x', bytesBody(bytes));
+    expect((await readAll(f.store, 'packs/cd/x')).equals(bytes)).toBe(true);
+    expect(f.server.requests['upload.resumable.status']).toBe(2);
+  });
+
+  it('turns a body that fails mid-upload into a retryable UNAVAILABLE, creating nothing', async () => {
+    f = await fixture({ multipartMaxBytes: 0 });
+    const bytes = randomBytes(3 * CHUNK_UNIT);
+    const broken = {
+      ...bytesBody(bytes),
+      async *open() {
+        yield bytes.subarray(0, 2 * CHUNK_UNIT);
+        throw new Error('the disk went away');
+      },
+    };
+    await expect(f.store.put('packs/ef/x', broken)).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      retryable: true,
+      message: expect.stringContaining('the disk went away'),
+    });
+    expect(await driveFiles(f)).toEqual([]);
+  });
+
+  it('says the Drive is full (DISK_FULL, not retryable) when the quota is exceeded', async () => {
+    f = await fixture({ multipartMaxBytes: 100_000 }, { quotaBytes: 1_000_000 });
+    await f.store.put('a', bytesBody(randomBytes(950_000)));
+    for (const size of [80_000, 200_000]) {
+      // multipart, then resumable
+      const put = f.store.put(`b${size}`, bytesBody(randomBytes(size)));
+      await expect(put).rejects.toMatchObject({
+        code: 'DISK_FULL',
+        retryable: false,
+        message: expect.stringMatching(/Google Drive of gdrive:\/\/Kinvault%20Backup .* is full/),
+      });
+    }
+    expect(await f.store.usage()).toEqual({ usedBytes: 950_000, quotaBytes: 1_000_000 });
+    expect(await driveFiles(f)).toEqual(['a']);
+  });
+
+  it('retries 403 and 429 rate limits with a backoff, three tries in all', async () => {
+    f = await fixture();
+    await f.store.put('x', bytesBody(randomBytes(10)));
+    const listed = () => f!.server.requests['files.list'] ?? 0;
+    let before = listed();
+    f.server.fail('files.list', 2, 'userRateLimitExceeded');
+    expect(await f.store.head('x')).toMatchObject({ size: 10 });
+    expect(listed() - before).toBe(3);
+    f.server.fail('upload.multipart', 1, 429);
+    f.server.fail('files.delete', 1, 'rateLimitExceeded');
+    await f.store.put('y', bytesBody(randomBytes(10)));
+    await f.store.delete('y');
+    expect(f.server.requests['upload.multipart']).toBe(3);
+    before = listed();
+    f.server.fail('files.list', 3, 429);
+    await expect(f.store.head('x')).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      retryable: true,
+    });
+    expect(listed() - before).toBe(3);
+  });
+
+  it('replaces an object: one file afterwards, with the new bytes and SHA-256', async () => {
+    f = await fixture();
+    const first = randomBytes(1000);
+    const second = randomBytes(2000);
+    await f.store.put('keys/passphrase', bytesBody(first));
+    const info = await f.store.put('keys/passphrase', bytesBody(second));
+    expect(await driveFiles(f)).toEqual(['keys~passphrase']);
+    expect((await readAll(f.store, 'keys/passphrase')).equals(second)).toBe(true);
+    expect(await f.store.head('keys/passphrase')).toEqual(info);
+  });
+
+  it('refuses an access the Drive no longer grants (UNAUTHORIZED), never echoing the token', async () => {
+    f = await fixture({}, { validTokens: ['good'] }, 'ya29.secret-token');
+    const err = await f.store.head('x').catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'UNAUTHORIZED',
+      message: expect.stringContaining('kinvaultd target auth NAME'),
+    });
+    expect((err as Error).message).not.toContain('secret');
+  });
+});
+
+describe('gdrive store from its URL files', () => {
+  let f: Fixture | undefined;
+  afterEach(async () => {
+    if (f) await cleanup(f);
+    f = undefined;
+  });
+
+  async function fromFiles(refreshToken: string) {
+    f = await fixture({}, { refreshTokens: ['refresh-ok'], validTokens: [] });
+    const credentials = join(f.dir, 'client.json');
+    const token = join(f.dir, 'token.json');
+    await writeFile(
+      credentials,
+      JSON.stringify({
+        installed: { client_id: 'id', client_secret: 's', token_uri: `${f.server.rootUrl}token` },
+      }),
+    );
+    await writeFile(token, JSON.stringify({ refresh_token: refreshToken }), { mode: 0o600 });
+    const target = parseDriveUrl(
+      `gdrive://Family%20Photos?credentials=${credentials}&token=${token}`,
+    );
+    const store = new GDriveStore({ ...target, rootUrl: f.server.rootUrl, backoffMs: 1 });
+    return { store, token };
+  }
+
+  it('reads the OAuth client and refresh token, and refuses a token file others can read', async () => {
+    const { store, token } = await fromFiles('refresh-ok');
+    await chmod(token, 0o644);
+    await expect(store.head('x')).rejects.toMatchObject({
+      code: 'FAILED_PRECONDITION',
+      message: expect.stringContaining(`chmod 600 ${token}`),
+    });
+    await chmod(token, 0o600);
+    await store.put('x', bytesBody(Buffer.from('hello')));
+    expect((await readAll(store, 'x')).toString()).toBe('hello');
+    expect(f!.server.requests['oauth.token']).toBe(1);
+  });
+
+  it('says to authorise again when the refresh token was revoked (invalid_grant)', async () => {
+    const { store } = await fromFiles('refresh-revoked');
+    const err = await store.head('x').catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'UNAUTHORIZED',
+      message: expect.stringContaining('kinvaultd target auth NAME'),
+    });
+    expect((err as Error).message).not.toContain('refresh-revoked');
+  });
+});
+
+describe('parseDriveUrl', () => {
+  it('reads the folder and both files', () => {
+    expect(
+      parseDriveUrl('gdrive://Family%20Photos?credentials=/etc/kv/c.json&token=/etc/kv/t'),
+    ).toEqual({
+      folder: 'Family Photos',
+      credentialsFile: '/etc/kv/c.json',
+      tokenFile: '/etc/kv/t',
+    });
+  });
+
+  it('refuses what is not one folder with both files, saying what a target looks like', () => {
+    const cases: [string, RegExp][] = [
+      ['gdrive://Kv?token=/t', /credentials file is missing/],
+      ['gdrive://Kv?credentials=/c', /token file is missing/],
+      ['gdrive://Kv?credentials=c.json&token=/t', /absolute path/],
+      ['gdrive://Kv/sub?credentials=/c&token=/t', /not a path/],
+      ['gdrive://?credentials=/c&token=/t', /folder name is missing/],
+      ['gdrive://Kv?credentials=/c&token=/t&tokn=/x', /Unknown parameter tokn/],
+      ['gdrive://u:p@Kv?credentials=/c&token=/t', /no user, password or port/],
+      ['gdrive://My Backups?credentials=/c&token=/t', /%20/],
+    ];
+    for (const [url, message] of cases) {
+      expect(() => parseDriveUrl(url)).toThrow(message);
+      expect(() => parseDriveUrl(url)).toThrow(/gdrive:\/\/FolderName\?credentials=/);
+    }
+  });
+});
