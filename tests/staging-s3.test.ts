@@ -1,0 +1,142 @@
+/**
+ * Two off-site copies, one on a USB folder and one in an S3 bucket (the S3 test server,
+ * through the real SDK in the built coordinator): every pack and recovery object ends up
+ * at both, byte-identical, `where` says so, and the S3 secret appears in no output.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  initCoordinator,
+  removeTempDirs,
+  runKinvaultd,
+  startCoordinator,
+  traversableTempDir,
+  type Coordinator,
+} from './support/kinvaultd.js';
+import { enrollDevice, runKinvault } from './support/kinvault.js';
+import { filesUnder } from './support/files.js';
+import { start, type S3TestServer } from './support/s3-server/index.js';
+
+const SECRET = 'kv-s3-secret-that-must-never-be-printed';
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+describe('staging to a folder and an S3 bucket (built commands)', () => {
+  let c: Coordinator;
+  let work: string;
+  let server: S3TestServer;
+  let admin: S3Client;
+  const saved = { ...process.env };
+  const kd = (...args: string[]) => runKinvaultd([...args, '--data-dir', c.dataDir]);
+
+  beforeAll(async () => {
+    work = await traversableTempDir('kinvault-staging-s3-');
+    server = await start({ dir: join(work, 's3') });
+    admin = new S3Client({
+      endpoint: server.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'admin', secretAccessKey: 'admin' },
+    });
+    await admin.send(new CreateBucketCommand({ Bucket: 'family' }));
+    // The coordinator and commands find their credentials where the SDK looks: here,
+    // the environment (and nothing else).
+    Object.assign(process.env, {
+      AWS_ACCESS_KEY_ID: 'kvfamily',
+      AWS_SECRET_ACCESS_KEY: SECRET,
+      AWS_SHARED_CREDENTIALS_FILE: join(work, 'none'),
+      AWS_CONFIG_FILE: join(work, 'none'),
+      AWS_EC2_METADATA_DISABLED: 'true',
+    });
+    const { dataDir, port } = await initCoordinator('kinvault-staging-s3-data-');
+    const configPath = join(dataDir, 'config.json');
+    const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
+    await writeFile(configPath, JSON.stringify({ ...config, minOffsiteCopies: 2 }));
+    c = await startCoordinator(dataDir, port);
+  }, 120_000);
+
+  afterAll(async () => {
+    await c?.stop();
+    admin?.destroy();
+    await server?.stop();
+    process.env = saved;
+    await removeTempDirs();
+  });
+
+  async function bucketObjects(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const list = await admin.send(new ListObjectsV2Command({ Bucket: 'family', Prefix: 'home/' }));
+    for (const o of list.Contents ?? []) {
+      const body = await admin.send(new GetObjectCommand({ Bucket: 'family', Key: o.Key! }));
+      out.set(o.Key!.slice('home/'.length), sha256(await body.Body!.transformToByteArray()));
+    }
+    return out;
+  }
+
+  it('puts every pack and recovery object on both targets, and says where', async () => {
+    const usb = join(work, 'usb', 'kinvault');
+    await mkdir(join(work, 'usb'));
+    const s3url = `s3://family/home?endpoint=${server.endpoint}&region=us-east-1&forcePathStyle=true`;
+    expect(
+      (await kd('target', 'add', 'usb', `file://${usb}`, '--role', 'staging', '--allow-same-disk'))
+        .code,
+    ).toBe(0);
+    const added = await kd('target', 'add', 'cloud', s3url, '--role', 'staging');
+    expect(added).toMatchObject({ code: 0 });
+
+    const anna = join(work, 'anna');
+    await enrollDevice(c.dataDir, 'anna-laptop', anna);
+    const src = join(work, 'photos');
+    await mkdir(src);
+    for (let i = 0; i < 4; i++) await writeFile(join(src, `VID_${i}.mp4`), randomBytes(5e6));
+    for (let i = 0; i < 10; i++) await writeFile(join(src, `IMG_${i}.jpg`), randomBytes(40_000));
+    const backup = await runKinvault(anna, ['backup', src, '--json']);
+    expect(backup.code).toBe(0);
+    const snapshot = (JSON.parse(backup.stdout.trim().split('\n').at(-1)!) as { snapshot: string })
+      .snapshot;
+    const jobs = async () => (JSON.parse((await kd('jobs', '--json')).stdout) as unknown[]).length;
+    await expect.poll(jobs, { timeout: 60_000, interval: 500 }).toBe(0);
+
+    // The same objects, byte for byte, on the NAS, the folder and in the bucket.
+    const nas = new Map<string, string>();
+    for (const kind of ['packs', 'snapshots', 'keys', 'catalog'])
+      for (const f of await filesUnder(join(c.dataDir, kind)))
+        nas.set(`${kind}/${f}`, sha256(await readFile(join(c.dataDir, kind, f))));
+    const folder = new Map<string, string>();
+    for (const f of await filesUnder(usb))
+      if (!f.startsWith('.')) folder.set(f, sha256(await readFile(join(usb, f))));
+    expect(folder).toEqual(nas);
+    expect(await bucketObjects()).toEqual(nas);
+
+    const where = JSON.parse((await kd('where', snapshot, '--json')).stdout) as {
+      packs: { locations: { location: string; state: string }[] }[];
+    };
+    expect(where.packs.length).toBeGreaterThan(0);
+    for (const p of where.packs)
+      expect(p.locations.map((l) => `${l.location} ${l.state}`).sort()).toEqual([
+        'nas ok',
+        'staging:cloud ok',
+        'staging:usb ok',
+      ]);
+
+    // The secret is in no output and no log.
+    const outputs = [
+      added.stdout + added.stderr,
+      (await kd('status', '--json')).stdout,
+      (await kd('status')).stdout,
+      (await kd('target', 'list', '--json')).stdout,
+      (await kd('target', 'test', 'cloud', '--json')).stdout,
+      (await kd('jobs', '--json')).stdout,
+      c.log(),
+    ];
+    for (const out of outputs) expect(out).not.toContain(SECRET);
+    expect(server.requests.PutObject ?? 0).toBeGreaterThanOrEqual(nas.size);
+  });
+});
