@@ -249,6 +249,28 @@ describe('staging to file targets (built commands)', () => {
     expect((await kd('target', 'test', 'usb2')).code).toBe(0);
   });
 
+  it('check --tier staging finds a copy changed or deleted behind its back, and it is copied again', async () => {
+    const [first, second] = await filesUnder(join(usb2, 'packs'));
+    const changed = join(usb2, 'packs', first!);
+    const bytes = await readFile(changed);
+    bytes[100]! ^= 1;
+    await writeFile(changed, bytes);
+    await rm(join(usb2, 'packs', second!));
+    const check = await kd('check', '--tier', 'staging', '--json');
+    expect(check.code).toBe(1);
+    const found = JSON.parse(check.stdout) as { bad: { pack: string; state: string }[] };
+    expect(found.bad.map((b) => `${b.state} ${b.pack}`).sort()).toEqual(
+      [`damaged ${first!.split('/')[1]}`, `missing ${second!.split('/')[1]}`].sort(),
+    );
+    await expect
+      .poll(async () => (await kd('check', '--tier', 'staging')).code, { timeout: 60_000 })
+      .toBe(0);
+    // The changed copy is gone from the target, or was written again whole.
+    const now = await readFile(changed).catch(() => null);
+    if (now) expect(createHash('sha256').update(now).digest('hex')).toBe(first!.split('/')[1]);
+    expect((await kd('check', '--tier', 'cold')).code).toBe(2);
+  });
+
   it('a pack lost on the NAS is stored again by the next backup, though a target has a copy', async () => {
     const src = join(work, 'photos');
     const staged = (await filesUnder(join(usb1, 'packs')))[0]!;

@@ -1,13 +1,20 @@
 /** kinvaultd check: re-hash every pack on the NAS and find the missing ones. */
 import { formatBytes, formatDuration, plural, progressLine } from '@kinvault/protocol';
 import type { BadPack } from '../services/check.service.js';
+import { KinvaultError } from '@kinvault/protocol';
 import { withContext } from './context.js';
+import { STAGING_ATTEMPTS } from '../app/compose.js';
 
 export async function runCheck(opts: {
   dataDir: string;
   json?: boolean;
   dropReplaced?: boolean;
+  tier?: string;
 }): Promise<void> {
+  const tier = opts.tier ?? 'nas';
+  if (tier === 'staging') return runStagingCheck(opts);
+  if (tier !== 'nas')
+    throw new KinvaultError('INVALID_ARGUMENT', `--tier ${tier}: give nas or staging.`);
   const started = Date.now();
   const bar = progressLine(process.stderr.isTTY === true && !opts.json);
   const result = await withContext(opts.dataDir, (ctx) =>
@@ -50,4 +57,31 @@ export async function runCheck(opts: {
 device: each one stores again whatever it still has of it, and the snapshots that
 needed it become restorable again. A damaged pack stays where it is (its other blobs are
 still read); once stored again, "kinvaultd check --drop-replaced" sets it aside.`);
+}
+
+/** kinvaultd check --tier staging: every copy at the staging targets, without the NAS. */
+async function runStagingCheck(opts: { dataDir: string; json?: boolean }): Promise<void> {
+  const r = await withContext(opts.dataDir, async (ctx) => {
+    const result = await ctx.staging.verify();
+    // What no longer counts is placed again by the coordinator's workers.
+    if (result.bad.length > 0)
+      await ctx.queue.enqueue(
+        ctx.db.sql,
+        'stage.scan',
+        'all',
+        {},
+        { maxAttempts: STAGING_ATTEMPTS },
+      );
+    return result;
+  });
+  if (r.bad.length > 0 || r.unreachable.length > 0) process.exitCode = 1;
+  if (opts.json) return console.log(JSON.stringify({ tier: 'staging', ...r }));
+  console.log(
+    `Checked ${r.packs} pack cop${r.packs === 1 ? 'y' : 'ies'} at ${plural(r.targets, 'staging target')}: ${r.ok} intact, ${r.bad.length} missing or changed.`,
+  );
+  for (const b of r.bad) console.log(`  ${b.state}  ${b.pack}  at ${b.target} (${b.detail})`);
+  for (const u of r.unreachable)
+    console.log(`  target ${u.target} could not be checked: ${u.error}`);
+  if (r.bad.length > 0)
+    console.log('Those copies no longer count; the coordinator copies the packs again by itself.');
 }

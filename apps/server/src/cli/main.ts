@@ -75,6 +75,11 @@ program
   )
   .addOption(dataDir())
   .addOption(
+    new Option('--tier <tier>', 'which copies: nas (the default) or staging').env(
+      'KINVAULT_CHECK_TIER',
+    ),
+  )
+  .addOption(
     new Option(
       '--drop-replaced',
       'move damaged packs whose every blob was stored again to quarantine/ and out of the index',

@@ -89,6 +89,21 @@ export function targetsRepository(sql: Sql) {
       return rows.map((r) => r.location.slice('staging:'.length));
     },
 
+    /** The packs (with sizes) that have a copy recorded at `target`, in good state. */
+    async packsAt(target: string): Promise<{ name: Buffer; size: number }[]> {
+      const rows = await sql<{ name: Buffer; size: string }[]>`
+        select p.name, p.size from pack_locations l join packs p on p.name = l.pack
+        where l.location = ${stagingLocation(target)} and l.state = 'ok' order by p.name`;
+      return rows.map((r) => ({ name: r.name, size: Number(r.size) }));
+    },
+
+    /** Records what a check found of a copy at a target (damaged or missing). */
+    async markPackCopy(pack: Buffer, target: string, state: 'damaged' | 'missing', detail: string) {
+      await sql`
+        update pack_locations set state = ${state}, detail = ${detail}, changed_at = now()
+        where pack = ${pack} and location = ${stagingLocation(target)}`;
+    },
+
     /** Records a verified copy; false (nothing recorded) if the target was removed meanwhile. */
     async recordPackCopy(pack: Buffer, target: string): Promise<boolean> {
       const rows = await sql`

@@ -28,6 +28,14 @@ import {
 import type { TargetRow, TargetsRepository } from '../repositories/targets.repository.js';
 import type { PackStore } from '../stores/pack.store.js';
 
+export interface StagingCheck {
+  targets: number;
+  packs: number;
+  ok: number;
+  bad: { target: string; pack: string; state: 'missing' | 'damaged'; detail: string }[];
+  unreachable: { target: string; error: string }[];
+}
+
 export interface StagingDeps {
   targets: TargetsRepository;
   packs: PackStore;
@@ -246,6 +254,44 @@ export function stagingService(deps: StagingDeps) {
         const store = deps.open(t.url);
         if (store instanceof FileStore) await store.sweep().catch(() => {}); // unmounted: later
       }
+    },
+
+    /**
+     * Checks every pack copy recorded at the staging targets: there, of its size, and of
+     * its SHA-256 (the provider's record, or read back). A copy found missing or changed
+     * stops counting (a scan then places the pack again). Unreachable targets are reported.
+     */
+    async verify(): Promise<StagingCheck> {
+      const result: StagingCheck = { targets: 0, packs: 0, ok: 0, bad: [], unreachable: [] };
+      for (const t of await staging()) {
+        result.targets++;
+        try {
+          await at(t, async (store) => {
+            for (const p of await targets.packsAt(t.name)) {
+              result.packs++;
+              const name = p.name.toString('hex');
+              const there = await storedSha256(store, objectKeys.pack(name));
+              const problem = !there
+                ? 'missing'
+                : there.size !== p.size || there.sha256 !== name
+                  ? 'damaged'
+                  : null;
+              if (!problem) {
+                result.ok++;
+                continue;
+              }
+              const detail = problem === 'missing' ? 'not at the target' : 'its bytes changed';
+              // Changed bytes are of no use to anyone: removed, so a copy can take their place.
+              if (problem === 'damaged') await store.delete(objectKeys.pack(name));
+              await targets.markPackCopy(p.name, t.name, problem, detail);
+              result.bad.push({ target: t.name, pack: name, state: problem, detail });
+            }
+          });
+        } catch (e) {
+          result.unreachable.push({ target: t.name, error: message(e) });
+        }
+      }
+      return result;
     },
 
     /** For status: the copy policy, the targets, and the packs not yet protected. */
