@@ -4,7 +4,7 @@ import { buildServer } from '../http/server.js';
 import { hostname } from 'node:os';
 import { startWorkers } from '../queue/workers.js';
 import { jobHandlers } from '../jobs/handlers.js';
-import { openContext } from './context.js';
+import { openContext, type Context } from './context.js';
 import { dataPaths } from '../config.js';
 import { keepHeapHeadroom } from '@kinvault/protocol';
 
@@ -24,6 +24,8 @@ export async function runStart(opts: { dataDir: string; logLevel: string }): Pro
     for (const line of early) console.error(`kinvaultd: ${line}`);
     throw error;
   });
+  // Before any request or worker runs (best effort: a failure here is only logged).
+  await housekeeping(ctx, (line) => early.push(line));
   let app: Awaited<ReturnType<typeof buildServer>> | undefined;
   try {
     app = await buildServer({
@@ -56,18 +58,6 @@ export async function runStart(opts: { dataDir: string; logLevel: string }): Pro
     { url: ctx.config.publicUrl, fingerprint: ctx.tls.fingerprint },
     'kinvaultd is running',
   );
-  // Before any worker runs: jobs a killed coordinator held run again at once, and the
-  // temporary files its interrupted copies left at file targets are removed.
-  const orphans = await ctx.queue.reclaimOrphans(hostname(), isAlive);
-  if (orphans > 0) app.log.info({ jobs: orphans }, 'jobs a stopped coordinator held run again');
-  // A restart is when someone may have fixed a target: copies waiting to retry go now.
-  await ctx.queue.dueNow(['stage.pack', 'stage.recovery']);
-  await ctx.recovery.sweep();
-  await ctx.staging
-    .sweepTargets()
-    .catch((error: unknown) =>
-      app.log.warn({ err: error }, 'removing temporary files at targets failed'),
-    );
   const workers = startWorkers({
     queue: ctx.queue,
     handlers: jobHandlers(ctx),
@@ -107,4 +97,26 @@ function isAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * Jobs a killed coordinator held run again at once, waiting copies are retried now (a
+ * restart is when someone may have fixed a target), and temporary files of interrupted
+ * writes in the data directory and at file targets are removed.
+ */
+async function housekeeping(ctx: Context, note: (line: string) => void): Promise<void> {
+  const steps: [string, () => Promise<unknown>][] = [
+    [
+      'reclaiming the jobs of a stopped coordinator',
+      async () => {
+        const n = await ctx.queue.reclaimOrphans(hostname(), isAlive);
+        if (n > 0) note(`${n} jobs a stopped coordinator held run again.`);
+      },
+    ],
+    ['retrying waiting copies', () => ctx.queue.dueNow(['stage.pack', 'stage.recovery'])],
+    ['removing temporary files', () => ctx.recovery.sweep()],
+    ['removing temporary files at targets', () => ctx.staging.sweepTargets()],
+  ];
+  for (const [what, step] of steps)
+    await step().catch((e: unknown) => note(`${what} failed: ${(e as Error).message}`));
 }
