@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { KinvaultError } from '@kinvault/protocol';
-import type { Body, Range, Store } from './store.js';
+import type { Body, ObjectInfo, Range, Store } from './store.js';
 
 export const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
@@ -22,6 +22,18 @@ export function bytesBody(bytes: Uint8Array, sha256 = sha256Hex(bytes)): Body {
 export async function fileBody(path: string, sha256: string): Promise<Body> {
   const { size } = await stat(path);
   return { size, sha256, open: () => createReadStream(path, { highWaterMark: 1 << 20 }) };
+}
+
+/** Every object under a prefix, following the pages of `list`. */
+export async function listAll(store: Store, prefix: string): Promise<ObjectInfo[]> {
+  const out: ObjectInfo[] = [];
+  let after: string | null = null;
+  do {
+    const page = await store.list(prefix, { after });
+    out.push(...page.objects);
+    after = page.next;
+  } while (after);
+  return out;
 }
 
 /** Reads an object (or a range of it) into memory. */

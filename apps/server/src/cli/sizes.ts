@@ -24,6 +24,3 @@ export function parseSize(text: string, flag: string): number {
     );
   return bytes;
 }
-
-export const formatBytes = (n: number) =>
-  n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${n} B`;

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { buildServer } from '../http/server.js';
 import { hostname } from 'node:os';
 import { startWorkers } from '../queue/workers.js';
+import { processStarted } from '../db/embedded-server.js';
 import { jobHandlers } from '../jobs/handlers.js';
 import { openContext, type Context } from './context.js';
 import { dataPaths } from '../config.js';
@@ -89,16 +90,6 @@ export async function runStart(opts: { dataDir: string; logLevel: string }): Pro
   });
 }
 
-function isAlive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Jobs a killed coordinator held run again at once, waiting copies are retried now (a
  * restart is when someone may have fixed a target), and temporary files of interrupted
@@ -109,7 +100,7 @@ async function housekeeping(ctx: Context, note: (line: string) => void): Promise
     [
       'reclaiming the jobs of a stopped coordinator',
       async () => {
-        const n = await ctx.queue.reclaimOrphans(hostname(), isAlive);
+        const n = await ctx.queue.reclaimOrphans(hostname(), (pid) => processStarted(pid) !== null);
         if (n > 0) note(`${n} jobs a stopped coordinator held run again.`);
       },
     ],

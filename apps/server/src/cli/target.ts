@@ -1,6 +1,7 @@
 /** kinvaultd target add|list|test|remove: the places off the NAS that hold copies. */
 import { withContext } from './context.js';
-import { formatBytes, parseSize } from './sizes.js';
+import { formatBytes } from '@kinvault/protocol';
+import { parseSize } from './sizes.js';
 import type { TargetRow } from '../repositories/targets.repository.js';
 
 interface Common {

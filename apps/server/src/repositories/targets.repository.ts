@@ -116,9 +116,11 @@ export function targetsRepository(sql: Sql) {
       return rows.length > 0;
     },
 
-    async objectCopies(key: string): Promise<{ target: string; sha256: Buffer }[]> {
-      return sql<{ target: string; sha256: Buffer }[]>`
-        select target, sha256 from target_objects where key = ${key}`;
+    /** The objects recorded at a target: key → hex SHA-256. */
+    async objectsAt(target: string): Promise<Map<string, string>> {
+      const rows = await sql<{ key: string; sha256: Buffer }[]>`
+        select key, sha256 from target_objects where target = ${target}`;
+      return new Map(rows.map((r) => [r.key, r.sha256.toString('hex')]));
     },
 
     async recordObjectCopy(target: string, key: string, size: number, sha256: Buffer) {

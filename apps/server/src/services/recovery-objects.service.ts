@@ -11,7 +11,15 @@
  * and cannot read them back (§12.3). Only the newest `keep` catalogs are kept.
  */
 import { sealCatalog } from '@kinvault/format';
-import { bytesBody, FileStore, objectKeys, readAll, sha256Hex, type Store } from '@kinvault/stores';
+import {
+  bytesBody,
+  FileStore,
+  listAll,
+  objectKeys,
+  readAll,
+  sha256Hex,
+  type Store,
+} from '@kinvault/stores';
 import type { HouseholdRepository } from '../repositories/household.repository.js';
 import type { RecoveryRepository } from '../repositories/recovery.repository.js';
 import { catalogLines } from './catalog-content.js';
@@ -78,16 +86,7 @@ export function recoveryObjectsService(deps: RecoveryObjectsDeps) {
     return key;
   }
 
-  async function catalogKeys(): Promise<string[]> {
-    const keys: string[] = [];
-    let after: string | null = null;
-    do {
-      const page = await store.list('catalog/', { after });
-      keys.push(...page.objects.map((o) => o.key));
-      after = page.next;
-    } while (after);
-    return keys.sort();
-  }
+  const catalogKeys = async () => (await listAll(store, 'catalog/')).map((o) => o.key).sort();
 
   async function pruneCatalogs(): Promise<void> {
     const keys = await catalogKeys();

@@ -20,6 +20,7 @@ import {
   bytesBody,
   fileBody,
   FileStore,
+  listAll,
   objectKeys,
   readAll,
   sha256Hex,
@@ -64,21 +65,12 @@ const isSourceDamage = (e: unknown) =>
  * named by their SHA-256, catalogs carry theirs after the time. Key files are checked
  * by the agents that open them.
  */
+const immutable = (key: string) => key.startsWith('snapshots/') || key.startsWith('catalog/');
+
 function intact(key: string, sha256: string): boolean {
   if (key.startsWith('snapshots/')) return key.slice('snapshots/'.length) === sha256;
   if (key.startsWith('catalog/')) return key.endsWith(`-${sha256}`);
   return true;
-}
-
-async function listAll(store: Store, prefix: string) {
-  const out: { key: string; size: number }[] = [];
-  let after: string | null = null;
-  do {
-    const page = await store.list(prefix, { after });
-    out.push(...page.objects);
-    after = page.next;
-  } while (after);
-  return out;
 }
 
 /** The object's SHA-256 at the store: recorded by the provider, or read back. */
@@ -191,16 +183,18 @@ export function stagingService(deps: StagingDeps) {
         try {
           copied += await at(t, async (store) => {
             let n = 0;
+            const known = await targets.objectsAt(t.name);
             for (const o of objects) {
+              // Manifests and catalogs never change (their names hold their SHA-256):
+              // one recorded at this target is not read again.
+              if (immutable(o.key) && known.has(o.key)) continue;
               const bytes = await readAll(deps.nas, o.key);
               const sha256 = sha256Hex(bytes);
               if (!intact(o.key, sha256)) {
                 damaged.add(o.key); // never spread a damaged copy over a good one
                 continue;
               }
-              const known = await targets.objectCopies(o.key);
-              if (known.some((k) => k.target === t.name && k.sha256.toString('hex') === sha256))
-                continue;
+              if (known.get(o.key) === sha256) continue;
               await store.put(o.key, bytesBody(bytes, sha256));
               const there = await storedSha256(store, o.key);
               if (there?.sha256 !== sha256)

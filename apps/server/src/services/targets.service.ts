@@ -17,7 +17,6 @@ import {
 import type { TargetsRepository, TargetRow } from '../repositories/targets.repository.js';
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
-const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 
 export interface ProbeResult {
   /** What the provider says of its space. */
@@ -170,9 +169,6 @@ export function targetsService(deps: TargetsDeps) {
         })),
       };
     },
-
-    describeUse: (t: TargetRow) =>
-      t.quotaBytes === null ? mb(t.usedBytes) : `${mb(t.usedBytes)} of ${mb(t.quotaBytes)}`,
   };
 }
 
