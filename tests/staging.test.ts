@@ -212,7 +212,9 @@ describe('staging to file targets (built commands)', () => {
     const marker = join(usb2, '.kinvault-target');
     await rename(marker, `${marker}.away`); // as if the disk were unmounted
     const src = join(work, 'more');
-    await library(src, 2);
+    // More than usb1's whole 20 MB quota, so some of it must wait for usb2, however
+    // the first backup's packs were spread.
+    await library(src, 5);
     expect((await runKinvault(anna, ['backup', src])).code).toBe(0);
     await expect
       .poll(async () => (await targets()).find((t) => t.name === 'usb2')?.failingSince ?? null, {
