@@ -226,6 +226,9 @@ describe('parseDriveUrl', () => {
       credentialsFile: '/etc/kv/c.json',
       tokenFile: '/etc/kv/t',
     });
+    expect(
+      parseDriveUrl('gdrive://Kv?credentials=/c&token=/t&api=http://127.0.0.1:4000/drive').rootUrl,
+    ).toBe('http://127.0.0.1:4000/drive/');
   });
 
   it('refuses what is not one folder with both files, saying what a target looks like', () => {
@@ -238,6 +241,9 @@ describe('parseDriveUrl', () => {
       ['gdrive://Kv?credentials=/c&token=/t&tokn=/x', /Unknown parameter tokn/],
       ['gdrive://u:p@Kv?credentials=/c&token=/t', /no user, password or port/],
       ['gdrive://My Backups?credentials=/c&token=/t', /%20/],
+      ['gdrive://Kv?credentials=/c&token=/t&api=http://example.com/', /api parameter/],
+      ['gdrive://Kv?credentials=/c&token=/t&api=https://u:p@example.com/', /api parameter/],
+      ['gdrive://Kv?credentials=/c&token=/t&api=nonsense', /api parameter/],
     ];
     for (const [url, message] of cases) {
       expect(() => parseDriveUrl(url)).toThrow(message);

@@ -4,6 +4,8 @@
  *   spaces and other reserved characters: `gdrive://Family%20Backup`).
  * - credentials: the OAuth client JSON downloaded from Google Cloud (a "Desktop app").
  * - token: the file holding the refresh token (JSON `{"refresh_token": …}`), mode 0600.
+ * - api (optional): the Drive API's root, https://www.googleapis.com/ unless given (for a
+ *   test server or a proxy; http only to a loopback address).
  * Both paths are absolute. Parsing only: no file is read here.
  */
 import { isAbsolute } from 'node:path';
@@ -13,6 +15,8 @@ export interface DriveTarget {
   folder: string;
   credentialsFile: string;
   tokenFile: string;
+  /** The API's root, ending in "/"; undefined: Google's. */
+  rootUrl?: string;
 }
 
 const EXAMPLE = 'gdrive://FolderName?credentials=/path/client.json&token=/path/token.json';
@@ -46,6 +50,28 @@ function fileParam(url: URL, name: 'credentials' | 'token'): string {
   return values[0];
 }
 
+const PARAMETERS = new Set(['credentials', 'token', 'api']);
+const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
+
+function apiParam(url: URL): string | undefined {
+  const values = url.searchParams.getAll('api');
+  if (values.length === 0) return undefined;
+  let api: URL | null;
+  try {
+    api = values.length === 1 ? new URL(values[0]!) : null;
+  } catch {
+    api = null;
+  }
+  const plain = api && !api.username && !api.password && !api.search && !api.hash;
+  const secure =
+    api?.protocol === 'https:' || (api?.protocol === 'http:' && LOOPBACK.has(api.hostname));
+  if (!api || !plain || !secure)
+    throw invalid(
+      'The api parameter is the Drive API\'s root, given once, as https://host/ (http:// only to 127.0.0.1), without a user, "?" or "#".',
+    );
+  return api.href.endsWith('/') ? api.href : `${api.href}/`;
+}
+
 export function parseDriveUrl(input: URL | string): DriveTarget {
   let url: URL;
   try {
@@ -54,11 +80,13 @@ export function parseDriveUrl(input: URL | string): DriveTarget {
     throw invalid('This is not a URL (percent-encode spaces as %20).');
   }
   if (url.protocol !== 'gdrive:') throw invalid(`${url.protocol}// is not gdrive://.`);
-  const unknown = [...url.searchParams.keys()].filter((k) => k !== 'credentials' && k !== 'token');
+  const unknown = [...url.searchParams.keys()].filter((k) => !PARAMETERS.has(k));
   if (unknown.length > 0) throw invalid(`Unknown parameter ${unknown[0]}.`);
+  const rootUrl = apiParam(url);
   return {
     folder: folderOf(url),
     credentialsFile: fileParam(url, 'credentials'),
     tokenFile: fileParam(url, 'token'),
+    ...(rootUrl ? { rootUrl } : {}),
   };
 }
