@@ -7,7 +7,12 @@ import { DriveError, errors, sendError } from './errors.js';
 import type { DiskState } from './state.js';
 import * as uploads from './uploads.js';
 
-export type FaultKind = 'userRateLimitExceeded' | 'rateLimitExceeded' | 429 | 500 | 503;
+/**
+ * What an injected fault answers. storageQuotaExceeded: Drive refusing a write as full
+ * though about.get still shows room (its quota counts Gmail and Photos too, and lags).
+ */
+export type FaultKind =
+  'userRateLimitExceeded' | 'rateLimitExceeded' | 'storageQuotaExceeded' | 429 | 500 | 503;
 
 export interface Counters {
   requests: Record<string, number>;
@@ -69,6 +74,7 @@ function faultError(kind: FaultKind): DriveError {
   if (kind === 'userRateLimitExceeded') return errors.userRateLimitExceeded();
   if (kind === 'rateLimitExceeded') return errors.rateLimitExceeded(403);
   if (kind === 429) return errors.rateLimitExceeded(429);
+  if (kind === 'storageQuotaExceeded') return errors.storageQuotaExceeded();
   return errors.backendError(kind);
 }
 

@@ -113,9 +113,11 @@ function printOffsite(o: Awaited<ReturnType<Context['staging']['offsite']>>): vo
       : bytes(t.usedBytes);
     const state = t.failingSince
       ? `FAILING since ${t.failingSince}: ${t.lastError ?? ''}`
-      : t.full
-        ? 'FULL'
-        : 'ok';
+      : t.fullSince
+        ? `FULL since ${t.fullSince} (the provider says: ${t.fullReason ?? 'no room'})`
+        : t.full
+          ? 'FULL'
+          : 'ok';
     console.log(`target ${t.name} (${t.role}): ${use}, ${t.objects} objects, ${state}`);
   }
   if (o.unprotectedPacks > 0)

@@ -19,6 +19,8 @@ const shown = (t: TargetRow) => ({
   lastSuccessAt: t.lastSuccessAt?.toISOString() ?? null,
   lastError: t.failingSince ? t.lastError : null,
   failingSince: t.failingSince?.toISOString() ?? null,
+  /** The provider said it has no room (a configured quota reached shows in usedBytes). */
+  fullSince: t.fullSince?.toISOString() ?? null,
 });
 
 export async function runTargetAdd(
@@ -54,6 +56,10 @@ export async function runTargetList(opts: Common): Promise<void> {
     );
     if (t.failingSince)
       console.log(`    FAILING since ${t.failingSince.toISOString()}: ${t.lastError ?? ''}`);
+    else if (t.fullSince)
+      console.log(
+        `    FULL since ${t.fullSince.toISOString()} (the provider says: ${t.fullReason ?? 'no room'}); free space there or add a target`,
+      );
   }
 }
 

@@ -195,4 +195,15 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    id: 8,
+    name: 'targets the provider says are full',
+    sql: `
+      -- Set when the provider (not our quota) refused a write for want of room; cleared by
+      -- the next pack copy that succeeds there. full_checked_at: when it last said so.
+      alter table targets add column full_since timestamptz;
+      alter table targets add column full_checked_at timestamptz;
+      alter table targets add column full_reason text;
+    `,
+  },
 ];

@@ -9,8 +9,14 @@ export interface TargetRow {
   lastSuccessAt: Date | null;
   lastError: string | null;
   failingSince: Date | null;
+  /** Since when the provider says it has no room (our quota aside); null: it has. */
+  fullSince: Date | null;
+  fullCheckedAt: Date | null;
+  fullReason: string | null;
   /** Bytes of our copies there (packs and other objects). */
   usedBytes: number;
+  /** Of those, the bytes of manifests, key files and catalogs. */
+  recoveryBytes: number;
   objects: number;
 }
 
@@ -37,6 +43,9 @@ export function targetsRepository(sql: Sql) {
           last_success_at: Date | null;
           last_error: string | null;
           failing_since: Date | null;
+          full_since: Date | null;
+          full_checked_at: Date | null;
+          full_reason: string | null;
           pack_bytes: string;
           packs: string;
           object_bytes: string;
@@ -59,7 +68,11 @@ export function targetsRepository(sql: Sql) {
         lastSuccessAt: r.last_success_at,
         lastError: r.last_error,
         failingSince: r.failing_since,
+        fullSince: r.full_since,
+        fullCheckedAt: r.full_checked_at,
+        fullReason: r.full_reason,
         usedBytes: Number(r.pack_bytes) + Number(r.object_bytes),
+        recoveryBytes: Number(r.object_bytes),
         objects: Number(r.packs) + Number(r.objects),
       }));
     },
@@ -74,6 +87,19 @@ export function targetsRepository(sql: Sql) {
     async succeeded(name: string): Promise<void> {
       await sql`update targets set last_success_at = now(), failing_since = null
                 where name = ${name}`;
+    },
+
+    /** The provider refused a write for want of room: reachable, but full. */
+    async providerFull(name: string, reason: string): Promise<void> {
+      await sql`update targets set last_success_at = now(), failing_since = null,
+                full_since = coalesce(full_since, now()), full_checked_at = now(),
+                full_reason = ${reason} where name = ${name}`;
+    },
+
+    /** A pack copy was written: the provider has room again. */
+    async hasRoom(name: string): Promise<void> {
+      await sql`update targets set full_since = null, full_checked_at = null, full_reason = null
+                where name = ${name} and full_since is not null`;
     },
 
     async failed(name: string, error: string): Promise<void> {

@@ -4,18 +4,22 @@
  * Contract:
  * - `stagePack(name)` places the pack at targets, in their order, until it has the
  *   policy's number of verified copies (each on a different target). A target whose
- *   quota (as configured) would be exceeded is skipped, as is one that answers that it
- *   is full; one that fails is recorded as failing and the next is tried. A copy counts
+ *   quota (as configured) would be exceeded is skipped, as is one whose provider reports
+ *   too little room or refused a write as full (recorded as full, not failing, and left
+ *   alone for an hour, or until "target test" or a pack copy succeeds); one that fails is recorded as
+ *   failing and the next is tried. Packs leave room at a quota for the recovery objects
+ *   (as much again as a target holds of them, at least 1 MiB): a catalog is written
+ *   before the one it replaces is deleted. A copy counts
  *   only once verified (size, and SHA-256 from the provider or by reading it back).
  *   When too few targets took it, it throws a retryable error: the job tries again.
  * - `stageRecovery()` copies every snapshot manifest, both key files and the catalogs
  *   from the NAS store to every staging target (they are small and every recovery
  *   needs them), skipping what a target already holds with the same SHA-256, and
- *   deletes catalogs the NAS no longer keeps.
+ *   deletes catalogs the NAS no longer keeps. They count against a quota like packs.
  * - `unprotected()` names the packs that lack copies, for a scan to enqueue.
  */
 import { createHash } from 'node:crypto';
-import { KinvaultError } from '@kinvault/protocol';
+import { formatBytes, KinvaultError } from '@kinvault/protocol';
 import {
   bytesBody,
   fileBody,
@@ -24,6 +28,7 @@ import {
   objectKeys,
   readAll,
   sha256Hex,
+  type ObjectInfo,
   type Store,
 } from '@kinvault/stores';
 import type { TargetRow, TargetsRepository } from '../repositories/targets.repository.js';
@@ -59,6 +64,25 @@ function sourceDamaged(name: string, cause: unknown): KinvaultError {
 
 const isSourceDamage = (e: unknown) =>
   e instanceof KinvaultError && e.code === 'PACK_HASH_MISMATCH';
+const isFull = (e: unknown) => e instanceof KinvaultError && e.code === 'DISK_FULL';
+
+/** How long a target whose provider said it is full is left alone (unless tested). */
+const FULL_RETRY_MS = 60 * 60 * 1000;
+const MiB = 1024 * 1024;
+
+/** Bytes a quota keeps free of packs, for the next manifests and catalog. */
+const recoveryReserve = (t: TargetRow) => Math.max(MiB, t.recoveryBytes);
+
+/** Whether `size` more bytes fit under the target's configured quota. */
+const fitsQuota = (t: TargetRow, size: number, reserve = 0) =>
+  t.quotaBytes === null || t.usedBytes + size + reserve <= t.quotaBytes;
+
+/** Why the provider has no room for `bytes` more, if it reports its usage and they do not fit. */
+async function providerShort(store: Store, bytes: number): Promise<string | null> {
+  const { usedBytes, quotaBytes } = await store.usage();
+  if (usedBytes === null || quotaBytes === null || usedBytes + bytes <= quotaBytes) return null;
+  return `it reports ${formatBytes(usedBytes)} of ${formatBytes(quotaBytes)} used`;
+}
 
 /**
  * Whether a recovery object read from the NAS is what its name says: manifests are
@@ -113,8 +137,33 @@ export function stagingService(deps: StagingDeps) {
       await targets.succeeded(t.name);
       return r;
     } catch (e) {
-      if (!isSourceDamage(e)) await targets.failed(t.name, message(e));
+      if (isFull(e)) await targets.providerFull(t.name, message(e));
+      else if (!isSourceDamage(e)) await targets.failed(t.name, message(e));
       throw e;
+    }
+  }
+
+  /** Places one copy at `t`: a problem to report, or null once the copy is recorded. */
+  async function placePack(t: TargetRow, name: string, size: number): Promise<string | null> {
+    if (!fitsQuota(t, size, recoveryReserve(t)))
+      return `"${t.name}" is full (${t.usedBytes} of ${t.quotaBytes} bytes used)`;
+    const said = t.fullCheckedAt;
+    if (said && Date.now() - said.getTime() < FULL_RETRY_MS)
+      return `"${t.name}" is full (${t.fullReason ?? 'its provider said so'})`;
+    const short = await at(t, (store) => providerShort(store, size + recoveryReserve(t)));
+    if (short) {
+      await targets.providerFull(t.name, short);
+      return `"${t.name}" is full (${short})`;
+    }
+    try {
+      const recorded = await copyPack(t, name, size);
+      await targets.hasRoom(t.name);
+      return recorded ? null : `"${t.name}" was removed`;
+    } catch (e) {
+      if (isSourceDamage(e)) throw e;
+      return isFull(e)
+        ? `"${t.name}" is full (its provider said so)`
+        : `"${t.name}": ${message(e)}`;
     }
   }
 
@@ -138,6 +187,59 @@ export function stagingService(deps: StagingDeps) {
     return targets.recordPackCopy(Buffer.from(name, 'hex'), t.name);
   }
 
+  /**
+   * Copies the recovery objects `t` lacks (their NAS copies intact), then deletes the
+   * catalogs the NAS no longer keeps; refused, writing nothing, if the new objects would
+   * pass its quota.
+   */
+  async function copyRecovery(
+    t: TargetRow,
+    objects: ObjectInfo[],
+    catalogs: Set<string>,
+    damaged: Set<string>,
+  ): Promise<number> {
+    const known = await targets.objectsAt(t.name);
+    // Manifests and catalogs never change (their names hold their SHA-256): one recorded
+    // at this target is not read again. Key files are compared by SHA-256 below.
+    const wanted = objects.filter((o) => !(immutable(o.key) && known.has(o.key)));
+    const adding = wanted.filter((o) => !known.has(o.key)).reduce((n, o) => n + o.size, 0);
+    if (!fitsQuota(t, adding))
+      throw new KinvaultError(
+        'DISK_FULL',
+        `"${t.name}" has no room under its quota for ${adding} bytes of snapshots, key files and catalogs (${t.usedBytes} of ${t.quotaBytes} bytes used): raise its quota or add a target.`,
+      );
+    return at(t, async (store) => {
+      let n = 0;
+      for (const o of wanted) {
+        const bytes = await readAll(deps.nas, o.key);
+        const sha256 = sha256Hex(bytes);
+        if (!intact(o.key, sha256)) {
+          damaged.add(o.key); // never spread a damaged copy over a good one
+          continue;
+        }
+        if (known.get(o.key) === sha256) continue;
+        await store.put(o.key, bytesBody(bytes, sha256));
+        const there = await storedSha256(store, o.key);
+        if (there?.sha256 !== sha256)
+          throw new KinvaultError(
+            'CHECKSUM_MISMATCH',
+            `${o.key} at "${t.name}" does not read back as written.`,
+            { retryable: true },
+          );
+        await targets.recordObjectCopy(t.name, o.key, bytes.byteLength, Buffer.from(sha256, 'hex'));
+        n++;
+      }
+      // Catalogs the NAS no longer keeps go, but never the last ones a target has.
+      const intactCatalogs = [...catalogs].filter((k) => !damaged.has(k));
+      for (const old of intactCatalogs.length > 0 ? await listAll(store, 'catalog/') : [])
+        if (!catalogs.has(old.key)) {
+          await store.delete(old.key);
+          await targets.forgetObject(t.name, old.key);
+        }
+      return n;
+    });
+  }
+
   return {
     async stagePack(name: string, size: number): Promise<{ copies: string[] }> {
       const have = new Set(await targets.packCopies(Buffer.from(name, 'hex')));
@@ -147,18 +249,10 @@ export function stagingService(deps: StagingDeps) {
         if (have.has(target)) continue;
         const problem = await exclusive(target, async () => {
           const t = (await staging()).find((r) => r.name === target);
-          if (!t) return `"${target}" was removed`;
-          if (t.quotaBytes !== null && t.usedBytes + size > t.quotaBytes)
-            return `"${t.name}" is full (${t.usedBytes} of ${t.quotaBytes} bytes used)`;
-          try {
-            if (await copyPack(t, name, size)) have.add(t.name);
-            return null;
-          } catch (e) {
-            if (isSourceDamage(e)) throw e;
-            return `"${t.name}": ${message(e)}`;
-          }
+          return t ? placePack(t, name, size) : `"${target}" was removed`;
         });
         if (problem) problems.push(problem);
+        else have.add(target);
       }
       if (have.size < deps.copies && (await staging()).length > 0)
         throw new KinvaultError(
@@ -179,49 +273,14 @@ export function stagingService(deps: StagingDeps) {
       let copied = 0;
       const problems: string[] = [];
       const damaged = new Set<string>();
-      for (const t of await staging()) {
+      for (const { name: target } of await staging()) {
         try {
-          copied += await at(t, async (store) => {
-            let n = 0;
-            const known = await targets.objectsAt(t.name);
-            for (const o of objects) {
-              // Manifests and catalogs never change (their names hold their SHA-256):
-              // one recorded at this target is not read again.
-              if (immutable(o.key) && known.has(o.key)) continue;
-              const bytes = await readAll(deps.nas, o.key);
-              const sha256 = sha256Hex(bytes);
-              if (!intact(o.key, sha256)) {
-                damaged.add(o.key); // never spread a damaged copy over a good one
-                continue;
-              }
-              if (known.get(o.key) === sha256) continue;
-              await store.put(o.key, bytesBody(bytes, sha256));
-              const there = await storedSha256(store, o.key);
-              if (there?.sha256 !== sha256)
-                throw new KinvaultError(
-                  'CHECKSUM_MISMATCH',
-                  `${o.key} at "${t.name}" does not read back as written.`,
-                  { retryable: true },
-                );
-              await targets.recordObjectCopy(
-                t.name,
-                o.key,
-                bytes.byteLength,
-                Buffer.from(sha256, 'hex'),
-              );
-              n++;
-            }
-            // Catalogs the NAS no longer keeps go, but never the last ones a target has.
-            const intactCatalogs = [...catalogs].filter((k) => !damaged.has(k));
-            for (const old of intactCatalogs.length > 0 ? await listAll(store, 'catalog/') : [])
-              if (!catalogs.has(old.key)) {
-                await store.delete(old.key);
-                await targets.forgetObject(t.name, old.key);
-              }
-            return n;
+          copied += await exclusive(target, async () => {
+            const t = (await staging()).find((r) => r.name === target);
+            return t ? copyRecovery(t, objects, catalogs, damaged) : 0;
           });
         } catch (e) {
-          problems.push(`"${t.name}": ${message(e)}`);
+          problems.push(`"${target}": ${message(e)}`);
         }
       }
       if (damaged.size > 0)
@@ -299,7 +358,10 @@ export function stagingService(deps: StagingDeps) {
           usedBytes: t.usedBytes,
           quotaBytes: t.quotaBytes,
           objects: t.objects,
-          full: t.quotaBytes !== null && t.usedBytes >= t.quotaBytes * 0.98,
+          full:
+            t.fullSince !== null || (t.quotaBytes !== null && t.usedBytes >= t.quotaBytes * 0.98),
+          fullSince: t.fullSince?.toISOString() ?? null,
+          fullReason: t.fullSince ? t.fullReason : null,
           failingSince: t.failingSince?.toISOString() ?? null,
           lastError: t.failingSince ? t.lastError : null,
         })),

@@ -120,6 +120,11 @@ export function targetsService(deps: TargetsDeps) {
       try {
         const r = await probe(deps.open(t.url));
         await repo.succeeded(name);
+        if (t.fullSince) {
+          // Tested after space was freed: tried again for the packs waiting, at once.
+          await repo.hasRoom(name);
+          await deps.changed();
+        }
         return r;
       } catch (e) {
         await repo.failed(name, (e as Error).message);

@@ -145,7 +145,8 @@ export class FileStore implements Store {
   async usage(): Promise<Usage> {
     await this.ready();
     const s = await statfs(this.root);
-    return { usedBytes: (s.blocks - s.bfree) * s.bsize, quotaBytes: s.blocks * s.bsize };
+    // Used: all but what this process may still write (the root-reserved blocks count as used).
+    return { usedBytes: (s.blocks - s.bavail) * s.bsize, quotaBytes: s.blocks * s.bsize };
   }
 
   private pathOf(key: string): string {
