@@ -118,6 +118,14 @@ describe('recovery objects in the NAS store (built commands)', () => {
     expect((await runKinvault(anna, ['backup', src])).code).toBe(0);
     await writeFile(join(src, 'album', 'new.jpg'), randomBytes(50_000));
     expect((await runKinvault(anna, ['backup', src])).code).toBe(0);
+    // The manifests are written before the commits answer; the catalog by a job after.
+    const jobs = async () =>
+      (
+        JSON.parse(
+          (await runKinvaultd(['jobs', '--json', '--data-dir', c.dataDir])).stdout,
+        ) as unknown[]
+      ).length;
+    await expect.poll(jobs, { timeout: 30_000, interval: 300 }).toBe(0);
 
     const pg = await indexInPostgres(c.dataDir);
     expect(pg.snapshots).toHaveLength(2);

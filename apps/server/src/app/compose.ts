@@ -108,7 +108,7 @@ export async function openContext(
       afterCommit: async (id, sealed) => {
         await recovery.keyFilesChanged();
         await recovery.snapshotCommitted(id, sealed);
-        await stagingJob('stage.recovery', 'all');
+        await stagingJob('recovery.catalog', 'all'); // then stage.recovery copies them
       },
       onHookError: reportRecoveryError,
     }),

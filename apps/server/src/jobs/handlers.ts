@@ -1,6 +1,8 @@
 /**
  * The job kinds the coordinator runs, each a thin call into one service:
  * - `stage.pack` (key: pack name): place the pack's off-site copies;
+ * - `recovery.catalog` (key `all`): seal a fresh catalog of the index into the NAS store
+ *   (after commits; waiting ones coalesce), then enqueue `stage.recovery`;
  * - `stage.recovery` (key `all`): copy manifests, key files and catalogs to the targets;
  * - `stage.scan` (key `all`): enqueue `stage.pack` for every pack that lacks copies
  *   (after a target was added or removed, and at start).
@@ -16,6 +18,10 @@ export function jobHandlers(ctx: Context): Record<string, JobHandler> {
       const size = await ctx.packStore.size(job.key);
       if (size === null) return; // not on the NAS any more: a check reports it
       await ctx.staging.stagePack(job.key, size);
+    },
+    'recovery.catalog': async () => {
+      await ctx.recovery.writeCatalog();
+      await enqueue('stage.recovery', 'all');
     },
     'stage.recovery': async () => void (await ctx.staging.stageRecovery()),
     'stage.scan': async () => {

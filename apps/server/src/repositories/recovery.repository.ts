@@ -16,26 +16,31 @@ export interface CatalogSnapshot {
   packs: Buffer[];
 }
 
+/** Rows fetched at a time: a catalog of a large index is never all in memory. */
+const BATCH = 500;
+
 export function recoveryRepository(sql: Sql) {
   return {
-    /** Every pack with the blobs it is recorded for (the dedup index), by name. */
-    async packs(): Promise<CatalogPack[]> {
-      const rows = await sql<{ name: Buffer; size: string; ids: Buffer[]; types: number[] }[]>`
+    /** Every pack with the blobs it is recorded for (the dedup index), by name, read in batches. */
+    async *packs(): AsyncGenerator<CatalogPack> {
+      const rows = sql<{ name: Buffer; size: string; ids: Buffer[]; types: number[] }[]>`
         select p.name, p.size,
                coalesce(array_agg(b.id order by b.id) filter (where b.id is not null), '{}') as ids,
                coalesce(array_agg(b.type order by b.id) filter (where b.id is not null), '{}') as types
         from packs p left join blobs b on b.pack = p.name
         group by p.name, p.size order by p.name`;
-      return rows.map((r) => ({
-        name: r.name,
-        size: Number(r.size),
-        blobs: r.ids.map((id, i) => ({ id, type: r.types[i]! })),
-      }));
+      for await (const batch of rows.cursor(BATCH))
+        for (const r of batch)
+          yield {
+            name: r.name,
+            size: Number(r.size),
+            blobs: r.ids.map((id, i) => ({ id, type: r.types[i]! })),
+          };
     },
 
-    /** Every snapshot with its device's name, totals and packs, oldest first. */
-    async snapshots(): Promise<CatalogSnapshot[]> {
-      const rows = await sql<
+    /** Every snapshot with its device's name, totals and packs, oldest first, in batches. */
+    async *snapshots(): AsyncGenerator<CatalogSnapshot> {
+      const rows = sql<
         {
           id: Buffer;
           device: string;
@@ -50,14 +55,16 @@ export function recoveryRepository(sql: Sql) {
         from snapshots s join devices d on d.id = s.device_id
         left join snapshot_packs sp on sp.snapshot = s.id
         group by s.id, d.name order by s.created_at, s.id`;
-      return rows.map((r) => ({
-        id: r.id,
-        device: r.device,
-        createdAt: r.created_at,
-        files: Number(r.files),
-        bytes: Number(r.logical_bytes),
-        packs: r.packs,
-      }));
+      for await (const batch of rows.cursor(BATCH))
+        for (const r of batch)
+          yield {
+            id: r.id,
+            device: r.device,
+            createdAt: r.created_at,
+            files: Number(r.files),
+            bytes: Number(r.logical_bytes),
+            packs: r.packs,
+          };
     },
 
     /** Sealed manifests by id. */

@@ -32,16 +32,20 @@ export interface CatalogContent {
 const hex = (b: Buffer) => b.toString('hex');
 
 /** The catalog's lines, each a UTF-8 JSON record ending in a newline. */
-export function* catalogLines(
+export async function* catalogLines(
   header: CatalogHeader,
-  packs: CatalogPack[],
-  snapshots: CatalogSnapshot[],
-): Generator<Uint8Array> {
+  packs: AsyncIterable<CatalogPack>,
+  snapshots: AsyncIterable<CatalogSnapshot>,
+): AsyncGenerator<Uint8Array> {
   const line = (record: unknown) => Buffer.from(`${JSON.stringify(record)}\n`, 'utf8');
+  const count = { packs: 0, snapshots: 0 };
   yield line(header);
-  for (const p of packs)
+  for await (const p of packs) {
+    count.packs++;
     yield line({ pack: hex(p.name), size: p.size, blobs: p.blobs.map((b) => [hex(b.id), b.type]) });
-  for (const s of snapshots)
+  }
+  for await (const s of snapshots) {
+    count.snapshots++;
     yield line({
       snapshot: hex(s.id),
       device: s.device,
@@ -50,7 +54,8 @@ export function* catalogLines(
       bytes: s.bytes,
       packs: s.packs.map(hex),
     });
-  yield line({ end: true, packs: packs.length, snapshots: snapshots.length });
+  }
+  yield line({ end: true, ...count });
 }
 
 const invalid = (why: string) =>

@@ -4,10 +4,11 @@
  * the store is the NAS data directory; the staging of issue 10 copies the same objects
  * to the targets.
  *
- * Contract: after `snapshotCommitted` resolves, the manifest and a catalog that lists it
- * are in the store; after `keyFilesChanged`, both key files are. A crash in between
- * leaves PostgreSQL ahead of the store: `reconcile` (run at start) writes whatever is
- * missing and a fresh catalog. The coordinator seals catalogs to the household box key
+ * Contract: after `snapshotCommitted` resolves, the manifest is in the store; after
+ * `keyFilesChanged`, both key files are; `writeCatalog` (run by a job after commits, so
+ * that a burst of them writes one) seals the whole index into a new catalog, read from
+ * PostgreSQL in batches. A crash in between leaves PostgreSQL ahead of the store:
+ * `reconcile` (run at start) writes whatever is missing and a fresh catalog. The coordinator seals catalogs to the household box key
  * and cannot read them back (§12.3). Only the newest `keep` catalogs are kept.
  */
 import { sealCatalog } from '@kinvault/format';
@@ -74,8 +75,8 @@ export function recoveryObjectsService(deps: RecoveryObjectsDeps) {
         boxPublicKey: h.boxPublicKey.toString('base64'),
         signPublicKey: h.signPublicKey?.toString('base64') ?? null,
       },
-      await recovery.packs(),
-      await recovery.snapshots(),
+      recovery.packs(),
+      recovery.snapshots(),
     );
     const parts: Uint8Array[] = [];
     for await (const part of sealCatalog(h.boxPublicKey, lines)) parts.push(part);
@@ -101,7 +102,6 @@ export function recoveryObjectsService(deps: RecoveryObjectsDeps) {
 
     async snapshotCommitted(id: string, sealed: Uint8Array): Promise<void> {
       await putBytes(objectKeys.snapshot(id), sealed);
-      await writeCatalog();
     },
 
     /** Writes what PostgreSQL has and the store lacks, then a fresh catalog. */
