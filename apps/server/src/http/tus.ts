@@ -3,7 +3,8 @@
  * Every request is authenticated; an upload can be seen, continued or deleted only by
  * the device that created it; a finished upload is handed to the packs service as an
  * incoming pack (built by upload-store.ts, which alone knows where tus keeps its bytes),
- * to be verified and registered. Responses never name a server path (unexpected errors get a reference).
+ * to be verified and registered. Responses never name a server path (unexpected errors
+ * get a reference).
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
