@@ -24,6 +24,7 @@ import {
   toHex,
 } from '@kinvault/format';
 import { apiClient, type ApiClient } from '../apps/agent/src/transport/api.js';
+import { appRouter } from '../apps/server/src/http/trpc/router.js';
 import { createTls } from '../apps/server/src/tls.js';
 import {
   fetchPinnedCertificate,
@@ -91,6 +92,56 @@ function get(
     });
     req.on('error', reject);
     req.end();
+  });
+}
+
+/**
+ * "STATUS REFUSED" for a procedure's answer: its HTTP status (for a subscription, which
+ * plain HTTP gets as server-sent events, the status of an error that is the stream's only
+ * event) and whether it says the device is not enrolled.
+ */
+function refusal(type: string, r: { status: number; body: Buffer }): string {
+  const body = String(r.body);
+  const refused = /not enrolled or was revoked/.test(body);
+  if (type !== 'subscription') return `${r.status} ${refused}`;
+  const events = [...body.matchAll(/^event: (.*)$/gm)].map((m) => m[1]);
+  const error = /^event: serialized-error\ndata: (.*)$/m.exec(body);
+  const status = error
+    ? (JSON.parse(error[1]!) as { data: { httpStatus: number } }).data.httpStatus
+    : 0;
+  return events.join() === 'connected,serialized-error'
+    ? `${status} ${refused}`
+    : `${r.status} ${body}`;
+}
+
+/** A tRPC procedure called over plain HTTPS, as tRPC's HTTP link would call it. */
+function callProcedure(
+  url: string,
+  pin: Pin,
+  path: string,
+  type: string,
+  authorization: string | undefined,
+): Promise<{ status: number; body: Buffer }> {
+  const mutation = type === 'mutation';
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${url}/trpc/${path}`,
+      {
+        ...tlsOptions(pin),
+        method: mutation ? 'POST' : 'GET',
+        headers: {
+          ...(authorization ? { authorization } : {}),
+          ...(mutation ? { 'content-type': 'application/json' } : {}),
+        },
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }));
+      },
+    );
+    req.on('error', reject);
+    req.end(mutation ? '{}' : undefined);
   });
 }
 
@@ -457,6 +508,37 @@ describe('coordinator API (built kinvaultd, agent transport)', () => {
       ).status,
     ).toBe(401);
     await expect(upload(bob, c.url, p.info.name, p.bytes)).rejects.toThrow(/HTTP 401/);
+  });
+
+  it('refuses every tRPC procedure but enroll without the token of an enrolled device', async () => {
+    // Listed from the router itself, so that a procedure added later is checked too.
+    const procedures = Object.entries(appRouter._def.procedures) as [
+      string,
+      { _def: { type: string } },
+    ][];
+    expect(procedures.map(([path]) => path)).toEqual(
+      expect.arrayContaining(['enroll', 'events', 'household.get', 'snapshots.list']),
+    );
+    const revoked = await enroll(c, 'old-phone');
+    expect(
+      (await runKinvaultd(['device', 'revoke', 'old-phone', '--data-dir', c.dataDir])).code,
+    ).toBe(0);
+    // No token; a well-formed one this coordinator never issued (another household's
+    // device, whose coordinator is another one, holds such a token); a revoked device's.
+    const tokens = [undefined, `Bearer ${'q'.repeat(43)}`, `Bearer ${revoked.token}`];
+    const answers: string[] = [];
+    for (const [path, procedure] of procedures) {
+      if (path === 'enroll') continue;
+      for (const authorization of tokens) {
+        const r = await callProcedure(c.url, anna.pin, path, procedure._def.type, authorization);
+        answers.push(`${path} ${refusal(procedure._def.type, r)}`);
+      }
+    }
+    expect(answers).toEqual(
+      procedures
+        .filter(([path]) => path !== 'enroll')
+        .flatMap(([path]) => tokens.map(() => `${path} 401 true`)),
+    );
   });
 
   it('retries a coordinator that answers 503 (stopping or starting), and no other HTTP error', async () => {

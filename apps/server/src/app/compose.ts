@@ -27,7 +27,7 @@ import { targetsService, type TargetsService } from '../services/targets.service
 import { stagingService, type StagingService } from '../services/staging.service.js';
 import { checkService, type CheckService } from '../services/check.service.js';
 import { packStore, type PackStore } from '../stores/pack.store.js';
-import type { Services } from '../http/trpc.js';
+import type { Services } from '../services/services.js';
 import { EventBus } from '../services/events.js';
 import { jobQueue, type JobQueue } from '../queue/queue.js';
 import { loadTls, type TlsMaterial } from '../tls.js';

@@ -3,7 +3,7 @@
  * packs service says where the pack is read from.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Services } from './trpc.js';
+import type { Services } from '../services/services.js';
 import { authenticate } from './auth.js';
 
 export function packDownloadRoute(services: Services) {

@@ -11,7 +11,8 @@ import type { TlsMaterial } from '../tls.js';
 import { authenticate } from './auth.js';
 import { internalErrorMessage, referenceOf } from './errors.js';
 import { packDownloadRoute } from './packs.route.js';
-import { appRouter, type AppRouter, type Services } from './trpc.js';
+import type { Services } from '../services/services.js';
+import { appRouter, type AppRouter } from './trpc/router.js';
 import { tusPlugin } from './tus.js';
 
 export interface ServerDeps {
@@ -67,7 +68,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     trpcOptions: {
       router: appRouter,
       keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 5_000 },
-      // Internal failures: the client gets a reference (trpc.ts), the log the details.
+      // Internal failures: the client gets a reference (trpc/procedures.ts), the log the details.
       onError({ error, path, type, req }) {
         if (error.code !== 'INTERNAL_SERVER_ERROR' || isKinvaultError(error.cause)) return;
         req.log.error(

@@ -1,18 +1,20 @@
 /**
  * Pack uploads over tus (resumable), in their own encapsulated fastify plugin.
  * Every request is authenticated; an upload can be seen, continued or deleted only by
- * the device that created it; a finished upload is verified and registered by the packs
- * service. Responses never name a server path (unexpected errors get a reference).
+ * the device that created it; a finished upload is handed to the packs service as an
+ * incoming pack (built by upload-store.ts, which alone knows where tus keeps its bytes),
+ * to be verified and registered. Responses never name a server path (unexpected errors
+ * get a reference).
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Server } from '@tus/server';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
 import { coalesce } from './coalesce.js';
 import { edgeOf, isKinvaultError, TUS_PATH } from '@kinvault/protocol';
-import type { Services } from './trpc.js';
+import type { Services } from '../services/services.js';
 import { authenticate } from './auth.js';
 import { internalErrorMessage, referenceOf } from './errors.js';
 import { diskFullAnswer, freeBytes, isNoSpace, UploadStore, UPLOAD_ID } from './upload-store.js';
@@ -92,12 +94,12 @@ export function tusPlugin(services: Services, uploadsDir: string, expiryMs: numb
         try {
           const device = await deviceOf(req);
           const hashed = received.get(req);
-          const r = await services.packs.finishUpload(
-            device,
-            join(uploadsDir, upload.id),
+          const pack = store.incomingPack(
+            upload.id,
             upload.metadata?.pack ?? '',
             hashed ? { sha256: hashed.hash.digest('hex'), bytes: hashed.bytes } : undefined,
           );
+          const r = await services.packs.receive(device, pack);
           return { status_code: 204, headers: { 'Kinvault-Blobs': r.blobs } };
         } catch (error) {
           if (isKinvaultError(error)) {

@@ -11,11 +11,14 @@
  * - `sweep()` (at start) removes what a crash left: sidecars without data files and
  *   data files without sidecars, besides expired uploads.
  */
-import { open, readdir, rm, statfs } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, readdir, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FileStore } from '@tus/file-store';
 import { ERRORS, type Upload } from '@tus/server';
+import type { IncomingPack } from '../services/packs.service.js';
 
 /** Upload ids are ours (namingFunction): 32 lowercase hex digits. */
 export const UPLOAD_ID = /^[0-9a-f]{32}$/;
@@ -53,6 +56,19 @@ export async function freeBytes(dir: string): Promise<number> {
   return s ? s.bavail * s.bsize : 0;
 }
 
+/** What the edge hashed of an upload's bytes as they arrived (from offset 0). */
+export interface HashedInTransit {
+  sha256: string;
+  bytes: number;
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }))
+    hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
 export class UploadStore extends FileStore {
   constructor(
     directory: string,
@@ -70,6 +86,24 @@ export class UploadStore extends FileStore {
     if (!UPLOAD_ID.test(id)) return undefined;
     const info = await this.configstore.get(id);
     return info ? (info.metadata?.device ?? null) : undefined;
+  }
+
+  /**
+   * A finished upload as the packs service takes it. Its SHA-256 is the one hashed in
+   * transit when that covered every byte of the data file, else the file is read back
+   * (a resumed upload). Moving it renames the data file into the pack store; `discard`
+   * removes what is left either way.
+   */
+  incomingPack(id: string, declaredName: string, hashed?: HashedInTransit): IncomingPack {
+    const file = join(this.directory, id);
+    let size: Promise<number> | undefined;
+    const sizeOnce = () => (size ??= stat(file).then((s) => s.size));
+    return {
+      declaredName,
+      size: sizeOnce,
+      sha256: async () => (hashed?.bytes === (await sizeOnce()) ? hashed.sha256 : sha256File(file)),
+      moveInto: (store, name) => store.adopt(file, name),
+    };
   }
 
   /** Deletes the upload's data file and sidecar, whichever exist. */

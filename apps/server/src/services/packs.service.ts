@@ -1,11 +1,8 @@
 /**
- * Packs: declarations, verification of finished uploads, dedup queries. The
+ * Packs: declarations, verification of incoming packs, dedup queries. The
  * coordinator cannot read packs; it checks what it can without keys (size, SHA-256
  * name) and records what the uploading device declared.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { TransactionSql } from 'postgres';
 import { KinvaultError } from '@kinvault/protocol';
@@ -36,11 +33,27 @@ function hexBuf(hex: string, what: string): Buffer {
   return Buffer.from(hex, 'hex');
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }))
-    hash.update(chunk as Buffer);
-  return hash.digest('hex');
+/**
+ * A pack that has arrived at an edge (a finished upload), known only by what its sender
+ * claims until the packs service has checked it. The edge builds it, and drops whatever
+ * is left of it once `receive` has returned or thrown.
+ */
+export interface IncomingPack {
+  /** The name its sender gave it, meant to be its SHA-256 (lowercase hex): unchecked. */
+  readonly declaredName: string;
+  /** How many bytes arrived. */
+  size(): Promise<number>;
+  /**
+   * The SHA-256 (hex) of every byte that arrived. An edge that hashed them on their way
+   * in answers without reading them again.
+   */
+  sha256(): Promise<string>;
+  /**
+   * Moves the bytes into the pack store as `name`, durably (PackStore.adopt: a rename
+   * when the store is on the same file system, so the bytes are not copied). Called at
+   * most once; afterwards the incoming pack holds nothing.
+   */
+  moveInto(store: Pick<PackStore, 'adopt'>, name: string): Promise<void>;
 }
 
 export interface DamageReport {
@@ -175,40 +188,30 @@ export function packsService(
     },
 
     /**
-     * A tus upload finished: check it against its declaration, size and name, move it
-     * into the store and register it. On any mismatch the upload is deleted and
-     * nothing is registered.
+     * A pack arrived: check it against its declaration, size and name, move it into the
+     * store and register it. On any mismatch it is refused (a KinvaultError), and nothing
+     * is registered or moved.
      */
-    async finishUpload(
-      device: Device,
-      file: string,
-      declaredName: string,
-      /**
-       * The SHA-256 (hex) of exactly `received.bytes` bytes, hashed while they arrived
-       * (the file is read back only when this does not cover the whole file).
-       */
-      received?: { sha256: string; bytes: number },
-    ): Promise<{ blobs: number }> {
+    async receive(device: Device, pack: IncomingPack): Promise<{ blobs: number }> {
+      const declaredName = pack.declaredName;
       const name = hexBuf(declaredName, 'The pack name in the upload');
-      const reject = async (
+      const reject = (
         why: string,
         code: 'PACK_HASH_MISMATCH' | 'INVALID_ARGUMENT' = 'PACK_HASH_MISMATCH',
-      ) => {
-        await rm(file, { force: true });
-        return new KinvaultError(
+      ) =>
+        new KinvaultError(
           code,
           `Pack ${declaredName} was refused: ${why}. Nothing was stored; the agent will upload it again.`,
         );
-      };
       const declaration = await repo.declaration(name, device.id);
       if (!declaration)
-        throw await reject('it was not declared by this device first', 'INVALID_ARGUMENT');
-      const size = (await stat(file)).size;
+        throw reject('it was not declared by this device first', 'INVALID_ARGUMENT');
+      const size = await pack.size();
       if (size !== declaration.size)
-        throw await reject(`it has ${size} bytes, ${declaration.size} were declared`);
-      const actual = received?.bytes === size ? received.sha256 : await sha256File(file);
-      if (actual !== declaredName) throw await reject(`its SHA-256 is ${actual}`);
-      await store.adopt(file, declaredName);
+        throw reject(`it has ${size} bytes, ${declaration.size} were declared`);
+      const actual = await pack.sha256();
+      if (actual !== declaredName) throw reject(`its SHA-256 is ${actual}`);
+      await pack.moveInto(store, declaredName);
       const committed = await repo.commit(name, size, device.id, (tx) =>
         Promise.resolve(hooks.inCommit?.(tx, declaredName)),
       );
