@@ -9,6 +9,7 @@ import { loadConfig } from '../apps/server/src/config.js';
 import { openDatabase, type Database } from '../apps/server/src/db/database.js';
 import { migrate } from '../apps/server/src/db/migrate.js';
 import { jobQueue, type Job } from '../apps/server/src/queue/queue.js';
+import { repositoriesOf } from '../apps/server/src/repositories/index.js';
 import { startWorkers } from '../apps/server/src/queue/workers.js';
 import { initCoordinator, removeTempDirs, runKinvaultd } from './support/kinvaultd.js';
 
@@ -29,6 +30,33 @@ describe('job queue (real PostgreSQL)', () => {
   });
 
   const clear = () => db.sql`delete from jobs`;
+
+  it("runs repositories in the caller's transaction: their changes and its jobs commit or roll back together", async () => {
+    await clear();
+    const q = jobQueue(db.sql, { workerId: 'w1' });
+    const target = { name: 'usb', url: 'file:///mnt/usb', role: 'staging', quotaBytes: null };
+    await db.sql
+      .begin(async (tx) => {
+        const repos = repositoriesOf(tx);
+        expect(await repos.targets.add(target)).toBe(true);
+        await repos.targets.remove('usb'); // its own transaction: a savepoint here
+        expect(await repos.targets.add(target)).toBe(true);
+        await q.enqueue(tx, 'stage.scan', 'all');
+        expect((await repos.targets.list()).map((t) => t.name)).toEqual(['usb']);
+        throw new Error('the change fails');
+      })
+      .catch(() => {});
+    const pool = repositoriesOf(db.sql);
+    expect(await pool.targets.list()).toEqual([]);
+    expect(await q.list()).toEqual([]);
+    await db.sql.begin(async (tx) => {
+      await repositoriesOf(tx).targets.add(target);
+      await q.enqueue(tx, 'stage.scan', 'all');
+    });
+    expect((await pool.targets.list()).map((t) => t.name)).toEqual(['usb']);
+    expect((await q.list()).map((j) => j.kind)).toEqual(['stage.scan']);
+    await pool.targets.remove('usb');
+  });
 
   it("enqueues in the caller's transaction, one live job per kind and key", async () => {
     await clear();

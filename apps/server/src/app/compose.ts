@@ -9,13 +9,8 @@ import { FileStore, openStore } from '@kinvault/stores';
 import { loadConfig, dataPaths, type Config } from '../config.js';
 import { openDatabase, type Database, type OpenOptions } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
-import { devicesRepository } from '../repositories/devices.repository.js';
+import { repositoriesOf } from '../repositories/index.js';
 import { devicesService, type DevicesService } from '../services/devices.service.js';
-import { householdRepository } from '../repositories/household.repository.js';
-import { packsRepository } from '../repositories/packs.repository.js';
-import { snapshotsRepository } from '../repositories/snapshots.repository.js';
-import { recoveryRepository } from '../repositories/recovery.repository.js';
-import { targetsRepository } from '../repositories/targets.repository.js';
 import { householdService } from '../services/household.service.js';
 import { packsService } from '../services/packs.service.js';
 import { snapshotsService } from '../services/snapshots.service.js';
@@ -69,7 +64,8 @@ export async function openContext(
     await database.close();
     throw error;
   }
-  const devices = devicesService(devicesRepository(database.sql), {
+  const repos = repositoriesOf(database.sql);
+  const devices = devicesService(repos.devices, {
     publicUrl: config.publicUrl,
     fingerprint: tls.fingerprint,
     ttlMinutes: config.enrollmentTtlMinutes,
@@ -83,8 +79,8 @@ export async function openContext(
   await nasObjects.initialise();
   const recovery = recoveryObjectsService({
     store: nasObjects,
-    household: householdRepository(database.sql),
-    recovery: recoveryRepository(database.sql),
+    household: repos.household,
+    recovery: repos.recovery,
   });
   const reportRecoveryError = (e: unknown) =>
     console.error(
@@ -93,18 +89,18 @@ export async function openContext(
   const services: Services = {
     events,
     devices,
-    household: householdService(householdRepository(database.sql), events, {
+    household: householdService(repos.household, events, {
       afterKeyFiles: async () => {
         await recovery.keyFilesChanged();
         await stagingJob('stage.recovery', 'all');
       },
       onHookError: reportRecoveryError,
     }),
-    packs: packsService(packsRepository(database.sql), store, events, undefined, {
+    packs: packsService(repos.packs, store, events, undefined, {
       inCommit: (tx, name) =>
         queue.enqueue(tx, 'stage.pack', name, {}, { maxAttempts: STAGING_ATTEMPTS }),
     }),
-    snapshots: snapshotsService(snapshotsRepository(database.sql), events, {
+    snapshots: snapshotsService(repos.snapshots, events, {
       afterCommit: async (id, sealed) => {
         await recovery.keyFilesChanged();
         await recovery.snapshotCommitted(id, sealed);
@@ -114,7 +110,7 @@ export async function openContext(
     }),
   };
   const checks = checkService(services.packs);
-  const targetsRepo = targetsRepository(database.sql);
+  const targetsRepo = repos.targets;
   const targets = targetsService({
     repo: targetsRepo,
     dataDir,

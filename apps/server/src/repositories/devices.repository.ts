@@ -1,5 +1,5 @@
 /** SQL for devices and enrollment tokens. Tokens are stored only as SHA-256 hashes. */
-import type { Sql } from 'postgres';
+import { atomically, type Db } from './db.js';
 
 export interface DeviceRow {
   id: string;
@@ -10,14 +10,14 @@ export interface DeviceRow {
   last_seen_at: Date | null;
 }
 
-export function devicesRepository(sql: Sql) {
+export function devicesRepository(sql: Db) {
   return {
     async createWithEnrollment(
       name: string,
       enrollmentHash: Uint8Array,
       expiresAt: Date,
     ): Promise<DeviceRow | null> {
-      return sql.begin(async (tx) => {
+      return atomically(sql, async (tx) => {
         const [device] = await tx<DeviceRow[]>`
           insert into devices (name) values (${name}) on conflict (name) do nothing returning *`;
         if (!device) return null;
@@ -33,7 +33,7 @@ export function devicesRepository(sql: Sql) {
       deviceTokenHash: Uint8Array,
       now: Date,
     ): Promise<DeviceRow | null> {
-      return sql.begin(async (tx) => {
+      return atomically(sql, async (tx) => {
         const [e] = await tx<{ device_id: string }[]>`
           update enrollments set used_at = ${now}
           where token_hash = ${Buffer.from(enrollmentHash)} and used_at is null and expires_at > ${now}

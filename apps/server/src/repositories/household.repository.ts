@@ -1,5 +1,5 @@
 /** SQL for the household: repository id, box and signing public keys, the two key files. */
-import type { Sql } from 'postgres';
+import { atomically, type Db } from './db.js';
 
 export interface HouseholdRow {
   repositoryId: Buffer;
@@ -21,7 +21,7 @@ export interface KeyFileVersion {
   replacedBy: string;
 }
 
-export function householdRepository(sql: Sql) {
+export function householdRepository(sql: Db) {
   return {
     async get(): Promise<HouseholdRow | null> {
       const [h] = await sql<
@@ -47,7 +47,7 @@ export function householdRepository(sql: Sql) {
     async create(
       h: Omit<HouseholdRow, 'passphraseGeneration' | 'recoveryGeneration'>,
     ): Promise<boolean> {
-      return sql.begin(async (tx) => {
+      return atomically(sql, async (tx) => {
         const inserted = await tx`
           insert into household (id, repository_id, box_public_key, sign_public_key)
           values (1, ${h.repositoryId}, ${h.boxPublicKey}, ${h.signPublicKey})
@@ -70,7 +70,7 @@ export function householdRepository(sql: Sql) {
       by: string,
       signature: Buffer | null,
     ): Promise<boolean> {
-      return sql.begin(async (tx) => {
+      return atomically(sql, async (tx) => {
         const [current] = await tx<{ bytes: Buffer; generation: string }[]>`
           select bytes, generation from key_files where kind = ${kind} for update`;
         if (

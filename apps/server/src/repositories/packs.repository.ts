@@ -1,5 +1,6 @@
 /** SQL for packs, their declared blobs and dedup queries. Ids and names are raw bytes. */
-import type { Sql, TransactionSql } from 'postgres';
+import type { TransactionSql } from 'postgres';
+import { atomically, type Db } from './db.js';
 
 const BYTEA_ARRAY = 1001; // PostgreSQL type oid of bytea[]
 const INT2_ARRAY = 1005;
@@ -53,7 +54,7 @@ const REPLACED = (alias: string) => `not exists (
   select 1 from blobs b where b.pack = ${alias} and not exists (
     select 1 from blobs o where o.id = b.id and o.pack <> b.pack and ${AVAILABLE('o.pack')}))`;
 
-export function packsRepository(sql: Sql) {
+export function packsRepository(sql: Db) {
   return {
     async exists(name: Buffer): Promise<boolean> {
       const [r] = await sql`select 1 from packs where name = ${name}`;
@@ -107,7 +108,7 @@ export function packsRepository(sql: Sql) {
       /** More work in the same transaction (the pack's staging jobs). */
       alsoInTx?: (tx: TransactionSql) => Promise<unknown>,
     ): Promise<{ blobs: number }> {
-      return sql.begin(async (tx) => {
+      return atomically(sql, async (tx) => {
         await alsoInTx?.(tx);
         const declared = await tx<{ device_id: string; entries: Buffer }[]>`
           delete from pack_declarations where name = ${name} returning device_id, entries`;
@@ -234,7 +235,7 @@ export function packsRepository(sql: Sql) {
      */
     async retire(names: readonly Buffer[]): Promise<void> {
       if (names.length === 0) return;
-      await sql.begin(async (tx) => {
+      await atomically(sql, async (tx) => {
         const list = tx.array(names as Buffer[], BYTEA_ARRAY);
         await tx`select name from packs where name = any(${list}::bytea[]) for update`;
         await tx`

@@ -1,5 +1,5 @@
 /** SQL for the recovery objects: what a sealed catalog lists, read from the index. */
-import type { Sql } from 'postgres';
+import type { Db } from './db.js';
 
 export interface CatalogPack {
   name: Buffer;
@@ -19,7 +19,7 @@ export interface CatalogSnapshot {
 /** Rows fetched at a time: a catalog of a large index is never all in memory. */
 const BATCH = 500;
 
-export function recoveryRepository(sql: Sql) {
+export function recoveryRepository(sql: Db) {
   return {
     /** Every pack with the blobs it is recorded for (the dedup index), by name, read in batches. */
     async *packs(): AsyncGenerator<CatalogPack> {

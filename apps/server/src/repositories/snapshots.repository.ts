@@ -1,5 +1,5 @@
 /** SQL for snapshot manifests (sealed, opaque to the coordinator) and their packs. */
-import type { Sql } from 'postgres';
+import { atomically, type Db } from './db.js';
 
 const BYTEA_ARRAY = 1001;
 
@@ -10,7 +10,7 @@ export interface SnapshotRow {
   size: number;
 }
 
-export function snapshotsRepository(sql: Sql) {
+export function snapshotsRepository(sql: Db) {
   return {
     /** Inserts a snapshot if every pack is available; returns the others otherwise. */
     async commit(
@@ -20,7 +20,7 @@ export function snapshotsRepository(sql: Sql) {
       packs: readonly Buffer[],
       totals: { files: number; bytes: number },
     ): Promise<Buffer[]> {
-      return sql.begin(async (tx) => {
+      return atomically(sql, async (tx) => {
         const found = await tx<{ name: Buffer }[]>`
           select name from packs p
           where name = any(${tx.array(packs as Buffer[], BYTEA_ARRAY)}::bytea[])

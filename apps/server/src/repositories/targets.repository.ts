@@ -1,5 +1,5 @@
 /** SQL for storage targets and the copies at them (pack_locations, target_objects). */
-import type { Sql } from 'postgres';
+import { atomically, type Db } from './db.js';
 
 export interface TargetRow {
   name: string;
@@ -22,7 +22,7 @@ export interface TargetRow {
 
 export const stagingLocation = (target: string) => `staging:${target}`;
 
-export function targetsRepository(sql: Sql) {
+export function targetsRepository(sql: Db) {
   return {
     async add(t: { name: string; url: string; role: string; quotaBytes: number | null }) {
       const rows = await sql`
@@ -78,7 +78,7 @@ export function targetsRepository(sql: Sql) {
     },
 
     async remove(name: string): Promise<void> {
-      await sql.begin(async (tx) => {
+      await atomically(sql, async (tx) => {
         await tx`delete from pack_locations where location = ${stagingLocation(name)}`;
         await tx`delete from targets where name = ${name}`;
       });
