@@ -12,6 +12,7 @@ import {
   openDatabase,
   stopOrphanedServer,
 } from '../db/database.js';
+import { killProcessesOn } from '../db/embedded-server.js';
 import { migrate } from '../db/migrate.js';
 import { createTls } from '../tls.js';
 
@@ -78,8 +79,10 @@ async function inspect(dataDir: string): Promise<'missing' | 'empty' | 'unfinish
 /** Removes what init makes, stopping a database server an interrupted init left running. */
 async function removeMade(dataDir: string): Promise<void> {
   await stopOrphanedServer(dataDir, (line) => console.log(line));
+  // An init killed while initdb ran leaves initdb (or a server starting) writing there.
+  await killProcessesOn(join(dataDir, 'postgres'));
   for (const name of [...MADE, ...LOCKS].reverse())
-    await rm(join(dataDir, name), { recursive: true, force: true });
+    await rm(join(dataDir, name), { recursive: true, force: true, maxRetries: 5 });
 }
 
 /** As root the embedded database runs as "postgres", which must be able to enter it. */

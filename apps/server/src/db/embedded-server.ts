@@ -12,7 +12,7 @@
  *   by a killed process goes stale after a few seconds.
  */
 import { readFileSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lock } from 'proper-lockfile';
 import { KinvaultError } from '@kinvault/protocol';
@@ -105,6 +105,41 @@ export async function livePostmaster(pgDir: string): Promise<number | null> {
   // directory counts.
   const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
   return cmdline.includes('postgres') && cmdline.includes(pgDir) ? pid : null;
+}
+
+/**
+ * Kills every process whose command line names `pgDir` (an initdb, its bootstrap
+ * backend, a server still starting: what an init killed part-way leaves running) and
+ * waits until they are gone, at most `timeoutMs`. Only for a directory about to be
+ * removed. Without /proc there is nothing to look at.
+ */
+export async function killProcessesOn(pgDir: string, timeoutMs = 15_000): Promise<void> {
+  if (!procAvailable()) return;
+  const users = async () => {
+    const pids: number[] = [];
+    for (const entry of await readdir('/proc')) {
+      const pid = Number(entry);
+      if (!Number.isSafeInteger(pid) || pid === process.pid) continue;
+      const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+      if (args.some((a) => a === pgDir || a.startsWith(`${pgDir}/`))) pids.push(pid);
+    }
+    return pids;
+  };
+  const deadline = Date.now() + timeoutMs;
+  for (let pids = await users(); pids.length > 0; pids = await users()) {
+    if (Date.now() > deadline)
+      throw new KinvaultError(
+        'INTERNAL',
+        `Processes ${pids.join(', ')} still use ${pgDir} and could not be stopped. Stop them (kill ${pids.join(' ')}), then run the same command again.`,
+      );
+    for (const pid of pids)
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already, or not ours to signal (then the deadline reports it)
+      }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /**
