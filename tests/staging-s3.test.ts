@@ -126,6 +126,21 @@ describe('staging to a folder and an S3 bucket (built commands)', () => {
         'staging:usb ok',
       ]);
 
+    // Each target's traffic is counted (every pack and recovery object was sent once at least).
+    const listed = JSON.parse((await kd('target', 'list', '--json')).stdout) as {
+      name: string;
+      traffic: { requests: number; bytesSent: number };
+    }[];
+    let nasBytes = 0;
+    for (const key of nas.keys()) nasBytes += (await readFile(join(c.dataDir, key))).byteLength;
+    for (const t of listed) {
+      expect(t.traffic.requests, t.name).toBeGreaterThanOrEqual(nas.size);
+      expect(t.traffic.bytesSent, t.name).toBeGreaterThanOrEqual(nasBytes);
+    }
+    expect((await kd('status')).stdout).toMatch(
+      /target cloud \(staging\): .*; \d+ requests, .* sent/,
+    );
+
     // The secret is in no output and no log.
     const outputs = [
       added.stdout + added.stderr,

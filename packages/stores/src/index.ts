@@ -8,5 +8,5 @@ export { parseS3Url, STORAGE_CLASSES, type S3Target, type StorageClass } from '.
 export { GDriveStore, type GDriveStoreOptions } from './gdrive/gdrive.store.js';
 export { parseDriveUrl, type DriveTarget } from './gdrive/url.js';
 export { MemoryStore } from './memory/memory.store.js';
-export { metered, type Meter } from './wrappers/metered.js';
+export { metered, takeMeter, type Meter, type MeteredStore } from './wrappers/metered.js';
 export { withRetry, DEFAULT_RETRY, type RetryPolicy } from './wrappers/retry.js';

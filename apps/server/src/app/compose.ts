@@ -22,6 +22,7 @@ import { targetsService, type TargetsService } from '../services/targets.service
 import { stagingService, type StagingService } from '../services/staging.service.js';
 import { checkService, type CheckService } from '../services/check.service.js';
 import { packStore, type PackStore } from '../stores/pack.store.js';
+import { targetStores } from '../stores/target-stores.js';
 import type { Services } from '../services/services.js';
 import { EventBus } from '../services/events.js';
 import { jobQueue, type JobQueue } from '../queue/queue.js';
@@ -117,11 +118,13 @@ export async function openContext(
     open: openStore,
     changed: async () => void (await stagingJob('stage.scan', 'all')),
   });
+  const stores = targetStores();
   const staging = stagingService({
     targets: targetsRepo,
     packs: store,
     nas: nasObjects,
-    open: openStore,
+    open: stores.open,
+    raw: stores.raw,
     copies: config.minOffsiteCopies,
   });
   return {

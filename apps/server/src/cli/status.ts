@@ -118,7 +118,8 @@ function printOffsite(o: Awaited<ReturnType<Context['staging']['offsite']>>): vo
         : t.full
           ? 'FULL'
           : 'ok';
-    console.log(`target ${t.name} (${t.role}): ${use}, ${t.objects} objects, ${state}`);
+    const traffic = `${t.traffic.requests} requests, ${bytes(t.traffic.bytesSent)} sent, ${bytes(t.traffic.bytesReceived)} read`;
+    console.log(`target ${t.name} (${t.role}): ${use}, ${t.objects} objects, ${state}; ${traffic}`);
   }
   if (o.unprotectedPacks > 0)
     console.log(

@@ -21,6 +21,7 @@ const shown = (t: TargetRow) => ({
   failingSince: t.failingSince?.toISOString() ?? null,
   /** The provider said it has no room (a configured quota reached shows in usedBytes). */
   fullSince: t.fullSince?.toISOString() ?? null,
+  traffic: t.traffic,
 });
 
 export async function runTargetAdd(
@@ -52,7 +53,7 @@ export async function runTargetList(opts: Common): Promise<void> {
       : formatBytes(t.usedBytes);
     console.log(`${t.name}  ${t.role}  ${t.url}`);
     console.log(
-      `    ${use} in ${t.objects} objects; last success ${t.lastSuccessAt?.toISOString() ?? 'never'}`,
+      `    ${use} in ${t.objects} objects; last success ${t.lastSuccessAt?.toISOString() ?? 'never'}; ${t.traffic.requests} requests, ${formatBytes(t.traffic.bytesSent)} sent, ${formatBytes(t.traffic.bytesReceived)} read`,
     );
     if (t.failingSince)
       console.log(`    FAILING since ${t.failingSince.toISOString()}: ${t.lastError ?? ''}`);

@@ -197,13 +197,17 @@ export const migrations: readonly Migration[] = [
   },
   {
     id: 8,
-    name: 'targets the provider says are full',
+    name: 'targets the provider says are full; traffic per target',
     sql: `
       -- Set when the provider (not our quota) refused a write for want of room; cleared by
       -- the next pack copy that succeeds there. full_checked_at: when it last said so.
       alter table targets add column full_since timestamptz;
       alter table targets add column full_checked_at timestamptz;
       alter table targets add column full_reason text;
+      -- What the coordinator sent to and received from each target, in all.
+      alter table targets add column requests bigint not null default 0;
+      alter table targets add column bytes_sent bigint not null default 0;
+      alter table targets add column bytes_received bigint not null default 0;
     `,
   },
 ];

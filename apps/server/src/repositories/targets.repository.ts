@@ -17,6 +17,8 @@ export interface TargetRow {
   usedBytes: number;
   /** Of those, the bytes of manifests, key files and catalogs. */
   recoveryBytes: number;
+  /** What the coordinator sent there and read from there, in all. */
+  traffic: { requests: number; bytesSent: number; bytesReceived: number };
   objects: number;
 }
 
@@ -46,6 +48,9 @@ export function targetsRepository(sql: Db) {
           full_since: Date | null;
           full_checked_at: Date | null;
           full_reason: string | null;
+          requests: string;
+          bytes_sent: string;
+          bytes_received: string;
           pack_bytes: string;
           packs: string;
           object_bytes: string;
@@ -73,6 +78,11 @@ export function targetsRepository(sql: Db) {
         fullReason: r.full_reason,
         usedBytes: Number(r.pack_bytes) + Number(r.object_bytes),
         recoveryBytes: Number(r.object_bytes),
+        traffic: {
+          requests: Number(r.requests),
+          bytesSent: Number(r.bytes_sent),
+          bytesReceived: Number(r.bytes_received),
+        },
         objects: Number(r.packs) + Number(r.objects),
       }));
     },
@@ -100,6 +110,13 @@ export function targetsRepository(sql: Db) {
     async hasRoom(name: string): Promise<void> {
       await sql`update targets set full_since = null, full_checked_at = null, full_reason = null
                 where name = ${name} and full_since is not null`;
+    },
+
+    async addTraffic(name: string, t: { requests: number; sent: number; received: number }) {
+      if (t.requests === 0 && t.sent === 0 && t.received === 0) return;
+      await sql`update targets set requests = requests + ${t.requests},
+                bytes_sent = bytes_sent + ${t.sent}, bytes_received = bytes_received + ${t.received}
+                where name = ${name}`;
     },
 
     async failed(name: string, error: string): Promise<void> {

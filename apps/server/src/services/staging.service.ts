@@ -28,6 +28,8 @@ import {
   objectKeys,
   readAll,
   sha256Hex,
+  takeMeter,
+  type MeteredStore,
   type ObjectInfo,
   type Store,
 } from '@kinvault/stores';
@@ -47,7 +49,10 @@ export interface StagingDeps {
   packs: PackStore;
   /** The NAS store (the data directory): manifests, key files, catalogs. */
   nas: Store;
-  open(url: string): Store;
+  /** A target's store (metered: what it counts is added to the target's traffic). */
+  open(url: string): MeteredStore;
+  /** The adapter itself, for a file target's sweep. */
+  raw(url: string): Store;
   copies: number;
 }
 
@@ -132,14 +137,21 @@ export function stagingService(deps: StagingDeps) {
 
   /** Runs `work` against a target, recording its success or failure. */
   async function at<T>(t: TargetRow, work: (store: Store) => Promise<T>): Promise<T> {
+    const store = deps.open(t.url);
     try {
-      const r = await work(deps.open(t.url));
+      const r = await work(store);
       await targets.succeeded(t.name);
       return r;
     } catch (e) {
       if (isFull(e)) await targets.providerFull(t.name, message(e));
       else if (!isSourceDamage(e)) await targets.failed(t.name, message(e));
       throw e;
+    } finally {
+      const m = takeMeter(store.meter);
+      const requests = Object.values(m.requests).reduce((a, b) => a + b, 0);
+      await targets
+        .addTraffic(t.name, { requests, sent: m.bytesSent, received: m.bytesReceived })
+        .catch(() => undefined); // only a count: never in the way of what went wrong
     }
   }
 
@@ -304,7 +316,7 @@ export function stagingService(deps: StagingDeps) {
     /** Removes interrupted puts' temporary files at file targets (only while none runs). */
     async sweepTargets(): Promise<void> {
       for (const t of await targets.list()) {
-        const store = deps.open(t.url);
+        const store = deps.raw(t.url);
         if (store instanceof FileStore) await store.sweep().catch(() => {}); // unmounted: later
       }
     },
@@ -362,6 +374,7 @@ export function stagingService(deps: StagingDeps) {
             t.fullSince !== null || (t.quotaBytes !== null && t.usedBytes >= t.quotaBytes * 0.98),
           fullSince: t.fullSince?.toISOString() ?? null,
           fullReason: t.fullSince ? t.fullReason : null,
+          traffic: t.traffic,
           failingSince: t.failingSince?.toISOString() ?? null,
           lastError: t.failingSince ? t.lastError : null,
         })),

@@ -8,7 +8,18 @@ export interface Meter {
   bytesReceived: number;
 }
 
-export function metered(inner: Store): Store & { readonly meter: Meter } {
+export type MeteredStore = Store & { readonly meter: Meter; readonly inner: Store };
+
+/** The counts so far, and zero again: each call gets what came since the last. */
+export function takeMeter(meter: Meter): Meter {
+  const taken: Meter = { ...meter, requests: { ...meter.requests } };
+  for (const k of Object.keys(meter.requests) as (keyof Meter['requests'])[]) meter.requests[k] = 0;
+  meter.bytesSent = 0;
+  meter.bytesReceived = 0;
+  return taken;
+}
+
+export function metered(inner: Store): MeteredStore {
   const meter: Meter = {
     requests: { put: 0, get: 0, head: 0, list: 0, delete: 0, usage: 0 },
     bytesSent: 0,
@@ -27,6 +38,7 @@ export function metered(inner: Store): Store & { readonly meter: Meter } {
     label: inner.label,
     capabilities: inner.capabilities,
     meter,
+    inner,
     put: (key, body) => (meter.requests.put++, inner.put(key, counted(body))),
     get: async (key, range) => {
       meter.requests.get++;

@@ -1,0 +1,33 @@
+/**
+ * The coordinator's stores for its targets: one per target URL, kept for the process's
+ * life, so that S3 clients keep their connections and Google Drive its access token and
+ * folder id across jobs. Each is metered (requests and bytes, which staging adds to the
+ * target's totals in PostgreSQL after each piece of work) and retries what failed
+ * retryably, a few times with a short backoff (jobs retry the rest, for as long as it
+ * takes).
+ */
+import { metered, openStore, withRetry, type MeteredStore, type Store } from '@kinvault/stores';
+
+const RETRY = { attempts: 3, baseDelayMs: 1000, maxDelayMs: 10_000 };
+
+export interface TargetStores {
+  /** The metered, retrying store of a target URL. */
+  open(url: string): MeteredStore;
+  /** The adapter itself, for what is particular to one (a file target's sweep). */
+  raw(url: string): Store;
+}
+
+export function targetStores(open: (url: string) => Store = openStore): TargetStores {
+  const cache = new Map<string, { raw: Store; store: MeteredStore }>();
+  const entry = (url: string) => {
+    let e = cache.get(url);
+    if (!e) {
+      const raw = open(url);
+      const counted = metered(raw); // under the retries: each try counts
+      e = { raw, store: { ...withRetry(counted, RETRY), meter: counted.meter, inner: raw } };
+      cache.set(url, e);
+    }
+    return e;
+  };
+  return { open: (url) => entry(url).store, raw: (url) => entry(url).raw };
+}
