@@ -9,4 +9,5 @@ export { GDriveStore, type GDriveStoreOptions } from './gdrive/gdrive.store.js';
 export { parseDriveUrl, type DriveTarget } from './gdrive/url.js';
 export { MemoryStore } from './memory/memory.store.js';
 export { metered, takeMeter, type Meter, type MeteredStore } from './wrappers/metered.js';
+export { rateLimited, type RateLimit } from './wrappers/rate-limited.js';
 export { withRetry, DEFAULT_RETRY, type RetryPolicy } from './wrappers/retry.js';

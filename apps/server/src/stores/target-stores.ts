@@ -4,11 +4,21 @@
  * folder id across jobs. Each is metered (requests and bytes, which staging adds to the
  * target's totals in PostgreSQL after each piece of work) and retries what failed
  * retryably, a few times with a short backoff (jobs retry the rest, for as long as it
- * takes).
+ * takes); Drive targets' calls are spaced to stay under its rate limit.
  */
-import { metered, openStore, withRetry, type MeteredStore, type Store } from '@kinvault/stores';
+import {
+  metered,
+  openStore,
+  rateLimited,
+  withRetry,
+  type MeteredStore,
+  type RateLimit,
+  type Store,
+} from '@kinvault/stores';
 
 const RETRY = { attempts: 3, baseDelayMs: 1000, maxDelayMs: 10_000 };
+/** Google Drive's default quota: about 1,000 requests per 100 s per user. */
+const LIMITS: Record<string, RateLimit> = { 'gdrive:': { calls: 10, perMs: 1000 } };
 
 export interface TargetStores {
   /** The metered, retrying store of a target URL. */
@@ -23,7 +33,9 @@ export function targetStores(open: (url: string) => Store = openStore): TargetSt
     let e = cache.get(url);
     if (!e) {
       const raw = open(url);
-      const counted = metered(raw); // under the retries: each try counts
+      const limit = LIMITS[new URL(url).protocol];
+      // Under the retries: each try counts, and waits its turn.
+      const counted = metered(limit ? rateLimited(raw, limit) : raw);
       e = { raw, store: { ...withRetry(counted, RETRY), meter: counted.meter, inner: raw } };
       cache.set(url, e);
     }
