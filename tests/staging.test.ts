@@ -297,4 +297,16 @@ describe('staging to file targets (built commands)', () => {
     expect((await filesUnder(join(usb2, 'packs'))).length).toBeGreaterThan(0); // left there
     expect((await kd('target', 'remove', 'usb2')).code).toBe(2);
   });
+
+  it("changes a target's quota, and refuses what is not a size or not a target", async () => {
+    const raised = await kd('target', 'set', 'usb1', '--quota', '25MB', '--json');
+    expect(raised.code).toBe(0);
+    expect(JSON.parse(raised.stdout)).toMatchObject({ name: 'usb1', quotaBytes: 25e6 });
+    expect((await kd('target', 'set', 'usb1', '--quota', 'lots')).code).toBe(2);
+    const missing = await kd('target', 'set', 'nope', '--quota', '1GB');
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/There is no target "nope"/);
+    expect((await kd('target', 'set', 'usb1', '--quota', 'none')).code).toBe(0);
+    expect((await targets())[0]!.quotaBytes).toBeNull();
+  });
 });

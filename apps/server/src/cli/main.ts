@@ -11,7 +11,13 @@ import { runStart } from './start.js';
 import { runDeviceAdd, runDeviceList, runDeviceRevoke } from './device.js';
 import { runStatus } from './status.js';
 import { runCheck } from './check.js';
-import { runTargetAdd, runTargetList, runTargetRemove, runTargetTest } from './target.js';
+import {
+  runTargetAdd,
+  runTargetList,
+  runTargetRemove,
+  runTargetSet,
+  runTargetTest,
+} from './target.js';
 import { runWhere } from './where.js';
 import { runJobsList, runJobsRetry } from './jobs.js';
 import { runKeysList, runKeysRestore } from './keys.js';
@@ -106,10 +112,12 @@ keys
 
 const target = program
   .command('target')
-  .description('places off the NAS that hold copies: USB disks, folders (later S3, Google Drive)');
+  .description('places off the NAS that hold copies: USB disks, folders, S3 buckets, Google Drive');
 target
   .command('add <name> <url>')
-  .description('add a target (file:///mnt/usb/kinvault); it is probed before it is added')
+  .description(
+    'add a target (file:///mnt/usb/kinvault, s3://bucket/prefix?region=…, gdrive://Folder?credentials=…&token=…); it is probed before it is added',
+  )
   .addOption(dataDir())
   .addOption(
     new Option('--role <role>', 'what the target is for: staging')
@@ -141,6 +149,17 @@ target
   .addOption(dataDir())
   .addOption(json())
   .action(runTargetTest);
+target
+  .command('set <name>')
+  .description("change a target's quota (packs waiting for room are placed again at once)")
+  .addOption(dataDir())
+  .addOption(
+    new Option('--quota <size>', 'never store more than this there (15GB), or "none"')
+      .env('KINVAULT_TARGET_QUOTA')
+      .makeOptionMandatory(),
+  )
+  .addOption(json())
+  .action(runTargetSet);
 target
   .command('remove <name>')
   .description('forget a target (refused while it holds the only off-site copy, unless --force)')

@@ -76,6 +76,18 @@ export async function runTargetTest(name: string, opts: Common): Promise<void> {
   );
 }
 
+export async function runTargetSet(name: string, opts: Common & { quota: string }): Promise<void> {
+  const quotaBytes = opts.quota === 'none' ? null : parseSize(opts.quota, '--quota');
+  const t = await withContext(opts.dataDir, (ctx) => ctx.targets.setQuota(name, quotaBytes));
+  if (opts.json) return console.log(JSON.stringify(shown(t)));
+  console.log(
+    `Target "${name}" now has ${quotaBytes === null ? 'no quota' : `a quota of ${formatBytes(quotaBytes)}`} (${formatBytes(t.usedBytes)} used).` +
+      (t.quotaBytes !== null && t.usedBytes > t.quotaBytes
+        ? ' It holds more than that already: nothing is deleted, and nothing more is stored there.'
+        : ''),
+  );
+}
+
 export async function runTargetRemove(
   name: string,
   opts: Common & { force?: boolean },

@@ -87,6 +87,10 @@ export function targetsRepository(sql: Db) {
       }));
     },
 
+    async setQuota(name: string, quotaBytes: number | null): Promise<void> {
+      await sql`update targets set quota_bytes = ${quotaBytes} where name = ${name}`;
+    },
+
     async remove(name: string): Promise<void> {
       await atomically(sql, async (tx) => {
         await tx`delete from pack_locations where location = ${stagingLocation(name)}`;

@@ -158,7 +158,7 @@ export function stagingService(deps: StagingDeps) {
   /** Places one copy at `t`: a problem to report, or null once the copy is recorded. */
   async function placePack(t: TargetRow, name: string, size: number): Promise<string | null> {
     if (!fitsQuota(t, size, recoveryReserve(t)))
-      return `"${t.name}" is full (${t.usedBytes} of ${t.quotaBytes} bytes used)`;
+      return `"${t.name}" is full (${formatBytes(t.usedBytes)} of its ${formatBytes(t.quotaBytes!)} quota used)`;
     const said = t.fullCheckedAt;
     if (said && Date.now() - said.getTime() < FULL_RETRY_MS)
       return `"${t.name}" is full (${t.fullReason ?? 'its provider said so'})`;
@@ -218,7 +218,7 @@ export function stagingService(deps: StagingDeps) {
     if (!fitsQuota(t, adding))
       throw new KinvaultError(
         'DISK_FULL',
-        `"${t.name}" has no room under its quota for ${adding} bytes of snapshots, key files and catalogs (${t.usedBytes} of ${t.quotaBytes} bytes used): raise its quota or add a target.`,
+        `"${t.name}" has no room under its quota for ${formatBytes(adding)} of snapshots, key files and catalogs (${formatBytes(t.usedBytes)} of ${formatBytes(t.quotaBytes!)} used): raise it ("kinvaultd target set ${t.name} --quota SIZE") or add a target.`,
       );
     return at(t, async (store) => {
       let n = 0;

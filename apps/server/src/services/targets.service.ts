@@ -132,6 +132,14 @@ export function targetsService(deps: TargetsDeps) {
       }
     },
 
+    /** Changes the quota (null: none); packs waiting for room are placed again. */
+    async setQuota(name: string, quotaBytes: number | null): Promise<TargetRow> {
+      await get(name);
+      await repo.setQuota(name, quotaBytes);
+      await deps.changed();
+      return get(name);
+    },
+
     /** Removes a target (its objects stay where they are); refused while it holds the only copy. */
     async remove(name: string, force: boolean): Promise<{ unprotected: number }> {
       const t = await get(name);
