@@ -119,7 +119,8 @@ function printOffsite(o: Awaited<ReturnType<Context['staging']['offsite']>>): vo
           ? 'FULL'
           : 'ok';
     const traffic = `${t.traffic.requests} requests, ${bytes(t.traffic.bytesSent)} sent, ${bytes(t.traffic.bytesReceived)} read`;
-    console.log(`target ${t.name} (${t.role}): ${use}, ${t.objects} objects, ${state}; ${traffic}`);
+    const objects = `${t.packs} packs and ${t.objects - t.packs} other objects`;
+    console.log(`target ${t.name} (${t.role}): ${use} in ${objects}, ${state}; ${traffic}`);
   }
   if (o.unprotectedPacks > 0)
     console.log(

@@ -16,6 +16,7 @@ const shown = (t: TargetRow) => ({
   usedBytes: t.usedBytes,
   quotaBytes: t.quotaBytes,
   objects: t.objects,
+  packs: t.packs,
   lastSuccessAt: t.lastSuccessAt?.toISOString() ?? null,
   lastError: t.failingSince ? t.lastError : null,
   failingSince: t.failingSince?.toISOString() ?? null,

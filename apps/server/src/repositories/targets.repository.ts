@@ -20,6 +20,8 @@ export interface TargetRow {
   /** What the coordinator sent there and read from there, in all. */
   traffic: { requests: number; bytesSent: number; bytesReceived: number };
   objects: number;
+  /** Of those, the packs. */
+  packs: number;
 }
 
 export const stagingLocation = (target: string) => `staging:${target}`;
@@ -84,6 +86,7 @@ export function targetsRepository(sql: Db) {
           bytesReceived: Number(r.bytes_received),
         },
         objects: Number(r.packs) + Number(r.objects),
+        packs: Number(r.packs),
       }));
     },
 

@@ -370,6 +370,7 @@ export function stagingService(deps: StagingDeps) {
           usedBytes: t.usedBytes,
           quotaBytes: t.quotaBytes,
           objects: t.objects,
+          packs: t.packs,
           full:
             t.fullSince !== null || (t.quotaBytes !== null && t.usedBytes >= t.quotaBytes * 0.98),
           fullSince: t.fullSince?.toISOString() ?? null,
