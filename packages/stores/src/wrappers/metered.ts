@@ -27,7 +27,7 @@ export function metered(inner: Store): Store & { readonly meter: Meter } {
     label: inner.label,
     capabilities: inner.capabilities,
     meter,
-    put: (key, body) => (meter.requests.put++, inner.put(key, counted(body))),
+    put: (key, body, options) => (meter.requests.put++, inner.put(key, counted(body), options)),
     get: async (key, range) => {
       meter.requests.get++;
       const counter = new Transform({
@@ -44,5 +44,6 @@ export function metered(inner: Store): Store & { readonly meter: Meter } {
     list: (prefix, page) => (meter.requests.list++, inner.list(prefix, page)),
     delete: (key) => (meter.requests.delete++, inner.delete(key)),
     usage: () => (meter.requests.usage++, inner.usage()),
+    ...(inner.sweep ? { sweep: inner.sweep.bind(inner) } : {}),
   };
 }
