@@ -39,6 +39,8 @@ export interface DriveServer {
    * until their client goes away (as when it is killed), then are dropped unstored.
    */
   stallNext(op: string, count?: number, skip?: number): void;
+  /** Drops the stalls planned that have not begun (those under way stay held). */
+  cancelStalls(): void;
   /** Makes the next `times` requests of `op` fail with the given error. */
   fail(op: string, times: number, kind: FaultKind): void;
   setQuota(bytes: number): void;
@@ -82,6 +84,7 @@ export async function start(options: StartOptions): Promise<DriveServer> {
       return counters.stalled;
     },
     stallNext: (op, count = 1, skip = 0) => void counters.stalls.push({ op, skip, left: count }),
+    cancelStalls: () => void (counters.stalls.length = 0),
     validTokens: settings.validTokens,
     fail(op, times, kind) {
       const queue = counters.faults.get(op) ?? [];

@@ -179,6 +179,8 @@ export function makeHandler(
       if (takeStall(counters, op)) {
         // Never answered: dropped, storing nothing, once its client goes away.
         counters.stalled++;
+        // Its bytes are read and dropped: a paused socket would not see its client go.
+        req.resume();
         if (!req.socket.destroyed) await once(req.socket, 'close');
         counters.stalled--;
         return void res.destroy();

@@ -47,6 +47,11 @@ export class Faults {
     this.stalls.push({ operation, skip, left: count });
   }
 
+  /** Drops the stalls planned that have not begun. */
+  cancelStalls(): void {
+    this.stalls.length = 0;
+  }
+
   /** Whether this request of `operation` is to stall. */
   stall(operation: string): boolean {
     const i = this.stalls.findIndex((p) => p.operation === operation || p.operation === '*');

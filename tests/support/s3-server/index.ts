@@ -66,6 +66,8 @@ export interface S3TestServer {
    * wait until their client goes away (as when it is killed), then are dropped unstored.
    */
   stallNext(operation: OperationPattern, count?: number, skip?: number): void;
+  /** Drops the stalls planned that have not begun (those under way stay held). */
+  cancelStalls(): void;
   /** Completes ongoing restores (of a bucket, or one key) now; returns how many. */
   completeRestores(bucket?: string, key?: string): Promise<number>;
   stop(): Promise<void>;
@@ -212,6 +214,8 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
       if (failure) throw failure;
       if (faults.stall(r.operation)) {
         stalled++;
+        // Its bytes are read and dropped: a paused socket would not see its client go.
+        req.resume();
         if (!req.socket.destroyed) await once(req.socket, 'close');
         stalled--;
         throw new ConnectionCut('stalled until the client went away');
@@ -301,6 +305,7 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
     failNext: (operation, count, status) => faults.failNext(operation, count, status),
     cutNext: (operation, afterBytes, count) => faults.cutNext(operation, afterBytes, count),
     stallNext: (operation, count, skip) => faults.stallNext(operation, count, skip),
+    cancelStalls: () => faults.cancelStalls(),
     completeRestores: (bucket, key) => completeRestores(store, serverOptions.now(), bucket, key),
     stop: () =>
       (stopping ??= (async () => {

@@ -16,6 +16,7 @@ import { packsRepository } from '../repositories/packs.repository.js';
 import { snapshotsRepository } from '../repositories/snapshots.repository.js';
 import { recoveryRepository } from '../repositories/recovery.repository.js';
 import { targetsRepository } from '../repositories/targets.repository.js';
+import { uploadsRepository } from '../repositories/uploads.repository.js';
 import { householdService } from '../services/household.service.js';
 import { packsService } from '../services/packs.service.js';
 import { snapshotsService } from '../services/snapshots.service.js';
@@ -123,6 +124,7 @@ export async function openContext(
   });
   const staging = stagingService({
     targets: targetsRepo,
+    uploads: uploadsRepository(database.sql),
     packs: store,
     nas: nasObjects,
     open: openStore,
