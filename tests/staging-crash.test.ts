@@ -9,6 +9,7 @@ import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CreateBucketCommand,
+  CreateMultipartUploadCommand,
   GetObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -236,6 +237,11 @@ describe('multipart and resumable uploads survive kill -9 (built commands)', () 
       expect(await c.stop('SIGKILL'), log).toBe(null);
       // The held request is let go once the server sees its connection closed.
       await expect.poll(() => s3.stalled + drive.stalled, { interval: 20 }).toBe(0);
+      // As a kill between CreateMultipartUpload and saving its id leaves: the start sweeps
+      // it away. An upload outside the target's prefix is not ours: it stays.
+      if (k === KILLS - 1)
+        for (const Key of ['home/packs/00/left-behind', 'elsewhere/upload'])
+          await admin.send(new CreateMultipartUploadCommand({ Bucket: 'family', Key }));
       c = await startCoordinator(c.dataDir, c.port);
     }
     s3.cancelStalls();
@@ -246,7 +252,7 @@ describe('multipart and resumable uploads survive kill -9 (built commands)', () 
     const nas = await nasObjects();
     expect(await bucketObjects()).toEqual(nas);
     const uploads = await admin.send(new ListMultipartUploadsCommand({ Bucket: 'family' }));
-    expect(uploads.Uploads ?? []).toEqual([]);
+    expect((uploads.Uploads ?? []).map((u) => u.Key)).toEqual(['elsewhere/upload']);
     const expectedNames = [...nas.keys()].map((k) => k.replaceAll('/', '~')).sort();
     expect(await driveFileNames(drive.rootUrl)).toEqual(expectedNames); // no doubles, no partials
     const atDrive = await driveFileHashes(drive.rootUrl);
