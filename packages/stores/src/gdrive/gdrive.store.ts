@@ -137,9 +137,10 @@ export class GDriveStore implements Store {
       body.size <= this.multipartMaxBytes
         ? await this.multipart(s, meta, checked, key)
         : await this.resumable(s, meta, body, checked, key, resume).catch(async (e: unknown) => {
-            // Kept for the next put unless that cannot go on from it.
+            // Kept for the next put unless it cannot go on from it (clearing is best
+            // effort: a put that finds a session ended starts afresh).
             if (!(e instanceof KinvaultError && e.retryable) || isSessionEnd(e))
-              await resume?.clear();
+              await resume?.clear().catch(() => undefined);
             throw e;
           });
     await resume?.clear(); // the session made its file: done with

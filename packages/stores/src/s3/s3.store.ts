@@ -187,7 +187,8 @@ export class S3Store implements Store {
       // Kept for the next put to go on from, unless it cannot help it.
       if (!resume || !err.retryable || gone) {
         if (!gone) await this.abort(key, upload.uploadId);
-        await resume?.clear();
+        // Best effort: a state left names an upload that is gone, which a put starts afresh.
+        await resume?.clear().catch(() => undefined);
       }
       throw err;
     }

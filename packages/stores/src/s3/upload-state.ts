@@ -29,6 +29,7 @@ export function decodeState(text: string | null): S3UploadState | null {
     typeof s.uploadId === 'string' &&
     s.uploadId !== '' &&
     Number.isSafeInteger(s.partSize) &&
+    s.partSize! > 0 &&
     Number.isSafeInteger(s.size) &&
     typeof s.sha256 === 'string';
   return ok
