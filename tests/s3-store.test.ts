@@ -23,7 +23,7 @@ import {
   sha256Hex,
   withRetry,
 } from '@kinvault/stores';
-import { storeConformance } from '@kinvault/stores/testing';
+import { memoryResume, storeConformance } from '@kinvault/stores/testing';
 import { type S3TestServer, start } from './support/s3-server/index.js';
 
 const PART = 64 * 1024;
@@ -78,6 +78,12 @@ async function failure(
 }
 
 const count = (op: string) => server.requests[op] ?? 0;
+
+/** A body's bytes up to `upTo`, then a failure, as a source that went away. */
+async function* brokenAfter(bytes: Uint8Array, upTo: number): AsyncGenerator<Uint8Array> {
+  yield bytes.subarray(0, upTo);
+  throw new Error('the source went away');
+}
 const b64 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('base64');
 
 beforeAll(async () => {
@@ -105,9 +111,27 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+/** Payload bytes the server received for objects under a store's prefix. */
+const receivedUnder = (store: S3Store) => () =>
+  server.log
+    .filter((r) => ['PutObject', 'UploadPart'].includes(r.operation))
+    .filter((r) => r.key.startsWith(`${store.target.prefix}/`))
+    .reduce((n, r) => n + r.bytes, 0);
+
 const fixture = (partSize?: number) => async () => {
-  const store = s3Store('', partSize === undefined ? {} : { partSize });
-  return { store, cleanup: async () => store.destroy() };
+  const options = partSize === undefined ? {} : { partSize };
+  const store = s3Store('', options);
+  const others: S3Store[] = [];
+  return {
+    store,
+    cleanup: async () => [store, ...others].forEach((s) => s.destroy()),
+    reopen: () => {
+      const again = new S3Store(store.target, { partSize: options.partSize ?? PART });
+      others.push(again);
+      return again;
+    },
+    received: receivedUnder(store),
+  };
 };
 storeConformance('s3 (single PUTs)', fixture(16 * 1024 * 1024));
 storeConformance('s3 (multipart above 64 KiB)', fixture(PART));
@@ -136,7 +160,7 @@ describe('s3 store', () => {
     store.destroy();
   });
 
-  it('reports the SHA-256 in head and list for single and multipart objects; S3 verified the single one', async () => {
+  it('reports the SHA-256 in head for single and multipart objects, S3 verified the single one; list heads nothing', async () => {
     const store = s3Store();
     const small = randomBytes(1000);
     const big = randomBytes(3 * PART);
@@ -148,10 +172,12 @@ describe('s3 store', () => {
       sha256: sha256Hex(small),
     });
     expect((await store.head('packs/02/big'))?.sha256).toBe(sha256Hex(big));
+    const heads = count('HeadObject');
     expect((await store.list('packs/')).objects).toEqual([
-      { key: 'packs/01/small', size: small.length, sha256: sha256Hex(small) },
-      { key: 'packs/02/big', size: big.length, sha256: sha256Hex(big) },
+      { key: 'packs/01/small', size: small.length, sha256: null },
+      { key: 'packs/02/big', size: big.length, sha256: null },
     ]);
+    expect(count('HeadObject')).toBe(heads);
     const attrs = await admin.send(
       new GetObjectAttributesCommand({
         Bucket: BUCKET,
@@ -161,6 +187,123 @@ describe('s3 store', () => {
     );
     expect(attrs.Checksum?.ChecksumSHA256).toBe(b64(small));
     store.destroy();
+  });
+
+  /** The uploads under way under a store's prefix. */
+  const uploadsUnder = async (store: S3Store) =>
+    (
+      await admin.send(
+        new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `${store.target.prefix}/` }),
+      )
+    ).Uploads ?? [];
+
+  /** The part numbers sent for a key, in order. */
+  const partsSent = (store: S3Store, key: string) =>
+    server.log
+      .filter((r) => r.operation === 'UploadPart' && r.key === `${store.target.prefix}/${key}`)
+      .map((r) => r.partNumber);
+
+  it('resumes a multipart upload in a new instance from the saved state: ListParts (every page), then only the parts S3 lacks', async () => {
+    const store = s3Store();
+    const big = randomBytes(7 * PART + 10);
+    const resume = memoryResume();
+    const cut = { ...bytesBody(big), open: () => brokenAfter(big, 5 * PART + 1) };
+    await expect(store.put('packs/06/big', cut, { resume })).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      retryable: true,
+    });
+    expect(partsSent(store, 'packs/06/big')).toEqual([1, 2, 3, 4, 5]);
+    expect(resume.saves).toBe(1);
+    expect(JSON.parse(resume.state!)).toMatchObject({ partSize: PART, size: big.length });
+    expect(await uploadsUnder(store)).toHaveLength(1); // kept for the next put
+    const again = new S3Store(store.target, { partSize: PART, listPartsPage: 2 });
+    const listed = count('ListParts');
+    await again.put('packs/06/big', bytesBody(big), { resume });
+    expect(count('ListParts') - listed).toBe(3);
+    expect(partsSent(store, 'packs/06/big')).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(resume.state).toBeNull();
+    expect((await readAll(again, 'packs/06/big')).equals(big)).toBe(true);
+    expect(await again.head('packs/06/big')).toMatchObject({ sha256: sha256Hex(big) });
+    expect(await uploadsUnder(store)).toEqual([]);
+    store.destroy();
+    again.destroy();
+  });
+
+  it('starts afresh when the saved upload is gone or was for other bytes (aborting that one)', async () => {
+    const store = s3Store();
+    const first = randomBytes(3 * PART);
+    const resume = memoryResume();
+    const cut = { ...bytesBody(first), open: () => brokenAfter(first, 2 * PART) };
+    await expect(store.put('packs/07/x', cut, { resume })).rejects.toThrow();
+    const [stale] = await uploadsUnder(store);
+    // Other bytes for the key: the saved upload is aborted, a new one made.
+    const other = randomBytes(3 * PART);
+    await store.put('packs/07/x', bytesBody(other), { resume });
+    expect((await readAll(store, 'packs/07/x')).equals(other)).toBe(true);
+    expect(await uploadsUnder(store)).toEqual([]);
+    expect(resume.state).toBeNull();
+    // A saved upload S3 no longer has: a new one.
+    resume.state = JSON.stringify({
+      v: 1,
+      uploadId: stale!.UploadId,
+      partSize: PART,
+      size: first.length,
+      sha256: sha256Hex(first),
+    });
+    const created = count('CreateMultipartUpload');
+    await store.put('packs/07/y', bytesBody(first), { resume });
+    expect(count('CreateMultipartUpload') - created).toBe(1);
+    expect((await readAll(store, 'packs/07/y')).equals(first)).toBe(true);
+    expect(resume.state).toBeNull();
+    store.destroy();
+  });
+
+  it('aborts the upload and clears the state when the body turns out not to match', async () => {
+    const store = s3Store();
+    const big = randomBytes(3 * PART);
+    const resume = memoryResume();
+    const err = await failure(
+      store.put('packs/08/bad', bytesBody(big, sha256Hex(randomBytes(1))), { resume }),
+    );
+    expect(err.code).toBe('CHECKSUM_MISMATCH');
+    expect(resume.saves).toBe(1);
+    expect(resume.state).toBeNull();
+    expect(await uploadsUnder(store)).toEqual([]);
+    store.destroy();
+  });
+
+  it('sweeps the uploads under its prefix that no saved state refers to', async () => {
+    const store = s3Store();
+    const bytes = randomBytes(3 * PART);
+    const kept = memoryResume();
+    const lost = memoryResume();
+    for (const [key, resume] of [
+      ['packs/09/a', kept],
+      ['packs/09/b', lost],
+    ] as const)
+      await expect(
+        store.put(key, { ...bytesBody(bytes), open: () => brokenAfter(bytes, PART) }, { resume }),
+      ).rejects.toThrow();
+    const neighbour = s3Store();
+    await expect(
+      neighbour.put(
+        'packs/09/c',
+        { ...bytesBody(bytes), open: () => brokenAfter(bytes, PART) },
+        { resume: memoryResume() },
+      ),
+    ).rejects.toThrow();
+    expect(await uploadsUnder(store)).toHaveLength(2);
+    await store.sweep([kept.state!, 'not a state of ours']);
+    expect((await uploadsUnder(store)).map((u) => u.Key)).toEqual([
+      `${store.target.prefix}/packs/09/a`,
+    ]);
+    expect(await uploadsUnder(neighbour)).toHaveLength(1); // another prefix: not ours
+    await store.put('packs/09/a', bytesBody(bytes), { resume: kept });
+    expect(partsSent(store, 'packs/09/a')).toEqual([1, 2, 3]);
+    await neighbour.sweep([]);
+    expect(await uploadsUnder(neighbour)).toEqual([]);
+    store.destroy();
+    neighbour.destroy();
   });
 
   it('refuses a multipart body that does not match its SHA-256 and leaves no upload behind', async () => {
@@ -273,6 +416,12 @@ describe('s3 store', () => {
       label: 's3://my-bucket/family/kv?region=eu-west-1&storageClass=GLACIER_IR',
     });
     expect(parseS3Url(new URL('s3://my-bucket')).prefix).toBe('');
+    const parts = parseS3Url(new URL('s3://my-bucket/x?partSize=5242880'));
+    expect(parts).toMatchObject({
+      partSize: 5 * 1024 * 1024,
+      label: 's3://my-bucket/x?partSize=5MiB',
+    });
+    expect(parseS3Url(new URL('s3://my-bucket/x?partSize=64MiB')).partSize).toBe(64 * 1024 * 1024);
     const store = openStore(
       's3://my-bucket/x?endpoint=https://s3.example.com:9000/&forcePathStyle=true',
     );
@@ -303,6 +452,9 @@ describe('s3 store', () => {
       ],
       ['s3://my-bucket/x?region=a&region=b', /gives region twice/],
       ['s3://my-bucket:9000/x', /has no port/],
+      ['s3://my-bucket/x?partSize=4MiB', /partSize=4MiB is not a part size: 5MiB to 5GiB/],
+      ['s3://my-bucket/x?partSize=6GiB', /is not a part size/],
+      ['s3://my-bucket/x?partSize=16MB', /is not a part size/],
     ];
     for (const [url, message] of refused) {
       let thrown: unknown;

@@ -14,7 +14,24 @@
  * - `get` of a missing key throws NOT_FOUND; `head` of one returns null; `delete` of one
  *   succeeds (idempotent). A range past the end is INVALID_ARGUMENT.
  * - `list` returns keys in ascending byte order, a page at a time; `next` is an opaque
- *   cursor for the following page, null after the last.
+ *   cursor for the following page, null after the last. Its SHA-256s are null unless the
+ *   provider's listing carries them: whoever needs one asks `head`.
+ * - Resumable puts: `put(key, body, { resume })` hands the store an UploadResume, the
+ *   caller's durable place (a database row) for one upload of `key`. A store that can
+ *   resume an upload (S3 multipart, Drive resumable) saves its state there once the
+ *   upload exists at the provider, before it sends the body's bytes, and may save again
+ *   as it goes. A later put of the same key and body with the same place (from any
+ *   instance of the store: after a restart, say) loads that state and sends only what
+ *   the provider does not hold yet, checking what it keeps against the body. A state
+ *   for another body, or for an upload the provider no longer has, is dropped and the
+ *   upload starts afresh. The store clears the state once the put completed, or when it
+ *   gives the upload up (a failure that is not retryable); a retryable failure keeps
+ *   it. The state is the adapter's, an opaque string, and may grant access by itself
+ *   (a Drive session URI): the caller keeps it like a credential, never in logs,
+ *   messages or output. Stores that cannot resume ignore it.
+ * - `sweep`, where a store has one, removes what interrupted puts left at the target
+ *   (temporary files, unfinished uploads), except the uploads that the given saved
+ *   states refer to. It runs only while no put runs (at start).
  * - Failures are KinvaultErrors; `retryable` says whether the same call may succeed
  *   later (a network error, a 5xx, a rate limit). Messages name the target, never a
  *   credential.
@@ -35,7 +52,7 @@ export interface StoreCapabilities {
   needsRestore: boolean;
   /** The largest object a put accepts, in bytes. */
   maxObjectBytes: number;
-  /** `head` and `list` give each object's SHA-256 without reading it. */
+  /** `head` gives each object's SHA-256 without reading it (`list` may not: see above). */
   recordsSha256: boolean;
 }
 
@@ -65,14 +82,33 @@ export interface Usage {
   quotaBytes: number | null;
 }
 
+/**
+ * Where a put keeps the state it needs to resume an interrupted upload (see the
+ * contract above): the caller's, bound to one key at one store.
+ */
+export interface UploadResume {
+  /** The state an earlier put saved, or null. */
+  load(): Promise<string | null>;
+  /** Replaces the saved state; resolves once it is durable. */
+  save(state: string): Promise<void>;
+  /** Forgets the saved state (the upload completed or was given up). */
+  clear(): Promise<void>;
+}
+
+export interface PutOptions {
+  resume?: UploadResume;
+}
+
 export interface Store {
   /** What the store is, for messages: its URL without credentials. */
   readonly label: string;
   readonly capabilities: StoreCapabilities;
-  put(key: string, body: Body): Promise<ObjectInfo>;
+  put(key: string, body: Body, options?: PutOptions): Promise<ObjectInfo>;
   get(key: string, range?: Range): Promise<Readable>;
   head(key: string): Promise<ObjectInfo | null>;
   list(prefix: string, page?: { after?: string | null; limit?: number }): Promise<ListPage>;
   delete(key: string): Promise<void>;
   usage(): Promise<Usage>;
+  /** Removes what interrupted puts left, but the uploads `resumable` (saved states) refer to. */
+  sweep?(resumable: readonly string[]): Promise<void>;
 }

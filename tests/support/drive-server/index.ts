@@ -5,10 +5,10 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Settings } from './context.js';
-import { makeHandler, type Counters, type FaultKind } from './router.js';
+import { makeHandler, type Counters, type FaultKind, type LoggedRequest } from './router.js';
 import { DiskState } from './state.js';
 
-export type { FaultKind } from './router.js';
+export type { FaultKind, LoggedRequest } from './router.js';
 export { CHUNK_UNIT } from './uploads.js';
 
 export interface StartOptions {
@@ -30,6 +30,17 @@ export interface DriveServer {
   requests: Record<string, number>;
   /** Request-body bytes received per operation. */
   bytesReceived: Record<string, number>;
+  /** Every request in the order received; session PUTs with session, file name and range. */
+  log: LoggedRequest[];
+  /** Requests held by `stallNext` right now, their clients still connected. */
+  readonly stalled: number;
+  /**
+   * After `skip` more requests of `op`, the next `count` are never answered: they wait
+   * until their client goes away (as when it is killed), then are dropped unstored.
+   */
+  stallNext(op: string, count?: number, skip?: number): void;
+  /** Drops the stalls planned that have not begun (those under way stay held). */
+  cancelStalls(): void;
   /** Makes the next `times` requests of `op` fail with the given error. */
   fail(op: string, times: number, kind: FaultKind): void;
   setQuota(bytes: number): void;
@@ -49,7 +60,14 @@ export async function start(options: StartOptions): Promise<DriveServer> {
     validTokens: options.validTokens ? new Set(options.validTokens) : undefined,
     refreshTokens: options.refreshTokens ? new Set(options.refreshTokens) : undefined,
   };
-  const counters: Counters = { requests: {}, bytesReceived: {}, faults: new Map() };
+  const counters: Counters = {
+    requests: {},
+    bytesReceived: {},
+    faults: new Map(),
+    log: [],
+    stalls: [],
+    stalled: 0,
+  };
   let rootUrl = '';
   const server = createServer(makeHandler(state, settings, counters, () => rootUrl));
   await new Promise<void>((resolve, reject) => {
@@ -61,6 +79,12 @@ export async function start(options: StartOptions): Promise<DriveServer> {
     rootUrl,
     requests: counters.requests,
     bytesReceived: counters.bytesReceived,
+    log: counters.log,
+    get stalled() {
+      return counters.stalled;
+    },
+    stallNext: (op, count = 1, skip = 0) => void counters.stalls.push({ op, skip, left: count }),
+    cancelStalls: () => void (counters.stalls.length = 0),
     validTokens: settings.validTokens,
     fail(op, times, kind) {
       const queue = counters.faults.get(op) ?? [];

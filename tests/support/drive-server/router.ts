@@ -1,5 +1,6 @@
 /** Maps requests to operations, checks the bearer token, counts requests, injects faults. */
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as api from './api.js';
 import { readBody, sendJson, type Ctx, type Settings } from './context.js';
@@ -14,10 +15,48 @@ import * as uploads from './uploads.js';
 export type FaultKind =
   'userRateLimitExceeded' | 'rateLimitExceeded' | 'storageQuotaExceeded' | 429 | 500 | 503;
 
+/** One request, as the log keeps it; session PUTs with their session and file name. */
+export interface LoggedRequest {
+  op: string;
+  uploadId?: string;
+  name?: string;
+  contentRange?: string;
+}
+
 export interface Counters {
   requests: Record<string, number>;
   bytesReceived: Record<string, number>;
   faults: Map<string, FaultKind[]>;
+  log: LoggedRequest[];
+  /** Planned stalls: after `skip` more requests of `op`, `left` are never answered. */
+  stalls: { op: string; skip: number; left: number }[];
+  /** Requests stalled now, their clients still connected. */
+  stalled: number;
+}
+
+/** Whether this request of `op` is to stall (see Counters.stalls). */
+function takeStall(counters: Counters, op: string): boolean {
+  const i = counters.stalls.findIndex((p) => p.op === op);
+  if (i < 0) return false;
+  const planned = counters.stalls[i]!;
+  if (planned.skip > 0) {
+    planned.skip--;
+    return false;
+  }
+  if (--planned.left === 0) counters.stalls.splice(i, 1);
+  return true;
+}
+
+function logged(req: IncomingMessage, url: URL, op: string, state: DiskState): LoggedRequest {
+  const uploadId = url.searchParams.get('upload_id');
+  if (uploadId === null) return { op };
+  const range = req.headers['content-range'];
+  return {
+    op,
+    uploadId,
+    ...(state.sessions.has(uploadId) ? { name: state.sessions.get(uploadId)!.file.name } : {}),
+    ...(range ? { contentRange: range } : {}),
+  };
 }
 
 type Handler = (ctx: Ctx, id: string) => void | Promise<void>;
@@ -124,6 +163,7 @@ export function makeHandler(
     const r = route(req, url);
     const op = r?.op ?? 'unknown';
     counters.requests[op] = (counters.requests[op] ?? 0) + 1;
+    counters.log.push(logged(req, url, op, state));
     const ctx: Ctx = {
       req,
       res,
@@ -141,6 +181,15 @@ export function makeHandler(
       if (fault !== undefined) {
         await readBody(ctx);
         throw faultError(fault);
+      }
+      if (takeStall(counters, op)) {
+        // Never answered: dropped, storing nothing, once its client goes away.
+        counters.stalled++;
+        // Its bytes are read and dropped: a paused socket would not see its client go.
+        req.resume();
+        if (!req.socket.destroyed) await once(req.socket, 'close');
+        counters.stalled--;
+        return void res.destroy();
       }
       const id = decodeURIComponent(url.pathname.split('/')[4] ?? '');
       await r.handler(ctx, id);

@@ -24,6 +24,7 @@ function take<T>(list: Planned<T>[], operation: string): T | undefined {
 export class Faults {
   private readonly failures: Planned<FailStatus>[] = [];
   private readonly cuts: Planned<number>[] = [];
+  private readonly stalls: { operation: OperationPattern; skip: number; left: number }[] = [];
 
   /** The next `count` requests of `operation` answer 503 SlowDown (or 500 InternalError). */
   failNext(operation: OperationPattern, count = 1, status: FailStatus = 503): void {
@@ -36,6 +37,32 @@ export class Faults {
    */
   cutNext(operation: OperationPattern, afterBytes: number, count = 1): void {
     this.cuts.push({ operation, left: count, value: afterBytes });
+  }
+
+  /**
+   * After `skip` more requests of `operation`, the next `count` are never answered: each
+   * waits until its client goes away (a killed process), then is dropped, storing nothing.
+   */
+  stallNext(operation: OperationPattern, count = 1, skip = 0): void {
+    this.stalls.push({ operation, skip, left: count });
+  }
+
+  /** Drops the stalls planned that have not begun. */
+  cancelStalls(): void {
+    this.stalls.length = 0;
+  }
+
+  /** Whether this request of `operation` is to stall. */
+  stall(operation: string): boolean {
+    const i = this.stalls.findIndex((p) => p.operation === operation || p.operation === '*');
+    if (i < 0) return false;
+    const planned = this.stalls[i]!;
+    if (planned.skip > 0) {
+      planned.skip--;
+      return false;
+    }
+    if (--planned.left === 0) this.stalls.splice(i, 1);
+    return true;
   }
 
   failure(operation: string): S3Error | undefined {

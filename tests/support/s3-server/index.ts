@@ -33,6 +33,17 @@ export interface StartOptions {
   port?: number;
 }
 
+/** One request, as the log keeps it. */
+export interface LoggedRequest {
+  operation: string;
+  bucket: string;
+  key: string;
+  uploadId?: string;
+  partNumber?: number;
+  /** The payload's declared length (x-amz-decoded-content-length, else Content-Length). */
+  bytes: number;
+}
+
 export interface S3TestServer {
   /** http://127.0.0.1:<port>, for an S3Client with forcePathStyle: true. */
   endpoint: string;
@@ -40,12 +51,23 @@ export interface S3TestServer {
   requests: Record<string, number>;
   /** Requests per x-amz-content-sha256 kind: UNSIGNED-PAYLOAD, STREAMING-…, or "sha256" (a hex digest). */
   payloads: Record<string, number>;
+  /** Every request, in the order received (failed and stalled ones included). */
+  log: LoggedRequest[];
+  /** Requests held by `stallNext` right now, their clients still connected. */
+  readonly stalled: number;
   /** Unexpected server errors (answered 500 InternalError); tests can assert there are none. */
   internalErrors: unknown[];
   /** The next `count` requests of `operation` ('*': any) answer 503 SlowDown or 500 InternalError. */
   failNext(operation: OperationPattern, count?: number, status?: FailStatus): void;
   /** The next `count` requests of `operation` lose their connection after `afterBytes` body bytes. */
   cutNext(operation: OperationPattern, afterBytes: number, count?: number): void;
+  /**
+   * After `skip` more requests of `operation`, the next `count` are never answered: they
+   * wait until their client goes away (as when it is killed), then are dropped unstored.
+   */
+  stallNext(operation: OperationPattern, count?: number, skip?: number): void;
+  /** Drops the stalls planned that have not begun (those under way stay held). */
+  cancelStalls(): void;
   /** Completes ongoing restores (of a bucket, or one key) now; returns how many. */
   completeRestores(bucket?: string, key?: string): Promise<number>;
   stop(): Promise<void>;
@@ -124,6 +146,25 @@ function pathParts(url: URL): { bucket: string; key: string } {
   };
 }
 
+function logged(
+  operation: string,
+  bucket: string,
+  key: string,
+  query: URLSearchParams,
+  req: IncomingMessage,
+): LoggedRequest {
+  const length = req.headers['x-amz-decoded-content-length'] ?? req.headers['content-length'];
+  const part = query.get('partNumber');
+  return {
+    operation,
+    bucket,
+    key,
+    ...(query.has('uploadId') ? { uploadId: query.get('uploadId')! } : {}),
+    ...(part !== null ? { partNumber: Number(part) } : {}),
+    bytes: Number(length ?? 0) || 0,
+  };
+}
+
 export async function start(options: StartOptions): Promise<S3TestServer> {
   const store = await Store.open(options.dir);
   const serverOptions: ServerOptions = {
@@ -136,6 +177,8 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
   const internalErrors: unknown[] = [];
   const payloads: Record<string, number> = {};
   const faults = new Faults();
+  const log: LoggedRequest[] = [];
+  let stalled = 0;
   const inFlight = new Set<Promise<void>>();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -159,6 +202,7 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
         req.headers['x-amz-copy-source'] !== undefined,
       );
       requests[r.operation] = (requests[r.operation] ?? 0) + 1;
+      log.push(logged(r.operation, bucket, key, url.searchParams, req));
       for (const name of url.searchParams.keys())
         if (name !== 'x-id' && !r.params.includes(name))
           throw errors.notImplemented({ Parameter: name });
@@ -168,6 +212,14 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
       payloads[kind] = (payloads[kind] ?? 0) + 1;
       const failure = faults.failure(r.operation);
       if (failure) throw failure;
+      if (faults.stall(r.operation)) {
+        stalled++;
+        // Its bytes are read and dropped: a paused socket would not see its client go.
+        req.resume();
+        if (!req.socket.destroyed) await once(req.socket, 'close');
+        stalled--;
+        throw new ConnectionCut('stalled until the client went away');
+      }
       const cut = faults.cut(r.operation);
       const ctx: Ctx = {
         req,
@@ -245,9 +297,15 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
     endpoint: `http://127.0.0.1:${port}`,
     requests,
     payloads,
+    log,
+    get stalled() {
+      return stalled;
+    },
     internalErrors,
     failNext: (operation, count, status) => faults.failNext(operation, count, status),
     cutNext: (operation, afterBytes, count) => faults.cutNext(operation, afterBytes, count),
+    stallNext: (operation, count, skip) => faults.stallNext(operation, count, skip),
+    cancelStalls: () => faults.cancelStalls(),
     completeRestores: (bucket, key) => completeRestores(store, serverOptions.now(), bucket, key),
     stop: () =>
       (stopping ??= (async () => {

@@ -121,6 +121,7 @@ export async function openContext(
   const stores = targetStores();
   const staging = stagingService({
     targets: targetsRepo,
+    uploads: repos.uploads,
     packs: store,
     nas: nasObjects,
     open: stores.open,

@@ -210,4 +210,21 @@ export const migrations: readonly Migration[] = [
       alter table targets add column bytes_received bigint not null default 0;
     `,
   },
+  {
+    id: 9,
+    name: 'uploads under way at targets',
+    sql: `
+      -- The state of an upload to a target that has not completed (an S3 multipart
+      -- upload's id, a Google Drive session URI), so that a restarted coordinator goes on
+      -- with it rather than starting over. Owned by the store adapter, opaque here. A
+      -- Drive session URI grants uploading by itself: it is never shown or logged.
+      create table upload_sessions (
+        target text not null references targets(name) on delete cascade,
+        key text not null,
+        state text not null,
+        updated_at timestamptz not null default now(),
+        primary key (target, key)
+      );
+    `,
+  },
 ];

@@ -6,6 +6,7 @@ import { packsRepository } from './packs.repository.js';
 import { recoveryRepository } from './recovery.repository.js';
 import { snapshotsRepository } from './snapshots.repository.js';
 import { targetsRepository } from './targets.repository.js';
+import { uploadsRepository } from './uploads.repository.js';
 
 export function repositoriesOf(db: Db) {
   return {
@@ -15,6 +16,7 @@ export function repositoriesOf(db: Db) {
     recovery: recoveryRepository(db),
     snapshots: snapshotsRepository(db),
     targets: targetsRepository(db),
+    uploads: uploadsRepository(db),
   };
 }
 

@@ -17,13 +17,15 @@
  *   needs them), skipping what a target already holds with the same SHA-256, and
  *   deletes catalogs the NAS no longer keeps. They count against a quota like packs.
  * - `unprotected()` names the packs that lack copies, for a scan to enqueue.
+ * - A pack's upload to a target keeps its state in `uploads` (design §19.3), so that a
+ *   put cut off by a crash resumes where it stopped; a copy already whole at the target
+ *   is verified and recorded, not sent again.
  */
 import { createHash } from 'node:crypto';
 import { formatBytes, KinvaultError } from '@kinvault/protocol';
 import {
   bytesBody,
   fileBody,
-  FileStore,
   listAll,
   objectKeys,
   readAll,
@@ -34,6 +36,7 @@ import {
   type Store,
 } from '@kinvault/stores';
 import type { TargetRow, TargetsRepository } from '../repositories/targets.repository.js';
+import { resumeAt, type UploadsRepository } from '../repositories/uploads.repository.js';
 import type { PackStore } from '../stores/pack.store.js';
 
 export interface StagingCheck {
@@ -46,6 +49,8 @@ export interface StagingCheck {
 
 export interface StagingDeps {
   targets: TargetsRepository;
+  /** Uploads under way at targets (resumed after a crash). */
+  uploads: UploadsRepository;
   packs: PackStore;
   /** The NAS store (the data directory): manifests, key files, catalogs. */
   nas: Store;
@@ -180,14 +185,20 @@ export function stagingService(deps: StagingDeps) {
   }
 
   async function copyPack(t: TargetRow, name: string, size: number): Promise<boolean> {
+    const key = objectKeys.pack(name);
     await at(t, async (store) => {
-      const key = objectKeys.pack(name);
-      await store.put(key, await fileBody(deps.packs.path(name), name)).catch((e: unknown) => {
-        // The NAS's bytes do not hash to the name: the NAS copy is damaged, not the target.
-        if (e instanceof KinvaultError && e.code === 'CHECKSUM_MISMATCH')
-          throw sourceDamaged(name, e);
-        throw e;
-      });
+      // Whole there already (a crash came between the upload and its record): not sent again.
+      const already = await storedSha256(store, key);
+      if (already?.size === size && already.sha256 === name) return;
+      const resume = resumeAt(deps.uploads, t.name, key);
+      await store
+        .put(key, await fileBody(deps.packs.path(name), name), { resume })
+        .catch((e: unknown) => {
+          // The NAS's bytes do not hash to the name: the NAS copy is damaged, not the target.
+          if (e instanceof KinvaultError && e.code === 'CHECKSUM_MISMATCH')
+            throw sourceDamaged(name, e);
+          throw e;
+        });
       const there = await storedSha256(store, key);
       if (there?.size !== size || there.sha256 !== name)
         throw new KinvaultError(
@@ -196,7 +207,9 @@ export function stagingService(deps: StagingDeps) {
           { retryable: true },
         );
     });
-    return targets.recordPackCopy(Buffer.from(name, 'hex'), t.name);
+    const recorded = await targets.recordPackCopy(Buffer.from(name, 'hex'), t.name);
+    await deps.uploads.clear(t.name, key);
+    return recorded;
   }
 
   /**
@@ -313,11 +326,15 @@ export function stagingService(deps: StagingDeps) {
     unprotected: (limit?: number, after?: Buffer) =>
       targets.unprotectedPacks(deps.copies, limit, after),
 
-    /** Removes interrupted puts' temporary files at file targets (only while none runs). */
+    /**
+     * Removes what interrupted puts left at the targets (temporary files, multipart
+     * uploads no saved state refers to); only while none runs.
+     */
     async sweepTargets(): Promise<void> {
       for (const t of await targets.list()) {
         const store = deps.raw(t.url);
-        if (store instanceof FileStore) await store.sweep().catch(() => {}); // unmounted: later
+        const states = await deps.uploads.statesAt(t.name);
+        await store.sweep?.(states).catch(() => {}); // unreachable or unmounted: next start
       }
     },
 

@@ -13,8 +13,8 @@ import {
   start,
   type DriveServer,
 } from '../../../../tests/support/drive-server/index.js';
-import { bytesBody, readAll } from '../body.js';
-import { storeConformance } from '../testing/conformance.js';
+import { bytesBody, readAll, sha256Hex } from '../body.js';
+import { memoryResume, storeConformance } from '../testing/conformance.js';
 import { GDriveStore, type GDriveStoreOptions } from './gdrive.store.js';
 import { parseDriveUrl } from './url.js';
 
@@ -31,15 +31,18 @@ async function fixture(
 ): Promise<Fixture> {
   const dir = await mkdtemp(join(tmpdir(), 'kv-gdrive-'));
   const server = await start({ dir, ...serverOptions });
-  const store = new GDriveStore({
+  const store = new GDriveStore({ ...storeOptions(server, token), ...options });
+  return { server, dir, store };
+}
+
+function storeOptions(server: DriveServer, token = 'test-access-token'): GDriveStoreOptions {
+  return {
     folder: 'Kinvault Backup',
     auth: tokenAuth(token),
     rootUrl: server.rootUrl,
     chunkBytes: CHUNK_UNIT,
     backoffMs: 1,
-    ...options,
-  });
-  return { server, dir, store };
+  };
 }
 
 async function cleanup(f: Fixture): Promise<void> {
@@ -49,11 +52,22 @@ async function cleanup(f: Fixture): Promise<void> {
 
 const conformance = (options: Partial<GDriveStoreOptions>) => async () => {
   const f = await fixture(options);
-  return { store: f.store, cleanup: () => cleanup(f) };
+  return {
+    store: f.store,
+    cleanup: () => cleanup(f),
+    reopen: () => new GDriveStore({ ...storeOptions(f.server), ...options }),
+    received: () => f.server.bytesReceived['upload.resumable.chunk'] ?? 0,
+  };
 };
 
 storeConformance('gdrive (multipart up to 5 MiB)', conformance({}));
 storeConformance('gdrive (resumable only)', conformance({ multipartMaxBytes: -1 }));
+
+/** A body's bytes up to `upTo`, then a failure, as a source that went away. */
+async function* brokenAfter(bytes: Uint8Array, upTo: number): AsyncGenerator<Uint8Array> {
+  yield bytes.subarray(0, upTo);
+  throw new Error('the source went away');
+}
 
 /** The files the server holds (duplicates included). */
 const driveFiles = (f: Fixture) => driveFileNames(f.server.rootUrl);
@@ -78,6 +92,102 @@ describe('gdrive store', () => {
     expect(resent).toBeGreaterThanOrEqual(0);
     expect(resent).toBeLessThan(100_000);
     expect(await driveFiles(f)).toEqual(['packs~ab~big']);
+  });
+
+  it('resumes in a new instance from the saved session: one status query, then only what Drive lacks', async () => {
+    f = await fixture({ multipartMaxBytes: 0 });
+    const bytes = randomBytes(4 * CHUNK_UNIT + 99);
+    const resume = memoryResume();
+    const cut = { ...bytesBody(bytes), open: () => brokenAfter(bytes, 2 * CHUNK_UNIT + 5) };
+    await expect(f.store.put('packs/ab/big', cut, { resume })).rejects.toMatchObject({
+      retryable: true,
+    });
+    expect(resume.state).toContain('upload_id=');
+    expect(f.server.bytesReceived['upload.resumable.chunk']).toBe(2 * CHUNK_UNIT);
+    const again = new GDriveStore({ ...storeOptions(f.server), multipartMaxBytes: 0 });
+    await again.put('packs/ab/big', bytesBody(bytes), { resume });
+    expect(f.server.requests['upload.resumable.start']).toBe(1);
+    expect(f.server.requests['upload.resumable.status']).toBe(1);
+    expect(f.server.bytesReceived['upload.resumable.chunk']).toBe(bytes.length);
+    expect(resume.state).toBeNull();
+    expect((await readAll(again, 'packs/ab/big')).equals(bytes)).toBe(true);
+    expect(await driveFiles(f)).toEqual(['packs~ab~big']);
+  });
+
+  it('starts afresh when the saved session is gone, or is not one of this Drive', async () => {
+    f = await fixture({ multipartMaxBytes: 0 });
+    const bytes = randomBytes(3 * CHUNK_UNIT);
+    const resume = memoryResume();
+    const cut = { ...bytesBody(bytes), open: () => brokenAfter(bytes, 2 * CHUNK_UNIT) };
+    await expect(f.store.put('packs/cd/x', cut, { resume })).rejects.toThrow();
+    // Gone (as expired ones are: Drive answers 404): a new session.
+    const saved = JSON.parse(resume.state!) as { uri: string };
+    saved.uri = saved.uri.replace(/upload_id=[^&]+/, 'upload_id=gone');
+    resume.state = JSON.stringify(saved);
+    await f.store.put('packs/cd/x', bytesBody(bytes), { resume });
+    expect(f.server.requests['upload.resumable.status']).toBe(1);
+    expect(f.server.requests['upload.resumable.start']).toBe(2);
+    expect((await readAll(f.store, 'packs/cd/x')).equals(bytes)).toBe(true);
+    // A URI elsewhere is never asked (the request would carry the access token).
+    resume.state = JSON.stringify({
+      v: 1,
+      uri: 'https://elsewhere.example/upload?upload_id=x',
+      size: bytes.length,
+      sha256: sha256Hex(bytes),
+    });
+    const status = f.server.requests['upload.resumable.status'] ?? 0;
+    await f.store.put('packs/cd/y', bytesBody(bytes), { resume });
+    expect(f.server.requests['upload.resumable.status'] ?? 0).toBe(status);
+    expect(await driveFiles(f)).toEqual(['packs~cd~x', 'packs~cd~y']);
+  });
+
+  it('takes the file of a saved session that had finished, sending nothing again', async () => {
+    f = await fixture({ multipartMaxBytes: 0 });
+    const bytes = randomBytes(2 * CHUNK_UNIT + 7);
+    const resume = memoryResume();
+    let clears = 0;
+    // The put is cut off right after Drive made the file, before it could clear the state.
+    const failingOnce = {
+      ...resume,
+      load: () => resume.load(),
+      save: (state: string) => resume.save(state),
+      clear: async () => {
+        if (clears++ === 0) throw new Error('the database went away');
+        await resume.clear();
+      },
+    };
+    await expect(
+      f.store.put('packs/ef/x', bytesBody(bytes), { resume: failingOnce }),
+    ).rejects.toThrow('the database went away');
+    const sent = f.server.bytesReceived['upload.resumable.chunk'];
+    await f.store.put('packs/ef/x', bytesBody(bytes), { resume: failingOnce });
+    expect(f.server.bytesReceived['upload.resumable.chunk']).toBe(sent);
+    expect(f.server.requests['upload.resumable.start']).toBe(1);
+    expect(resume.state).toBeNull();
+    expect(await driveFiles(f)).toEqual(['packs~ef~x']);
+  });
+
+  it('keeps the session URI out of every error, and drops the state when the upload cannot go on', async () => {
+    f = await fixture({ multipartMaxBytes: 0 });
+    const bytes = randomBytes(3 * CHUNK_UNIT);
+    const resume = memoryResume();
+    f.server.fail('upload.resumable.chunk', 1, 503);
+    f.server.fail('upload.resumable.status', 3, 503);
+    const err = await f.store
+      .put('packs/ab/x', bytesBody(bytes), { resume })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'UNAVAILABLE', retryable: true });
+    const id = new URL(JSON.parse(resume.state!).uri as string).searchParams.get('upload_id')!;
+    const seen = (e: unknown): string =>
+      e instanceof Error ? `${e.message} ${JSON.stringify(e)} ${seen(e.cause)}` : String(e);
+    expect(seen(err)).not.toContain(id);
+    // A body whose bytes are not what it declares: given up, the state cleared.
+    const bad = await f.store
+      .put('packs/ab/x', bytesBody(bytes, sha256Hex(randomBytes(1))), { resume })
+      .catch((e: unknown) => e);
+    expect(bad).toMatchObject({ code: 'CHECKSUM_MISMATCH' });
+    expect(resume.state).toBeNull();
+    expect(await driveFiles(f)).toEqual([]);
   });
 
   it('goes on after a chunk answered 503 or 429, from the status query', async () => {
@@ -229,6 +339,9 @@ describe('parseDriveUrl', () => {
     expect(
       parseDriveUrl('gdrive://Kv?credentials=/c&token=/t&api=http://127.0.0.1:4000/drive').rootUrl,
     ).toBe('http://127.0.0.1:4000/drive/');
+    expect(parseDriveUrl('gdrive://Kv?credentials=/c&token=/t&chunkSize=1MiB').chunkBytes).toBe(
+      1024 * 1024,
+    );
   });
 
   it('refuses what is not one folder with both files, saying what a target looks like', () => {
@@ -244,6 +357,8 @@ describe('parseDriveUrl', () => {
       ['gdrive://Kv?credentials=/c&token=/t&api=http://example.com/', /api parameter/],
       ['gdrive://Kv?credentials=/c&token=/t&api=https://u:p@example.com/', /api parameter/],
       ['gdrive://Kv?credentials=/c&token=/t&api=nonsense', /api parameter/],
+      ['gdrive://Kv?credentials=/c&token=/t&chunkSize=100KiB', /chunkSize parameter/],
+      ['gdrive://Kv?credentials=/c&token=/t&chunkSize=8MB', /chunkSize parameter/],
     ];
     for (const [url, message] of cases) {
       expect(() => parseDriveUrl(url)).toThrow(message);

@@ -11,6 +11,11 @@
  *   SHA-256 in `appProperties.sha256`, checks Drive's `sha256Checksum`, then deletes the
  *   other files of that name: the newest (createdTime, then id) wins, so racing puts
  *   end with one file and a failed put leaves the old one.
+ * - With an UploadResume, a resumable upload's session URI is saved as soon as Drive
+ *   gives it, before any byte is sent. A put that finds it asks Drive how much it has
+ *   (`Content-Range: bytes *\/SIZE`), reads past those bytes of the body (hashing them)
+ *   and sends the rest; a session that ended (404, 410) starts afresh. The URI lets
+ *   anyone holding it upload into the Drive: it never goes into a message or a log.
  * - Listing reads the whole folder (Drive cannot filter names by range) and sorts by key.
  * - Rate limits and 5xx are retried here, with a short backoff, 3 tries in all.
  * - googleapis (a second to load) is imported on first use, not with the module.
@@ -22,7 +27,17 @@ import type { Auth, drive_v3 } from 'googleapis';
 import { KinvaultError } from '@kinvault/protocol';
 import { checkRange, checkedBytes } from '../body.js';
 import { checkKey, checkPrefix } from '../keys.js';
-import type { Body, ListPage, ObjectInfo, Range, Store, Usage } from '../store.js';
+import { decodeSession, encodeSession } from './upload-state.js';
+import type {
+  Body,
+  ListPage,
+  ObjectInfo,
+  PutOptions,
+  Range,
+  Store,
+  UploadResume,
+  Usage,
+} from '../store.js';
 
 const FOLDER_MIME = 'application/vnd.google-apps.folder';
 const OCTETS = 'application/octet-stream';
@@ -107,8 +122,9 @@ export class GDriveStore implements Store {
     this.backoffMs = options.backoffMs ?? 500;
   }
 
-  async put(key: string, body: Body): Promise<ObjectInfo> {
+  async put(key: string, body: Body, options: PutOptions = {}): Promise<ObjectInfo> {
     checkKey(key);
+    const { resume } = options;
     const s = await this.ready();
     const checked = checkedBytes(body, this.label, key);
     const meta: DriveFile = {
@@ -120,7 +136,14 @@ export class GDriveStore implements Store {
     const made =
       body.size <= this.multipartMaxBytes
         ? await this.multipart(s, meta, checked, key)
-        : await this.resumable(s, meta, body.size, checked, key);
+        : await this.resumable(s, meta, body, checked, key, resume).catch(async (e: unknown) => {
+            // Kept for the next put unless it cannot go on from it (clearing is best
+            // effort: a put that finds a session ended starts afresh).
+            if (!(e instanceof KinvaultError && e.retryable) || isSessionEnd(e))
+              await resume?.clear().catch(() => undefined);
+            throw e;
+          });
+    await resume?.clear(); // the session made its file: done with
     if (made.size !== String(body.size) || (made.sha256Checksum ?? body.sha256) !== body.sha256) {
       await this.deleteFile(s, made.id!, key);
       throw new KinvaultError(
@@ -168,29 +191,49 @@ export class GDriveStore implements Store {
   private async resumable(
     s: Session,
     meta: DriveFile,
-    size: number,
+    body: Body,
     checked: ReturnType<typeof checkedBytes>,
     key: string,
+    resume?: UploadResume,
   ): Promise<DriveFile> {
     const doing = `writing ${key}`;
-    const url = await this.startUpload(s, meta, size, doing);
+    const size = body.size;
+    const session = await this.openSession(s, meta, body, doing, resume);
+    if ('file' in session) return session.file; // finished before an interruption
+    const { url } = session;
     const source = checked.chunks()[Symbol.asyncIterator]();
-    let base = 0; // bytes the server has
+    let exhausted = false;
+    const pull = async (): Promise<Buffer | null> => {
+      const next = await source.next().catch((e: unknown) => {
+        throw this.sourceFailure(e, key);
+      });
+      if (!next.done)
+        return Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+      exhausted = true;
+      checked.finish();
+      return null;
+    };
+    let base = session.received; // bytes the server has
     let held: Buffer[] = []; // bytes from `base` on, not yet confirmed
     let heldBytes = 0;
-    let exhausted = false;
+    // What the server holds already is read (and hashed) but not sent again.
+    for (let skipped = 0; skipped < base;) {
+      const chunk = await pull();
+      if (!chunk) break;
+      const rest = chunk.subarray(Math.min(chunk.length, base - skipped));
+      skipped += chunk.length;
+      if (rest.length > 0) {
+        held.push(rest);
+        heldBytes += rest.length;
+      }
+    }
     let failures = 0;
     for (;;) {
       while (!exhausted && (heldBytes < this.chunkBytes || base + this.chunkBytes >= size)) {
-        const next = await source.next().catch((e: unknown) => {
-          throw this.sourceFailure(e, key);
-        });
-        if (next.done) {
-          exhausted = true;
-          checked.finish();
-        } else {
-          held.push(Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength));
-          heldBytes += next.value.byteLength;
+        const chunk = await pull();
+        if (chunk) {
+          held.push(chunk);
+          heldBytes += chunk.length;
         }
       }
       const data = Buffer.concat(held);
@@ -199,8 +242,8 @@ export class GDriveStore implements Store {
       try {
         answer = await this.sendChunk(s, url, base, piece, size);
       } catch (e) {
-        if (statusOf(e) === 404) throw this.sessionExpired(doing);
-        const err = this.failure(e, doing);
+        if (isGone(e)) throw this.sessionExpired(doing);
+        const err = this.sessionFailure(e, doing);
         if (!err.retryable || ++failures >= TRIES) throw err;
         await sleep(this.backoffMs * 2 ** (failures - 1));
         answer = await this.uploadStatus(s, url, size, doing);
@@ -212,6 +255,30 @@ export class GDriveStore implements Store {
       heldBytes = held[0]!.length;
       base = answer.received;
     }
+  }
+
+  /**
+   * The session a saved state names, with how much Drive has of it (or its file, when it
+   * finished); otherwise a new session, saved before any byte is sent.
+   */
+  private async openSession(
+    s: Session,
+    meta: DriveFile,
+    body: Body,
+    doing: string,
+    resume?: UploadResume,
+  ): Promise<{ file: DriveFile } | { url: string; received: number }> {
+    const saved = decodeSession((await resume?.load()) ?? null, `${this.rootUrl}upload/`);
+    if (saved && saved.size === body.size && saved.sha256 === body.sha256) {
+      const answer = await this.uploadStatus(s, saved.uri, body.size, doing).catch((e: unknown) => {
+        if (isSessionEnd(e)) return null; // expired or gone: start afresh
+        throw e;
+      });
+      if (answer) return 'file' in answer ? answer : { url: saved.uri, ...answer };
+    }
+    const url = await this.startUpload(s, meta, body.size, doing);
+    await resume?.save(encodeSession({ uri: url, size: body.size, sha256: body.sha256 }));
+    return { url, received: 0 };
   }
 
   private async startUpload(s: Session, meta: DriveFile, size: number, doing: string) {
@@ -253,21 +320,36 @@ export class GDriveStore implements Store {
   }
 
   private async uploadStatus(s: Session, url: string, size: number, doing: string) {
-    const res = await this.call(
-      doing,
-      () =>
-        s.auth.request<DriveFile>({
-          url,
-          method: 'PUT',
-          headers: { 'Content-Range': `bytes */${size}` },
-          validateStatus: (status) => status === 200 || status === 201 || status === 308,
-          retry: false,
-        }),
-      () => {
-        throw this.sessionExpired(doing);
-      },
-    );
+    let res;
+    try {
+      res = await this.call(
+        doing,
+        () =>
+          s.auth.request<DriveFile>({
+            url,
+            method: 'PUT',
+            headers: { 'Content-Range': `bytes */${size}` },
+            validateStatus: (status) => status === 200 || status === 201 || status === 308,
+            retry: false,
+          }),
+        () => {
+          throw this.sessionExpired(doing);
+        },
+      );
+    } catch (e) {
+      throw this.sessionFailure(e, doing);
+    }
     return uploadAnswer(res);
+  }
+
+  /** A failure of a request to a session URI: as `failure`, without the request (it holds the URI). */
+  private sessionFailure(e: unknown, doing: string): KinvaultError {
+    const err = this.failure(e, doing);
+    if (err.cause === undefined) return err;
+    return new KinvaultError(err.code, err.message, {
+      retryable: err.retryable,
+      details: err.details,
+    });
   }
 
   /** Deletes every file of the key but the newest (racing or replaced puts). */
@@ -477,7 +559,7 @@ export class GDriveStore implements Store {
       try {
         return await fn();
       } catch (e) {
-        if (onNotFound && statusOf(e) === 404) return onNotFound();
+        if (onNotFound && isGone(e)) return onNotFound();
         const err = this.failure(e, doing);
         if (!err.retryable || attempt >= TRIES || statusOf(e) === undefined) throw err;
         await sleep(this.backoffMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2));
@@ -554,7 +636,7 @@ export class GDriveStore implements Store {
     return new KinvaultError(
       'UNAVAILABLE',
       `Google Drive ended the upload session for ${this.label} (${doing}); it will be tried again.`,
-      { retryable: true },
+      { retryable: true, details: { upload: 'ended' } },
     );
   }
 
@@ -608,6 +690,12 @@ async function readJsonFile(path: string, what: string): Promise<Record<string, 
 }
 
 const isGaxios = (e: unknown) => sdk !== undefined && e instanceof sdk.Common.GaxiosError;
+
+/** A 404 or 410: for a session URI, the session expired or is gone. */
+const isGone = (e: unknown) => statusOf(e) === 404 || statusOf(e) === 410;
+
+/** The error `sessionExpired` makes. */
+const isSessionEnd = (e: unknown) => e instanceof KinvaultError && e.details['upload'] === 'ended';
 
 function statusOf(e: unknown): number | undefined {
   return isGaxios(e)

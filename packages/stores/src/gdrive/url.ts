@@ -6,10 +6,13 @@
  * - token: the file holding the refresh token (JSON `{"refresh_token": …}`), mode 0600.
  * - api (optional): the Drive API's root, https://www.googleapis.com/ unless given (for a
  *   test server or a proxy; http only to a loopback address).
+ * - chunkSize (optional): the resumable upload's chunk, a multiple of 256 KiB (8MiB by
+ *   default, as in chunkSize=8MiB): what a lost connection or a restart sends again.
  * Both paths are absolute. Parsing only: no file is read here.
  */
 import { isAbsolute } from 'node:path';
 import { KinvaultError } from '@kinvault/protocol';
+import { parseUrlSize } from '../sizes.js';
 
 export interface DriveTarget {
   folder: string;
@@ -17,6 +20,8 @@ export interface DriveTarget {
   tokenFile: string;
   /** The API's root, ending in "/"; undefined: Google's. */
   rootUrl?: string;
+  /** Resumable chunk size in bytes; undefined: the adapter's (8 MiB). */
+  chunkBytes?: number;
 }
 
 const EXAMPLE = 'gdrive://FolderName?credentials=/path/client.json&token=/path/token.json';
@@ -50,7 +55,19 @@ function fileParam(url: URL, name: 'credentials' | 'token'): string {
   return values[0];
 }
 
-const PARAMETERS = new Set(['credentials', 'token', 'api']);
+const PARAMETERS = new Set(['credentials', 'token', 'api', 'chunkSize']);
+const CHUNK_UNIT = 256 * 1024;
+
+function chunkParam(url: URL): number | undefined {
+  const values = url.searchParams.getAll('chunkSize');
+  if (values.length === 0) return undefined;
+  const bytes = values.length === 1 ? parseUrlSize(values[0]!) : null;
+  if (bytes === null || bytes % CHUNK_UNIT !== 0 || bytes > 1024 ** 3)
+    throw invalid(
+      'The chunkSize parameter is a multiple of 256KiB up to 1GiB, given once, as in chunkSize=8MiB.',
+    );
+  return bytes;
+}
 const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
 
 function apiParam(url: URL): string | undefined {
@@ -83,10 +100,12 @@ export function parseDriveUrl(input: URL | string): DriveTarget {
   const unknown = [...url.searchParams.keys()].filter((k) => !PARAMETERS.has(k));
   if (unknown.length > 0) throw invalid(`Unknown parameter ${unknown[0]}.`);
   const rootUrl = apiParam(url);
+  const chunkBytes = chunkParam(url);
   return {
     folder: folderOf(url),
     credentialsFile: fileParam(url, 'credentials'),
     tokenFile: fileParam(url, 'token'),
     ...(rootUrl ? { rootUrl } : {}),
+    ...(chunkBytes ? { chunkBytes } : {}),
   };
 }

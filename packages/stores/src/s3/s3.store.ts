@@ -3,13 +3,23 @@
  * The only module that imports the AWS SDK.
  *
  * Beyond the Store contract:
- * - Keys live under `prefix/`. Credentials come from the SDK's default chain only.
- * - A body up to `partSize` (16 MiB) is read into memory, checked against its size and
- *   SHA-256, and sent in one PutObject with that SHA-256 for S3 to verify. A larger body
- *   goes as a multipart upload, each part with its own SHA-256, checked while read; the
- *   upload is aborted on any failure, so nothing becomes visible.
- * - The hex SHA-256 is also kept as user metadata (`x-amz-meta-sha256`): `head` reads it,
- *   and `list` heads each listed object (S3 listings carry no metadata).
+ * - Keys live under `prefix/`, which is Kinvault's alone. Credentials come from the SDK's
+ *   default chain only.
+ * - A body up to `partSize` (16 MiB unless the URL says) is read into memory, checked
+ *   against its size and SHA-256, and sent in one PutObject with that SHA-256 for S3 to
+ *   verify. A larger body goes as a multipart upload, each part with its own SHA-256,
+ *   checked while read. Without an UploadResume the upload is aborted on any failure,
+ *   so nothing becomes visible.
+ * - With an UploadResume, the upload's id, part size and body are saved right after
+ *   CreateMultipartUpload. A put that finds them lists the upload's parts (ListParts),
+ *   keeps those whose size and SHA-256 match the body's part (recomputed while reading
+ *   it), uploads the others and completes. An upload S3 no longer has (NoSuchUpload) or
+ *   one for another body starts afresh. A failure that is not retryable aborts the upload
+ *   and clears the state; a retryable one keeps both.
+ * - `sweep(states)` aborts the multipart uploads under the prefix that none of the saved
+ *   states refers to (those of a coordinator killed before it saved one).
+ * - The hex SHA-256 is also kept as user metadata (`x-amz-meta-sha256`): `head` reads it.
+ *   `list` does not (S3 listings carry no metadata): its SHA-256s are null.
  * - The SDK retries a failure twice itself (maxAttempts 3); the retry wrapper does the rest.
  */
 import { createHash } from 'node:crypto';
@@ -22,7 +32,9 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -31,19 +43,40 @@ import {
 import { KinvaultError } from '@kinvault/protocol';
 import { checkRange, checkedBytes } from '../body.js';
 import { checkKey, checkPrefix } from '../keys.js';
-import type { Body, ListPage, ObjectInfo, Range, Store, Usage } from '../store.js';
+import type {
+  Body,
+  ListPage,
+  ObjectInfo,
+  PutOptions,
+  Range,
+  Store,
+  UploadResume,
+  Usage,
+} from '../store.js';
 import { ARCHIVED_CLASSES, type S3Target } from './url.js';
+import { decodeState, encodeState } from './upload-state.js';
 
 const MiB = 1024 * 1024;
 export const DEFAULT_PART_SIZE = 16 * MiB;
 const MAX_PARTS = 10_000;
 const MAX_OBJECT_BYTES = 5 * 1024 * 1024 * MiB;
-const HEAD_CONCURRENCY = 8;
 const HEX64 = /^[0-9a-f]{64}$/;
 
 export interface S3StoreOptions {
-  /** Bodies up to this size go in one PutObject; larger ones in parts of at least this size. */
+  /**
+   * Bodies up to this size go in one PutObject; larger ones in parts of at least this
+   * size. Overrides the URL's partSize (tests use parts below S3's 5 MiB).
+   */
   partSize?: number;
+  /** Parts asked for per ListParts page (S3's 1,000 by default; tests lower it). */
+  listPartsPage?: number;
+}
+
+/** A multipart upload under way: its id, part size, and the parts S3 already holds. */
+interface OpenUpload {
+  uploadId: string;
+  partSize: number;
+  held: Map<number, { size: number; checksum: string | undefined; etag: string }>;
 }
 
 export class S3Store implements Store {
@@ -51,6 +84,7 @@ export class S3Store implements Store {
   readonly capabilities;
   private readonly client: S3Client;
   private readonly partSize: number;
+  private readonly listPartsPage: number;
   private readonly root: string;
 
   constructor(
@@ -59,7 +93,8 @@ export class S3Store implements Store {
   ) {
     this.label = target.label;
     this.root = target.prefix ? `${target.prefix}/` : '';
-    this.partSize = options.partSize ?? DEFAULT_PART_SIZE;
+    this.partSize = options.partSize ?? target.partSize ?? DEFAULT_PART_SIZE;
+    this.listPartsPage = options.listPartsPage ?? 1000;
     this.capabilities = {
       rangedReads: true,
       needsRestore: ARCHIVED_CLASSES.has(target.storageClass),
@@ -81,7 +116,7 @@ export class S3Store implements Store {
     this.client.destroy();
   }
 
-  async put(key: string, body: Body): Promise<ObjectInfo> {
+  async put(key: string, body: Body, options: PutOptions = {}): Promise<ObjectInfo> {
     checkKey(key);
     if (body.size > MAX_OBJECT_BYTES)
       throw new KinvaultError(
@@ -90,7 +125,7 @@ export class S3Store implements Store {
       );
     try {
       if (body.size <= this.partSize) await this.putWhole(key, body);
-      else await this.putInParts(key, body);
+      else await this.putInParts(key, body, options.resume);
       return { key, size: body.size, sha256: body.sha256 };
     } catch (e) {
       throw this.failure(e, `writing ${key}`, key);
@@ -116,26 +151,23 @@ export class S3Store implements Store {
     );
   }
 
-  private async putInParts(key: string, body: Body): Promise<void> {
-    const { UploadId } = await this.client.send(
-      new CreateMultipartUploadCommand({
-        ...this.object(key),
-        ChecksumAlgorithm: 'SHA256',
-        Metadata: { sha256: body.sha256 },
-        StorageClass: this.target.storageClass,
-      }),
-    );
-    const upload = { ...this.object(key), UploadId };
+  private async putInParts(key: string, body: Body, resume?: UploadResume): Promise<void> {
+    const upload = await this.openUpload(key, body, resume);
+    const target = { ...this.object(key), UploadId: upload.uploadId };
     try {
       const checked = checkedBytes(body, this.label, key);
-      const partSize = Math.max(this.partSize, Math.ceil(body.size / MAX_PARTS));
       const parts: CompletedPart[] = [];
-      for await (const part of inParts(checked.chunks(), partSize)) {
+      for await (const part of inParts(checked.chunks(), upload.partSize)) {
         const PartNumber = parts.length + 1;
         const ChecksumSHA256 = createHash('sha256').update(part).digest('base64');
+        const held = upload.held.get(PartNumber);
+        if (held?.size === part.byteLength && held.checksum === ChecksumSHA256) {
+          parts.push({ PartNumber, ETag: held.etag, ChecksumSHA256 });
+          continue;
+        }
         const { ETag } = await this.client.send(
           new UploadPartCommand({
-            ...upload,
+            ...target,
             PartNumber,
             Body: part,
             ContentLength: part.byteLength,
@@ -147,11 +179,115 @@ export class S3Store implements Store {
       }
       checked.finish();
       await this.client.send(
-        new CompleteMultipartUploadCommand({ ...upload, MultipartUpload: { Parts: parts } }),
+        new CompleteMultipartUploadCommand({ ...target, MultipartUpload: { Parts: parts } }),
       );
     } catch (e) {
-      await this.client.send(new AbortMultipartUploadCommand(upload)).catch(() => undefined);
+      const err = this.failure(e, `writing ${key}`, key);
+      const gone = nameOf(e) === 'NoSuchUpload';
+      // Kept for the next put to go on from, unless it cannot help it.
+      if (!resume || !err.retryable || gone) {
+        if (!gone) await this.abort(key, upload.uploadId);
+        // Best effort: a state left names an upload that is gone, which a put starts afresh.
+        await resume?.clear().catch(() => undefined);
+      }
+      throw err;
+    }
+    await resume?.clear();
+  }
+
+  /**
+   * The upload a saved state names, with the parts S3 holds of it; otherwise a new one,
+   * whose state is saved before any part is sent.
+   */
+  private async openUpload(key: string, body: Body, resume?: UploadResume): Promise<OpenUpload> {
+    const saved = decodeState((await resume?.load()) ?? null);
+    if (saved && saved.size === body.size && saved.sha256 === body.sha256) {
+      const held = await this.listParts(key, saved.uploadId);
+      if (held) return { uploadId: saved.uploadId, partSize: saved.partSize, held };
+    } else if (saved) await this.abort(key, saved.uploadId); // for other bytes: of no use
+    const { UploadId } = await this.client.send(
+      new CreateMultipartUploadCommand({
+        ...this.object(key),
+        ChecksumAlgorithm: 'SHA256',
+        Metadata: { sha256: body.sha256 },
+        StorageClass: this.target.storageClass,
+      }),
+    );
+    const uploadId = UploadId!;
+    const partSize = Math.max(this.partSize, Math.ceil(body.size / MAX_PARTS));
+    const state = encodeState({ uploadId, partSize, size: body.size, sha256: body.sha256 });
+    await resume?.save(state).catch(async (e: unknown) => {
+      await this.abort(key, uploadId);
       throw e;
+    });
+    return { uploadId, partSize, held: new Map() };
+  }
+
+  /** The parts S3 holds of an upload (every page), or null when it has no such upload. */
+  private async listParts(key: string, uploadId: string): Promise<OpenUpload['held'] | null> {
+    const held: OpenUpload['held'] = new Map();
+    let marker: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.client.send(
+          new ListPartsCommand({
+            ...this.object(key),
+            UploadId: uploadId,
+            MaxParts: this.listPartsPage,
+            ...(marker ? { PartNumberMarker: marker } : {}),
+          }),
+        );
+      } catch (e) {
+        if (nameOf(e) === 'NoSuchUpload') return null;
+        throw e;
+      }
+      for (const p of out.Parts ?? [])
+        if (p.PartNumber !== undefined && p.ETag)
+          held.set(p.PartNumber, { size: p.Size ?? -1, checksum: p.ChecksumSHA256, etag: p.ETag });
+      marker = out.IsTruncated ? out.NextPartNumberMarker : undefined;
+    } while (marker);
+    return held;
+  }
+
+  /** Aborts an upload, best effort (one left over is aborted by the next sweep). */
+  private async abort(key: string, uploadId: string): Promise<void> {
+    await this.client
+      .send(new AbortMultipartUploadCommand({ ...this.object(key), UploadId: uploadId }))
+      .catch(() => undefined);
+  }
+
+  /** Aborts the multipart uploads under the prefix that no saved state refers to. */
+  async sweep(resumable: readonly string[]): Promise<void> {
+    const keep = new Set(resumable.map((s) => decodeState(s)?.uploadId));
+    let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+    try {
+      for (;;) {
+        const out = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.target.bucket,
+            Prefix: this.root,
+            ...markers,
+          }),
+        );
+        for (const u of out.Uploads ?? [])
+          if (u.Key && u.UploadId && !keep.has(u.UploadId))
+            await this.client
+              .send(
+                new AbortMultipartUploadCommand({
+                  Bucket: this.target.bucket,
+                  Key: u.Key,
+                  UploadId: u.UploadId,
+                }),
+              )
+              .catch((e: unknown) => {
+                if (nameOf(e) !== 'NoSuchUpload') throw e;
+              });
+        if (!out.IsTruncated) return;
+        markers = { KeyMarker: out.NextKeyMarker, UploadIdMarker: out.NextUploadIdMarker };
+      }
+    } catch (e) {
+      throw this.failure(e, 'ending unfinished uploads');
     }
   }
 
@@ -226,20 +362,16 @@ export class S3Store implements Store {
     } catch (e) {
       throw this.failure(e, `listing ${prefix || 'its objects'}`);
     }
-    const keys = (out.Contents ?? []).map((o) => o.Key!.slice(this.root.length));
-    const objects = await this.headAll(keys.filter(isKey));
-    return { objects, next: out.IsTruncated && keys.length > 0 ? keys[keys.length - 1]! : null };
-  }
-
-  /** Heads each key, a few at a time, for its SHA-256; keys deleted meanwhile are left out. */
-  private async headAll(keys: string[]): Promise<ObjectInfo[]> {
-    const infos: (ObjectInfo | null)[] = new Array<ObjectInfo | null>(keys.length).fill(null);
-    let next = 0;
-    const worker = async () => {
-      for (let i = next++; i < keys.length; i = next++) infos[i] = await this.head(keys[i]!);
+    const listed = (out.Contents ?? []).map((o) => ({
+      key: o.Key!.slice(this.root.length),
+      size: o.Size ?? 0,
+      sha256: null,
+    }));
+    const last = listed.at(-1)?.key;
+    return {
+      objects: listed.filter((o) => isKey(o.key)),
+      next: out.IsTruncated && last !== undefined ? last : null,
     };
-    await Promise.all(Array.from({ length: HEAD_CONCURRENCY }, worker));
-    return infos.filter((o): o is ObjectInfo => o !== null);
   }
 
   async delete(key: string): Promise<void> {
@@ -274,6 +406,12 @@ export class S3Store implements Store {
     const details = key === undefined ? {} : { key };
     const make = (code: KinvaultError['code'], message: string, retryable = false) =>
       new KinvaultError(code, message, { cause: e, retryable, details });
+    if (name === 'NoSuchUpload')
+      return make(
+        'UNAVAILABLE',
+        `${at}: S3 no longer has the multipart upload under way; it is started again.`,
+        true,
+      );
     if (name === 'NoSuchKey' || (status === 404 && key !== undefined && name !== 'NoSuchBucket'))
       return this.notFound(key ?? '');
     if (name === 'NoSuchBucket')

@@ -1,9 +1,11 @@
 /**
- * S3 target URLs: `s3://bucket/prefix?endpoint=https://…&region=…&storageClass=…&forcePathStyle=true`.
- * Parsing only (no SDK). Credentials never come from the URL: the adapter takes them from
+ * S3 target URLs: `s3://bucket/prefix?endpoint=https://…&region=…&storageClass=…&forcePathStyle=true&partSize=16MiB`.
+ * `partSize` (5 MiB to 5 GiB, 16 MiB by default): bodies up to it go in one PutObject,
+ * larger ones as multipart uploads in parts of it. Parsing only (no SDK). Credentials never come from the URL: the adapter takes them from
  * the SDK's default chain (environment, shared profile, container or instance role).
  */
 import { KinvaultError } from '@kinvault/protocol';
+import { formatUrlSize, parseUrlSize } from '../sizes.js';
 
 export const STORAGE_CLASSES = [
   'STANDARD',
@@ -28,11 +30,17 @@ export interface S3Target {
   region: string;
   storageClass: StorageClass;
   forcePathStyle: boolean;
+  /** Parts of multipart uploads, in bytes; undefined: the adapter's default (16 MiB). */
+  partSize: number | undefined;
   /** The URL in canonical form, for messages (it holds no credentials). */
   label: string;
 }
 
-const PARAMETERS = ['endpoint', 'region', 'storageClass', 'forcePathStyle'] as const;
+const PARAMETERS = ['endpoint', 'region', 'storageClass', 'forcePathStyle', 'partSize'] as const;
+const MiB = 2 ** 20;
+/** S3's bounds for a part (every one but the last). */
+export const MIN_PART_SIZE = 5 * MiB;
+export const MAX_PART_SIZE = 5 * 1024 * MiB;
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const SEGMENT = /^[a-z0-9][a-z0-9._-]*$/;
 const REGION = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -64,6 +72,7 @@ export function parseS3Url(url: URL): S3Target {
     region: parseRegion(params.region ?? 'us-east-1'),
     storageClass: parseStorageClass(params.storageClass ?? 'STANDARD'),
     forcePathStyle: parseBoolean('forcePathStyle', params.forcePathStyle ?? 'false'),
+    partSize: params.partSize === undefined ? undefined : parsePartSize(params.partSize),
   };
   return { ...target, label: labelOf(target, params) };
 }
@@ -136,6 +145,15 @@ function parseStorageClass(text: string): StorageClass {
   return text as StorageClass;
 }
 
+function parsePartSize(text: string): number {
+  const bytes = parseUrlSize(text);
+  if (bytes === null || bytes < MIN_PART_SIZE || bytes > MAX_PART_SIZE)
+    throw invalid(
+      `partSize=${text.slice(0, 40)} is not a part size: 5MiB to 5GiB (S3's bounds), as in partSize=16MiB.`,
+    );
+  return bytes;
+}
+
 function parseBoolean(name: string, text: string): boolean {
   if (text !== 'true' && text !== 'false') throw invalid(`${name} is true or false.`);
   return text === 'true';
@@ -148,6 +166,7 @@ function labelOf(target: Omit<S3Target, 'label'>, params: Parameters): string {
     params.region !== undefined && `region=${target.region}`,
     params.storageClass !== undefined && `storageClass=${target.storageClass}`,
     params.forcePathStyle !== undefined && `forcePathStyle=${target.forcePathStyle}`,
+    target.partSize !== undefined && `partSize=${formatUrlSize(target.partSize)}`,
   ].filter(Boolean);
   return `s3://${target.bucket}/${target.prefix}${query.length ? `?${query.join('&')}` : ''}`;
 }

@@ -66,7 +66,10 @@ export class FaultyStore implements Store {
     throw fault.error();
   }
 
-  put: Store['put'] = async (key, body) => (await this.enter('put'), this.inner.put(key, body));
+  put: Store['put'] = async (key, body, options) => (
+    await this.enter('put'),
+    this.inner.put(key, body, options)
+  );
   head: Store['head'] = async (key) => (await this.enter('head'), this.inner.head(key));
   list: Store['list'] = async (p, page) => (await this.enter('list'), this.inner.list(p, page));
   delete: Store['delete'] = async (key) => (await this.enter('delete'), this.inner.delete(key));

@@ -1,2 +1,2 @@
-export { storeConformance, type StoreFixture } from './conformance.js';
+export { memoryResume, storeConformance, type StoreFixture } from './conformance.js';
 export { FaultyStore } from './faulty.store.js';

@@ -39,7 +39,7 @@ export function metered(inner: Store): MeteredStore {
     capabilities: inner.capabilities,
     meter,
     inner,
-    put: (key, body) => (meter.requests.put++, inner.put(key, counted(body))),
+    put: (key, body, options) => (meter.requests.put++, inner.put(key, counted(body), options)),
     get: async (key, range) => {
       meter.requests.get++;
       const counter = new Transform({
@@ -56,5 +56,6 @@ export function metered(inner: Store): MeteredStore {
     list: (prefix, page) => (meter.requests.list++, inner.list(prefix, page)),
     delete: (key) => (meter.requests.delete++, inner.delete(key)),
     usage: () => (meter.requests.usage++, inner.usage()),
+    ...(inner.sweep ? { sweep: inner.sweep.bind(inner) } : {}),
   };
 }

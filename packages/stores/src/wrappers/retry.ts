@@ -34,11 +34,13 @@ export function withRetry(inner: Store, policy: RetryPolicy = DEFAULT_RETRY): St
   return {
     label: inner.label,
     capabilities: inner.capabilities,
-    put: (key, body) => retried(() => inner.put(key, body)),
+    // A retried put with an UploadResume goes on from what the failed one saved.
+    put: (key, body, options) => retried(() => inner.put(key, body, options)),
     get: (key, range) => retried(() => inner.get(key, range)),
     head: (key) => retried(() => inner.head(key)),
     list: (prefix, page) => retried(() => inner.list(prefix, page)),
     delete: (key) => retried(() => inner.delete(key)),
     usage: () => retried(() => inner.usage()),
+    ...(inner.sweep ? { sweep: inner.sweep.bind(inner) } : {}),
   };
 }
