@@ -14,6 +14,7 @@ import { packDownloadRoute } from './packs.route.js';
 import type { Services } from '../services/services.js';
 import { appRouter, type AppRouter } from './trpc/router.js';
 import { tusPlugin } from './tus.js';
+import { loggedError } from './log-errors.js';
 
 export interface ServerDeps {
   tls: TlsMaterial;
@@ -28,7 +29,11 @@ export interface ServerDeps {
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = fastify({
     https: { key: deps.tls.key, cert: deps.tls.cert },
-    logger: { level: deps.logLevel ?? 'info' },
+    // Errors are logged without their properties (an SDK's can hold a bearer token).
+    logger: {
+      level: deps.logLevel ?? 'info',
+      serializers: { err: loggedError, error: loggedError },
+    },
     // One line per request is noise on a NAS (a backup makes hundreds): refusals and
     // failures are logged below; every request only at debug level.
     logController: new LogController({ disableRequestLogging: true }),
