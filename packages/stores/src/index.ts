@@ -3,8 +3,13 @@ export * from './keys.js';
 export * from './body.js';
 export * from './registry.js';
 export { FileStore, MARKER } from './file/file.store.js';
-export { S3Store, DEFAULT_PART_SIZE, type S3StoreOptions } from './s3/s3.store.js';
-export { parseS3Url, STORAGE_CLASSES, type S3Target, type StorageClass } from './s3/url.js';
+export {
+  parseS3Url,
+  s3Capabilities,
+  STORAGE_CLASSES,
+  type S3Target,
+  type StorageClass,
+} from './s3/url.js';
 export { GDriveStore, type GDriveStoreOptions } from './gdrive/gdrive.store.js';
 export { parseDriveUrl, type DriveTarget } from './gdrive/url.js';
 export { MemoryStore } from './memory/memory.store.js';

@@ -5,8 +5,8 @@
 import { fileURLToPath } from 'node:url';
 import { KinvaultError } from '@kinvault/protocol';
 import { FileStore } from './file/file.store.js';
-import { S3Store } from './s3/s3.store.js';
-import { parseS3Url } from './s3/url.js';
+import { lazyStore } from './lazy.js';
+import { parseS3Url, s3Capabilities } from './s3/url.js';
 import { GDriveStore } from './gdrive/gdrive.store.js';
 import { parseDriveUrl } from './gdrive/url.js';
 import type { Store } from './store.js';
@@ -15,7 +15,16 @@ export type StoreFactory = (url: URL) => Store;
 
 const factories = new Map<string, StoreFactory>([
   ['file:', (url) => new FileStore(fileURLToPath(url))],
-  ['s3:', (url) => new S3Store(parseS3Url(url))],
+  [
+    's3:',
+    (url) => {
+      const target = parseS3Url(url);
+      return lazyStore(target.label, s3Capabilities(target), async () => {
+        const { S3Store } = await import('./s3/s3.store.js');
+        return new S3Store(target);
+      });
+    },
+  ],
   ['gdrive:', (url) => new GDriveStore(parseDriveUrl(url))],
 ]);
 

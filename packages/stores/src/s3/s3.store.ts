@@ -53,7 +53,7 @@ import type {
   UploadResume,
   Usage,
 } from '../store.js';
-import { ARCHIVED_CLASSES, type S3Target } from './url.js';
+import { s3Capabilities, type S3Target } from './url.js';
 import { decodeState, encodeState } from './upload-state.js';
 
 const MiB = 1024 * 1024;
@@ -95,12 +95,7 @@ export class S3Store implements Store {
     this.root = target.prefix ? `${target.prefix}/` : '';
     this.partSize = options.partSize ?? target.partSize ?? DEFAULT_PART_SIZE;
     this.listPartsPage = options.listPartsPage ?? 1000;
-    this.capabilities = {
-      rangedReads: true,
-      needsRestore: ARCHIVED_CLASSES.has(target.storageClass),
-      maxObjectBytes: MAX_OBJECT_BYTES,
-      recordsSha256: true,
-    };
+    this.capabilities = s3Capabilities(target);
     this.client = new S3Client({
       region: target.region,
       ...(target.endpoint ? { endpoint: target.endpoint } : {}),

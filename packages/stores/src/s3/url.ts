@@ -170,3 +170,13 @@ function labelOf(target: Omit<S3Target, 'label'>, params: Parameters): string {
   ].filter(Boolean);
   return `s3://${target.bucket}/${target.prefix}${query.length ? `?${query.join('&')}` : ''}`;
 }
+
+/** What an S3 store can do, from its URL alone (the adapter loads the SDK). */
+export function s3Capabilities(target: S3Target) {
+  return {
+    rangedReads: true,
+    needsRestore: ARCHIVED_CLASSES.has(target.storageClass),
+    maxObjectBytes: 5 * 1024 ** 4, // S3's limit per object
+    recordsSha256: true,
+  };
+}
