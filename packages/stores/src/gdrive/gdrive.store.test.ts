@@ -7,7 +7,11 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { driveFileNames, tokenAuth } from '../../../../tests/support/drive-client.js';
+import {
+  deleteDriveFolder,
+  driveFileNames,
+  tokenAuth,
+} from '../../../../tests/support/drive-client.js';
 import {
   CHUNK_UNIT,
   start,
@@ -155,6 +159,30 @@ describe('gdrive store', () => {
     expect(await driveFiles(f)).toEqual(['keys~passphrase']);
     expect((await readAll(f.store, 'keys/passphrase')).equals(second)).toBe(true);
     expect(await f.store.head('keys/passphrase')).toEqual(info);
+  });
+
+  it('finds or creates the folder again when it was deleted behind its back, and goes on', async () => {
+    f = await fixture({ multipartMaxBytes: 100_000 });
+    await f.store.put('keys/passphrase', bytesBody(randomBytes(10)));
+    const folders = () => f!.server.requests['files.create'] ?? 0;
+    expect(folders()).toBe(1);
+    for (const [i, size] of [10, 3 * CHUNK_UNIT].entries()) {
+      // multipart, then resumable: each put finds the cached folder id gone (404)
+      await deleteDriveFolder(f.server.rootUrl, 'Kinvault Backup');
+      const bytes = randomBytes(size);
+      await f.store.put(`packs/ab/${i}`, bytesBody(bytes));
+      expect((await readAll(f.store, `packs/ab/${i}`)).equals(bytes)).toBe(true);
+      expect(await driveFiles(f)).toEqual([`packs~ab~${i}`]);
+      expect(folders()).toBe(2 + i);
+    }
+    // Reads in a folder deleted meanwhile find nothing, without an error.
+    await deleteDriveFolder(f.server.rootUrl, 'Kinvault Backup');
+    expect(await f.store.head('packs/ab/1')).toBeNull();
+    await deleteDriveFolder(f.server.rootUrl, 'Kinvault Backup');
+    expect((await f.store.list('')).objects).toEqual([]);
+    await deleteDriveFolder(f.server.rootUrl, 'Kinvault Backup');
+    await expect(f.store.get('packs/ab/1')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await f.store.delete('packs/ab/1');
   });
 
   it('refuses an access the Drive no longer grants (UNAUTHORIZED), never echoing the token', async () => {

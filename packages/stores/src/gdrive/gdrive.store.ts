@@ -108,6 +108,10 @@ export class GDriveStore implements Store {
   }
 
   async put(key: string, body: Body): Promise<ObjectInfo> {
+    return this.inFolder(() => this.putOnce(key, body));
+  }
+
+  private async putOnce(key: string, body: Body): Promise<ObjectInfo> {
     checkKey(key);
     const s = await this.ready();
     const checked = checkedBytes(body, this.label, key);
@@ -276,7 +280,11 @@ export class GDriveStore implements Store {
     for (const f of older) await this.deleteFile(s, f.id!, key);
   }
 
-  async get(key: string, range?: Range): Promise<Readable> {
+  get(key: string, range?: Range): Promise<Readable> {
+    return this.inFolder(() => this.getOnce(key, range));
+  }
+
+  private async getOnce(key: string, range?: Range): Promise<Readable> {
     checkKey(key);
     const s = await this.ready();
     const [file] = await this.filesOf(s, key);
@@ -300,13 +308,17 @@ export class GDriveStore implements Store {
 
   async head(key: string): Promise<ObjectInfo | null> {
     checkKey(key);
-    const [file] = await this.filesOf(await this.ready(), key);
+    const [file] = await this.inFolder(async () => this.filesOf(await this.ready(), key));
     return file ? info(key, file) : null;
   }
 
-  async list(
+  list(prefix: string, page: { after?: string | null; limit?: number } = {}): Promise<ListPage> {
+    return this.inFolder(() => this.listOnce(prefix, page));
+  }
+
+  private async listOnce(
     prefix: string,
-    page: { after?: string | null; limit?: number } = {},
+    page: { after?: string | null; limit?: number },
   ): Promise<ListPage> {
     checkPrefix(prefix);
     const s = await this.ready();
@@ -328,8 +340,27 @@ export class GDriveStore implements Store {
 
   async delete(key: string): Promise<void> {
     checkKey(key);
-    const s = await this.ready();
-    for (const f of await this.filesOf(s, key)) await this.deleteFile(s, f.id!, key);
+    await this.inFolder(async () => {
+      const s = await this.ready();
+      for (const f of await this.filesOf(s, key)) await this.deleteFile(s, f.id!, key);
+    });
+  }
+
+  /**
+   * Runs `op` in the folder. The folder's id is kept from the first use; should Drive
+   * answer 404 for it (the folder was deleted behind our back, in the Drive's web page),
+   * the folder is found or created again and `op` runs once more in it: a put stores its
+   * object anew, a read finds nothing there. What the old folder held is gone; the
+   * staging check finds those copies missing and places them again.
+   */
+  private async inFolder<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (e) {
+      if (!isFolderGone(e)) throw e;
+      this.session = null;
+      return op();
+    }
   }
 
   async usage(): Promise<Usage> {
@@ -535,8 +566,8 @@ export class GDriveStore implements Store {
   private folderGone(cause?: unknown, doing = 'opening the folder'): KinvaultError {
     return new KinvaultError(
       'FAILED_PRECONDITION',
-      `The folder ${this.options.folder} of ${this.label} was not found in the Drive (${doing}): was it deleted or moved to the trash? Restore it, or remove the target and add it again.`,
-      { cause, retryable: false, details: { status: 404 } },
+      `The folder ${this.options.folder} of ${this.label} was not found in the Drive (${doing}), though it was just there or just created: was it deleted again, or is the Drive failing? It will be looked for (or created) again on the next try.`,
+      { cause, retryable: false, details: { status: 404, [FOLDER_GONE]: true } },
     );
   }
 
@@ -568,6 +599,13 @@ export class GDriveStore implements Store {
   private notFound(key: string): KinvaultError {
     return new KinvaultError('NOT_FOUND', `${key} is not at ${this.label}.`, { details: { key } });
   }
+}
+
+const FOLDER_GONE = 'folderGone';
+
+/** The error of a Drive call that answered 404 for the folder (see `failure`). */
+function isFolderGone(e: unknown): boolean {
+  return e instanceof KinvaultError && e.details?.[FOLDER_GONE] === true;
 }
 
 function info(key: string, f: DriveFile): ObjectInfo {
