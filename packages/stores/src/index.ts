@@ -10,3 +10,9 @@ export { parseDriveUrl, type DriveTarget } from './gdrive/url.js';
 export { MemoryStore } from './memory/memory.store.js';
 export { metered, type Meter } from './wrappers/metered.js';
 export { withRetry, DEFAULT_RETRY, type RetryPolicy } from './wrappers/retry.js';
+export {
+  startDriveAuthorization,
+  writeTokenFile,
+  type DriveAuthorization,
+} from './gdrive/authorize.js';
+export { needsAuthorisation } from './gdrive/needs-auth.js';

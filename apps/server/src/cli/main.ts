@@ -12,6 +12,7 @@ import { runDeviceAdd, runDeviceList, runDeviceRevoke } from './device.js';
 import { runStatus } from './status.js';
 import { runCheck } from './check.js';
 import { runTargetAdd, runTargetList, runTargetRemove, runTargetTest } from './target.js';
+import { runTargetAuth } from './target-auth.js';
 import { runWhere } from './where.js';
 import { runJobsList, runJobsRetry } from './jobs.js';
 import { runKeysList, runKeysRestore } from './keys.js';
@@ -106,7 +107,7 @@ keys
 
 const target = program
   .command('target')
-  .description('places off the NAS that hold copies: USB disks, folders (later S3, Google Drive)');
+  .description('places off the NAS that hold copies: USB disks, folders, S3 buckets, Google Drive');
 target
   .command('add <name> <url>')
   .description('add a target (file:///mnt/usb/kinvault); it is probed before it is added')
@@ -141,6 +142,25 @@ target
   .addOption(dataDir())
   .addOption(json())
   .action(runTargetTest);
+target
+  .command('auth <name>')
+  .description(
+    'give Kinvault access to the Google Drive of a gdrive:// target: prints an address to open in a browser (see docs/google-drive.md)',
+  )
+  .addOption(dataDir())
+  .addOption(
+    new Option(
+      '--port <port>',
+      "where this command waits for Google's answer on 127.0.0.1 (default: a free port; fix one for an SSH tunnel)",
+    ).env('KINVAULT_AUTH_PORT'),
+  )
+  .addOption(
+    new Option('--wait <minutes>', "how long to wait for Google's answer (default 10)").env(
+      'KINVAULT_AUTH_WAIT',
+    ),
+  )
+  .addOption(json())
+  .action(runTargetAuth);
 target
   .command('remove <name>')
   .description('forget a target (refused while it holds the only off-site copy, unless --force)')

@@ -23,6 +23,7 @@ import { KinvaultError } from '@kinvault/protocol';
 import { checkRange, checkedBytes } from '../body.js';
 import { checkKey, checkPrefix } from '../keys.js';
 import type { Body, ListPage, ObjectInfo, Range, Store, Usage } from '../store.js';
+import { needsAuthorisationDetails } from './needs-auth.js';
 
 const FOLDER_MIME = 'application/vnd.google-apps.folder';
 const OCTETS = 'application/octet-stream';
@@ -470,27 +471,10 @@ export class GDriveStore implements Store {
         'FAILED_PRECONDITION',
         `The Google Drive token file ${tokenFile} can be read by other users of this computer. Run "chmod 600 ${tokenFile}" and try again.`,
       );
-    const client = readJsonFile(credentialsFile, 'OAuth client (credentials)');
-    const token = readJsonFile(tokenFile, 'token');
-    const c = (await client)['installed'] ?? (await client)['web'];
-    const refresh = (await token)['refresh_token'];
-    if (
-      !isRecord(c) ||
-      typeof c['client_id'] !== 'string' ||
-      typeof c['client_secret'] !== 'string'
-    )
-      throw new KinvaultError(
-        'INVALID_ARGUMENT',
-        `${credentialsFile} is not an OAuth client file: download it again from Google Cloud (APIs & Services → Credentials → OAuth client → Download JSON).`,
-      );
+    const client = oauthClient(google, credentialsFile);
+    const refresh = (await readJsonFile(tokenFile, 'token'))['refresh_token'];
     if (typeof refresh !== 'string' || !refresh) throw this.missingToken(tokenFile);
-    const auth = new google.auth.OAuth2({
-      clientId: c['client_id'],
-      clientSecret: c['client_secret'],
-      ...(typeof c['token_uri'] === 'string'
-        ? { endpoints: { oauth2TokenUrl: c['token_uri'] } }
-        : {}),
-    });
+    const auth = await client;
     auth.setCredentials({ refresh_token: refresh });
     return auth;
   }
@@ -526,7 +510,7 @@ export class GDriveStore implements Store {
       return new KinvaultError(
         'UNAUTHORIZED',
         `Google Drive refused Kinvault's access to ${at}: the authorisation was revoked or has expired. Run "kinvaultd target auth NAME" again (NAME: this target's name).`,
-        { cause: e },
+        { cause: e, details: { ...needsAuthorisationDetails } },
       );
     if (reason === 'storageQuotaExceeded')
       return new KinvaultError(
@@ -593,6 +577,7 @@ export class GDriveStore implements Store {
     return new KinvaultError(
       'UNAUTHORIZED',
       `${file} holds no Google Drive authorisation for ${this.label}. Run "kinvaultd target auth NAME" (NAME: this target's name).`,
+      { details: { ...needsAuthorisationDetails } },
     );
   }
 
@@ -643,6 +628,101 @@ async function readJsonFile(path: string, what: string): Promise<Record<string, 
   if (!isRecord(value))
     throw new KinvaultError('FAILED_PRECONDITION', `${path} is not a JSON object.`);
   return value;
+}
+
+/** The OAuth client of a credentials file (Google Cloud's "Download JSON" of a Desktop app). */
+async function oauthClient(
+  google: Sdk['google'],
+  credentialsFile: string,
+): Promise<Auth.OAuth2Client> {
+  const file = await readJsonFile(credentialsFile, 'OAuth client (credentials)');
+  const c = file['installed'] ?? file['web'];
+  if (!isRecord(c) || typeof c['client_id'] !== 'string' || typeof c['client_secret'] !== 'string')
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      `${credentialsFile} is not an OAuth client file: download it again from Google Cloud (APIs & Services → Credentials → OAuth client → Download JSON).`,
+    );
+  const endpoint = (key: string) => (typeof c[key] === 'string' ? c[key] : undefined);
+  const tokenUri = endpoint('token_uri');
+  const authUri = endpoint('auth_uri');
+  return new google.auth.OAuth2({
+    clientId: c['client_id'],
+    clientSecret: c['client_secret'],
+    endpoints: {
+      ...(tokenUri ? { oauth2TokenUrl: tokenUri } : {}),
+      ...(authUri ? { oauth2AuthBaseUrl: authUri } : {}),
+    },
+  });
+}
+
+const DRIVE_FILE_SCOPE = 'https://www.googleapis.com/auth/drive.file';
+
+/** The two steps of an OAuth authorisation-code flow with PKCE (see authorize.ts). */
+export interface DriveConsent {
+  /** The consent page's address: drive.file, offline access, consent asked again. */
+  consentUrl(p: { redirectUri: string; state: string; codeChallenge: string }): string;
+  /** Exchanges a code at the client's token_uri; the refresh token (never logged). */
+  exchange(p: { code: string; codeVerifier: string; redirectUri: string }): Promise<string>;
+}
+
+/** The consent steps for the OAuth client in `credentialsFile`. */
+export async function driveConsent(credentialsFile: string): Promise<DriveConsent> {
+  const { google, Auth: AuthModule } = await loadSdk();
+  const client = await oauthClient(google, credentialsFile);
+  return {
+    consentUrl: (p) =>
+      client.generateAuthUrl({
+        access_type: 'offline',
+        prompt: 'consent',
+        scope: [DRIVE_FILE_SCOPE],
+        redirect_uri: p.redirectUri,
+        state: p.state,
+        code_challenge: p.codeChallenge,
+        code_challenge_method: AuthModule.CodeChallengeMethod.S256,
+      }),
+    async exchange(p) {
+      let tokens: Auth.Credentials;
+      try {
+        ({ tokens } = await client.getToken({
+          code: p.code,
+          codeVerifier: p.codeVerifier,
+          redirect_uri: p.redirectUri,
+        }));
+      } catch (e) {
+        throw exchangeFailure(e);
+      }
+      if (!tokens.refresh_token)
+        throw new KinvaultError(
+          'FAILED_PRECONDITION',
+          'Google gave no refresh token, so Kinvault could not keep its access. Remove Kinvault at https://myaccount.google.com/connections and run "kinvaultd target auth NAME" again.',
+        );
+      return tokens.refresh_token;
+    },
+  };
+}
+
+/** A refused code exchange, with Google's reason but never the code or a token. */
+function exchangeFailure(e: unknown): KinvaultError {
+  const status = statusOf(e);
+  if (status === undefined || status >= 500)
+    return new KinvaultError(
+      'UNAVAILABLE',
+      `Google's token endpoint could not be reached or failed (${status ?? codeOf(e)}). Check the network and run "kinvaultd target auth NAME" again.`,
+      { cause: e, retryable: true },
+    );
+  const data = (e as GaxiosError).response?.data as Record<string, unknown> | undefined;
+  const said = [data?.['error'], data?.['error_description']]
+    .filter((v): v is string => typeof v === 'string')
+    .join(': ')
+    .slice(0, 200);
+  const reason = reasonOf(e);
+  return new KinvaultError(
+    'UNAUTHORIZED',
+    reason === 'invalid_client' || reason === 'unauthorized_client'
+      ? `Google refused the OAuth client (${said}): download its JSON again from Google Cloud (APIs & Services → Credentials) and put it where the target's credentials= says.`
+      : `Google refused the authorisation (${said || status}): the code was used already or has expired. Run "kinvaultd target auth NAME" again and finish within a few minutes.`,
+    { cause: e },
+  );
 }
 
 const isGaxios = (e: unknown) => sdk !== undefined && e instanceof sdk.Common.GaxiosError;
