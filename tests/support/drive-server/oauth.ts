@@ -25,6 +25,7 @@ export interface AuthCode {
   challenge: string | null;
   method: 'S256' | 'plain';
   issuedAt: number;
+  used?: boolean;
 }
 
 export interface OAuthState {
@@ -124,9 +125,10 @@ function codeGrant(ctx: Ctx, form: URLSearchParams): void {
   const code = form.get('code') ?? '';
   if (!code) return oauthError(ctx, 400, 'invalid_request', 'Missing required parameter: code');
   const grant = oauth.codes.get(code);
-  oauth.codes.delete(code); // single use, also when the exchange fails
-  if (!grant || Date.now() - grant.issuedAt > CODE_TTL_MS)
-    return oauthError(ctx, 400, 'invalid_grant', grant ? 'Bad Request' : 'Malformed auth code.');
+  if (!grant) return oauthError(ctx, 400, 'invalid_grant', 'Malformed auth code.');
+  const fresh = !grant.used && Date.now() - grant.issuedAt <= CODE_TTL_MS;
+  grant.used = true; // single use, also when the exchange fails
+  if (!fresh) return oauthError(ctx, 400, 'invalid_grant', 'Bad Request');
   if (grant.clientId !== client.id) return oauthError(ctx, 400, 'invalid_grant', 'Bad Request');
   if (form.get('redirect_uri') !== grant.redirectUri)
     return oauthError(ctx, 400, 'redirect_uri_mismatch', 'Bad Request');
