@@ -27,6 +27,7 @@ const CLIENT_SECRET = 'GOCSPX-test-client-secret-never-printed';
 interface Run {
   child: ChildProcess;
   output: () => string;
+  stdout: () => string;
   /** The consent page's address, once printed. */
   consentUrl: Promise<URL>;
   exit: Promise<number | null>;
@@ -58,13 +59,15 @@ describe('kinvaultd target auth (built commands, Drive test server)', () => {
     await removeTempDirs();
   });
 
-  function authorise(): Run {
+  function authorise(...extra: string[]): Run {
     const child = spawn(
       process.execPath,
-      [kinvaultdPath, 'target', 'auth', 'drive', '--data-dir', c.dataDir],
+      [kinvaultdPath, 'target', 'auth', 'drive', '--data-dir', c.dataDir, ...extra],
       { stdio: ['pipe', 'pipe', 'pipe'] },
     );
     let out = '';
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     let found: (u: URL) => void;
     const consentUrl = new Promise<URL>((resolve) => (found = resolve));
     const seen = (d: Buffer) => {
@@ -78,6 +81,7 @@ describe('kinvaultd target auth (built commands, Drive test server)', () => {
     return {
       child,
       output: () => out,
+      stdout: () => stdout,
       consentUrl,
       exit,
       paste: (line) => void child.stdin!.write(line + '\n'),
@@ -158,7 +162,7 @@ describe('kinvaultd target auth (built commands, Drive test server)', () => {
 
   it('takes the address pasted from the browser, replacing the token file atomically', async () => {
     const before = await savedToken();
-    const run = authorise();
+    const run = authorise('--json');
     const answer = await consent(await run.consentUrl);
     run.paste('not an address');
     run.paste(answer.href.replace(/state=[^&]+/, 'state=stale'));
@@ -166,6 +170,11 @@ describe('kinvaultd target auth (built commands, Drive test server)', () => {
     run.paste(`  ${answer.href}  `);
     expect(await run.exit).toBe(0);
     expect(run.output()).toMatch(/That is not an address/);
+    expect(JSON.parse(run.stdout())).toMatchObject({
+      target: 'drive',
+      authorised: true,
+      tokenFile,
+    });
     const after = await savedToken();
     expect(after).not.toBe(before);
     expect(run.output()).not.toContain(after);

@@ -110,7 +110,9 @@ const target = program
   .description('places off the NAS that hold copies: USB disks, folders, S3 buckets, Google Drive');
 target
   .command('add <name> <url>')
-  .description('add a target (file:///mnt/usb/kinvault); it is probed before it is added')
+  .description(
+    'add a target (file:///mnt/usb/kinvault, s3://bucket/prefix?…, gdrive://Folder?credentials=…&token=…); it is probed first (a Google Drive target then needs "target auth")',
+  )
   .addOption(dataDir())
   .addOption(
     new Option('--role <role>', 'what the target is for: staging')
