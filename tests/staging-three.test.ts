@@ -187,6 +187,8 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
     expect(await bucketObjects()).toEqual(nas);
     expect(await driveObjects()).toEqual(nas);
     expect(drive.requests['upload.resumable.start'] ?? 0).toBeGreaterThan(0);
+    // One access token serves the coordinator's jobs (not a refresh per copy).
+    expect(drive.requests['oauth.token']).toBeLessThan(nas.size);
 
     const where = JSON.parse((await kd('where', snapshot, '--json')).stdout) as Where;
     const packsAtNas = [...nas.keys()].filter((k) => k.startsWith('packs/')).map((k) => k.slice(9));

@@ -217,7 +217,10 @@ describe('gdrive store from its URL files', () => {
     const target = parseDriveUrl(
       `gdrive://Family%20Photos?credentials=${credentials}&token=${token}`,
     );
-    const store = new GDriveStore({ ...target, rootUrl: f.server.rootUrl, backoffMs: 1 });
+    const store = Object.assign(
+      new GDriveStore({ ...target, rootUrl: f.server.rootUrl, backoffMs: 1 }),
+      { target },
+    );
     return { store, token };
   }
 
@@ -232,6 +235,16 @@ describe('gdrive store from its URL files', () => {
     await store.put('x', bytesBody(Buffer.from('hello')));
     expect((await readAll(store, 'x')).toString()).toBe('hello');
     expect(f!.server.requests['oauth.token']).toBe(1);
+    // Another store of the same target (the coordinator opens one per job) uses the
+    // access token already given; a new token file (target auth) is used at once.
+    const again = new GDriveStore({ ...store.target, rootUrl: f!.server.rootUrl });
+    expect(await again.head('x')).toMatchObject({ size: 5 });
+    expect(f!.server.requests['oauth.token']).toBe(1);
+    f!.server.refreshTokens!.add('refresh-new');
+    await writeFile(token, JSON.stringify({ refresh_token: 'refresh-new' }), { mode: 0o600 });
+    const renewed = new GDriveStore({ ...store.target, rootUrl: f!.server.rootUrl });
+    expect(await renewed.head('x')).toMatchObject({ size: 5 });
+    expect(f!.server.requests['oauth.token']).toBe(2);
   });
 
   it('says to authorise again when the refresh token was revoked (invalid_grant)', async () => {

@@ -15,6 +15,7 @@
  * - Rate limits and 5xx are retried here, with a short backoff, 3 tries in all.
  * - googleapis (a second to load) is imported on first use, not with the module.
  */
+import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type * as GoogleApis from 'googleapis';
@@ -471,12 +472,13 @@ export class GDriveStore implements Store {
         'FAILED_PRECONDITION',
         `The Google Drive token file ${tokenFile} can be read by other users of this computer. Run "chmod 600 ${tokenFile}" and try again.`,
       );
-    const client = oauthClient(google, credentialsFile);
-    const refresh = (await readJsonFile(tokenFile, 'token'))['refresh_token'];
+    const [client, token] = await Promise.all([
+      readJsonFile(credentialsFile, 'OAuth client (credentials)'),
+      readJsonFile(tokenFile, 'token'),
+    ]);
+    const refresh = token['refresh_token'];
     if (typeof refresh !== 'string' || !refresh) throw this.missingToken(tokenFile);
-    const auth = await client;
-    auth.setCredentials({ refresh_token: refresh });
-    return auth;
+    return sharedClient(google, credentialsFile, client, refresh);
   }
 
   /**
@@ -630,12 +632,39 @@ async function readJsonFile(path: string, what: string): Promise<Record<string, 
   return value;
 }
 
-/** The OAuth client of a credentials file (Google Cloud's "Download JSON" of a Desktop app). */
-async function oauthClient(
+/**
+ * Authorised clients by client file and refresh token: the access token one holds (an
+ * hour) serves every store of that target in this process, rather than a token refresh
+ * for each store (the coordinator opens one per job). A new token file is a new key.
+ */
+const sharedClients = new Map<string, Auth.OAuth2Client>();
+const SHARED_CLIENTS = 16;
+
+function sharedClient(
   google: Sdk['google'],
   credentialsFile: string,
-): Promise<Auth.OAuth2Client> {
-  const file = await readJsonFile(credentialsFile, 'OAuth client (credentials)');
+  file: Record<string, unknown>,
+  refreshToken: string,
+): Auth.OAuth2Client {
+  const key = createHash('sha256')
+    .update(JSON.stringify([credentialsFile, file, refreshToken]))
+    .digest('hex');
+  let auth = sharedClients.get(key);
+  if (!auth) {
+    auth = oauthClient(google, credentialsFile, file);
+    auth.setCredentials({ refresh_token: refreshToken });
+    if (sharedClients.size >= SHARED_CLIENTS) sharedClients.clear();
+    sharedClients.set(key, auth);
+  }
+  return auth;
+}
+
+/** The OAuth client of a credentials file (Google Cloud's "Download JSON" of a Desktop app). */
+function oauthClient(
+  google: Sdk['google'],
+  credentialsFile: string,
+  file: Record<string, unknown>,
+): Auth.OAuth2Client {
   const c = file['installed'] ?? file['web'];
   if (!isRecord(c) || typeof c['client_id'] !== 'string' || typeof c['client_secret'] !== 'string')
     throw new KinvaultError(
@@ -668,7 +697,8 @@ export interface DriveConsent {
 /** The consent steps for the OAuth client in `credentialsFile`. */
 export async function driveConsent(credentialsFile: string): Promise<DriveConsent> {
   const { google, Auth: AuthModule } = await loadSdk();
-  const client = await oauthClient(google, credentialsFile);
+  const file = await readJsonFile(credentialsFile, 'OAuth client (credentials)');
+  const client = oauthClient(google, credentialsFile, file);
   return {
     consentUrl: (p) =>
       client.generateAuthUrl({
