@@ -50,6 +50,7 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
   let drive: DriveServer;
   let admin: S3Client;
   let snapshot: string;
+  let anna: string;
   const outputs: string[] = [];
   const saved = { ...process.env };
   const kd = async (...args: string[]) => {
@@ -158,7 +159,7 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
         code: 0,
       });
 
-    const anna = join(work, 'anna');
+    anna = join(work, 'anna');
     await enrollDevice(c.dataDir, 'anna-laptop', anna);
     const src = join(work, 'photos');
     await mkdir(src);
@@ -237,6 +238,18 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
   });
 
   it('prints and logs no secret: S3 key, OAuth client secret, refresh or access token', async () => {
+    // Copies to the Drive fail (Google answering 503 to 9 uploads: more than the store's
+    // 3 tries for each of the 3 new objects), so the coordinator logs a failed job.
+    drive.fail('upload.multipart', 9, 503);
+    const more = join(work, 'more');
+    await mkdir(more);
+    await writeFile(join(more, 'IMG_new.jpg'), randomBytes(50_000));
+    const backup = await runKinvault(anna, ['backup', more, '--json']);
+    expect(backup.code).toBe(0);
+    outputs.push(backup.stdout, backup.stderr);
+    await expect.poll(() => c.log(), { timeout: 60_000 }).toMatch(/job failed/);
+    outputs.push((await kd('jobs', '--json')).stdout, (await kd('target', 'list')).stdout);
+    await expect.poll(jobs, { timeout: 90_000, interval: 1000 }).toBe(0); // and then they drain
     for (const args of [
       ['status'],
       ['status', '--json'],
@@ -252,5 +265,5 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
     const secrets = [S3_SECRET, CLIENT_SECRET, REFRESH_TOKEN, ...accessTokens];
     for (const out of [...outputs, c.log()])
       for (const secret of secrets) expect(out).not.toContain(secret);
-  });
+  }, 180_000);
 });
