@@ -2,9 +2,10 @@
  * Three off-site copies (issue 10 §5): a USB folder, an S3 bucket (the S3 test server)
  * and a Google Drive folder (the Drive test server, through googleapis in the built
  * coordinator). Within one job cycle every pack and recovery object is at all three,
- * byte-identical to the NAS's and verified; `where` says so; no secret is printed or
- * logged. Then the Drive folder is deleted behind the coordinator's back: the staging
- * check finds the packs missing and the workers place them again in a new folder.
+ * byte-identical to the NAS's and verified; `where` says so. Then the Drive folder is
+ * deleted behind the coordinator's back: the staging check finds its packs and recovery
+ * objects missing and the workers copy them again into a new folder. No secret is
+ * printed or logged, also when Drive uploads fail.
  * (The default policy, one copy on exactly one target, is proven by staging.test.ts.)
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -209,14 +210,21 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
     expect(status.offsite).toMatchObject({ unprotectedPacks: 0, copiesRequired: 3 });
   });
 
-  it('places the packs again after the Drive folder was deleted behind its back', async () => {
+  it('copies everything again after the Drive folder was deleted behind its back', async () => {
     await deleteDriveFolder(drive.rootUrl, FOLDER, ADMIN_TOKEN);
     const check = await kd('check', '--tier', 'staging', '--json');
     expect(check.code).toBe(1);
-    const found = JSON.parse(check.stdout) as { bad: { pack: string; state: string }[] };
+    const found = JSON.parse(check.stdout) as {
+      bad: { pack: string; state: string; target: string }[];
+      badObjects: { key: string; state: string; target: string }[];
+    };
     const where = JSON.parse((await kd('where', snapshot, '--json')).stdout) as Where;
-    expect(found.bad.map((b) => `${b.state} ${b.pack}`).sort()).toEqual(
-      where.packs.map((p) => `missing ${p.pack}`).sort(),
+    expect(found.bad.map((b) => `${b.state} ${b.pack} ${b.target}`).sort()).toEqual(
+      where.packs.map((p) => `missing ${p.pack} drive`).sort(),
+    );
+    const recovery = [...(await nasObjects()).keys()].filter((k) => !k.startsWith('packs/'));
+    expect(found.badObjects.map((b) => `${b.state} ${b.key} ${b.target}`).sort()).toEqual(
+      recovery.map((k) => `missing ${k} drive`).sort(),
     );
     const onDrive = async () => {
       const now = JSON.parse((await kd('where', snapshot, '--json')).stdout) as Where;
@@ -233,8 +241,8 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
       lastError: string | null;
     }[];
     expect(targets.find((t) => t.name === 'drive')?.lastError).toBeNull();
-    const packs = [...(await driveObjects()).keys()].filter((k) => k.startsWith('packs/'));
-    expect(packs.map((k) => k.slice(9)).sort()).toEqual(where.packs.map((p) => p.pack).sort());
+    await expect.poll(jobs, { timeout: 60_000, interval: 500 }).toBe(0);
+    expect(await driveObjects()).toEqual(await nasObjects());
   });
 
   it('prints and logs no secret: S3 key, OAuth client secret, refresh or access token', async () => {
