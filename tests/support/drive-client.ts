@@ -74,3 +74,18 @@ export async function deleteDriveFolder(
   });
   for (const f of found.data.files ?? []) await drive.files.delete({ fileId: f.id! });
 }
+
+/** Moves the folder named `folder` to the trash (what "Remove" does in Drive's web page). */
+export async function trashDriveFolder(
+  rootUrl: string,
+  folder: string,
+  accessToken = 'test',
+): Promise<void> {
+  const drive = google.drive({ version: 'v3', auth: tokenAuth(accessToken), rootUrl });
+  const found = await drive.files.list({
+    q: `name = '${folder}' and mimeType = 'application/vnd.google-apps.folder' and trashed = false`,
+    fields: 'files(id)',
+  });
+  for (const f of found.data.files ?? [])
+    await drive.files.update({ fileId: f.id!, requestBody: { trashed: true } });
+}

@@ -11,6 +11,7 @@ import {
   deleteDriveFolder,
   driveFileNames,
   tokenAuth,
+  trashDriveFolder,
 } from '../../../../tests/support/drive-client.js';
 import {
   CHUNK_UNIT,
@@ -183,6 +184,21 @@ describe('gdrive store', () => {
     await deleteDriveFolder(f.server.rootUrl, 'Kinvault Backup');
     await expect(f.store.get('packs/ab/1')).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await f.store.delete('packs/ab/1');
+  });
+
+  it('does not use a folder moved to the trash: the next store makes a new one', async () => {
+    f = await fixture();
+    await f.store.put('keys/passphrase', bytesBody(randomBytes(10)));
+    await trashDriveFolder(f.server.rootUrl, 'Kinvault Backup');
+    const next = new GDriveStore({
+      folder: 'Kinvault Backup',
+      auth: tokenAuth('test-access-token'),
+      rootUrl: f.server.rootUrl,
+    });
+    expect(await next.head('keys/passphrase')).toBeNull();
+    await next.put('keys/passphrase', bytesBody(Buffer.from('again')));
+    expect((await readAll(next, 'keys/passphrase')).toString()).toBe('again');
+    expect(f.server.requests['files.create']).toBe(2);
   });
 
   it('refuses an access the Drive no longer grants (UNAUTHORIZED), never echoing the token', async () => {
