@@ -7,7 +7,7 @@
  * code or client secret is printed; a refused exchange fails with exit 1.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { lstat, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -122,6 +122,15 @@ describe('kinvaultd target auth (built commands, Drive test server)', () => {
     const unknown = await kd('target', 'auth', 'nope');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/no target "nope"/);
+    await mkdir(join(work, 'usb'));
+    const usb = `file://${join(work, 'usb')}`;
+    expect(
+      (await kd('target', 'add', 'usb', usb, '--role', 'staging', '--allow-same-disk')).code,
+    ).toBe(0);
+    const notDrive = await kd('target', 'auth', 'usb');
+    expect(notDrive.code).toBe(2);
+    expect(notDrive.stderr).toMatch(/not a Google Drive target/);
+    expect((await kd('target', 'auth', 'drive', '--port', '80')).code).toBe(2);
   });
 
   it('takes the browser coming back to the loopback address; a wrong state is refused', async () => {
