@@ -51,6 +51,7 @@ describe('environment twins', () => {
       ['device', 'add'],
       ['device', 'list'],
       ['device', 'revoke'],
+      ['target', 'auth'],
     ]) {
       const r = await runKinvaultd([...cmd, '--help']);
       expect(r.code).toBe(0);

@@ -490,4 +490,117 @@ describe('drive test server with googleapis', () => {
     expect(server.requests['oauth.token']).toBe(1);
     expect(server.validTokens?.size).toBe(2);
   });
+
+  describe('OAuth consent page and authorization_code grant', () => {
+    const redirectUri = 'http://127.0.0.1:5999/';
+    const verifier = 'v'.repeat(20) + randomBytes(24).toString('base64url');
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+
+    beforeEach(async () => {
+      await server.stop();
+      server = await start({ dir, clients: { 'id-1': 'secret-1' }, refreshTokens: [] });
+    });
+
+    /** The consent request as googleapis makes it; the code of the 302 it answers. */
+    async function code(params: Record<string, string> = {}): Promise<string> {
+      const url = new URL(`${server.rootUrl}auth`);
+      for (const [k, v] of Object.entries({
+        client_id: 'id-1',
+        redirect_uri: redirectUri,
+        response_type: 'code',
+        scope: 'https://www.googleapis.com/auth/drive.file',
+        state: 's1',
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        ...params,
+      }))
+        url.searchParams.set(k, v);
+      const res = await fetch(url, { redirect: 'manual' });
+      expect(res.status).toBe(302);
+      const back = new URL(res.headers.get('location')!);
+      expect(back.origin + back.pathname).toBe(redirectUri);
+      expect(back.searchParams.get('state')).toBe('s1');
+      return back.searchParams.get('code')!;
+    }
+
+    const exchange = (form: Record<string, string>) =>
+      fetch(`${server.rootUrl}token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          client_id: 'id-1',
+          client_secret: 'secret-1',
+          redirect_uri: redirectUri,
+          code_verifier: verifier,
+          ...form,
+        }),
+      }).then(async (r) => ({
+        status: r.status,
+        body: (await r.json()) as Record<string, unknown>,
+      }));
+
+    it('exchanges a code once, with the verifier, through googleapis', async () => {
+      const auth = new google.auth.OAuth2({
+        clientId: 'id-1',
+        clientSecret: 'secret-1',
+        endpoints: { oauth2TokenUrl: `${server.rootUrl}token` },
+      });
+      const c = await code();
+      const { tokens } = await auth.getToken({
+        code: c,
+        codeVerifier: verifier,
+        redirect_uri: redirectUri,
+      });
+      expect(tokens).toMatchObject({
+        token_type: 'Bearer',
+        scope: 'https://www.googleapis.com/auth/drive.file',
+      });
+      expect(server.refreshTokens!.has(tokens.refresh_token!)).toBe(true);
+      expect(await exchange({ code: c })).toEqual({
+        status: 400,
+        body: { error: 'invalid_grant', error_description: 'Bad Request' },
+      });
+    });
+
+    it('refuses what Google refuses: a wrong or missing verifier, another redirect_uri, a wrong secret, an unknown code', async () => {
+      const cases: [Record<string, string>, number, string, string][] = [
+        [{ code_verifier: 'w'.repeat(64) }, 400, 'invalid_grant', 'Invalid code verifier.'],
+        [{ code_verifier: '' }, 400, 'invalid_grant', 'Missing code verifier.'],
+        [{ redirect_uri: 'http://127.0.0.1:6000/' }, 400, 'redirect_uri_mismatch', 'Bad Request'],
+        [{ client_secret: 'nope' }, 401, 'invalid_client', 'Unauthorized'],
+      ];
+      for (const [form, status, error, description] of cases)
+        expect(await exchange({ code: await code(), ...form }), JSON.stringify(form)).toEqual({
+          status,
+          body: { error, error_description: description },
+        });
+      expect((await exchange({ code: '4/0made-up' })).body).toMatchObject({
+        error: 'invalid_grant',
+        error_description: 'Malformed auth code.',
+      });
+      const plain = await code({ code_challenge: verifier, code_challenge_method: 'plain' });
+      expect((await exchange({ code: plain })).status).toBe(200);
+    });
+
+    it('answers a refusal, and shows an error page (no redirect) for a bad request', async () => {
+      server.denyNextConsent();
+      const res = await fetch(
+        `${server.rootUrl}auth?client_id=id-1&response_type=code&scope=x&state=s&redirect_uri=${encodeURIComponent(redirectUri)}`,
+        { redirect: 'manual' },
+      );
+      const back = new URL(res.headers.get('location')!);
+      expect(back.searchParams.get('error')).toBe('access_denied');
+      expect(back.searchParams.get('code')).toBeNull();
+      for (const query of [
+        'client_id=unknown&response_type=code&scope=x&redirect_uri=http%3A%2F%2F127.0.0.1%3A1%2F',
+        'client_id=id-1&response_type=code&scope=x&redirect_uri=https%3A%2F%2Fevil.example%2F',
+        'client_id=id-1&response_type=token&scope=x&redirect_uri=http%3A%2F%2F127.0.0.1%3A1%2F',
+      ]) {
+        const page = await fetch(`${server.rootUrl}auth?${query}`, { redirect: 'manual' });
+        expect(page.status, query).toBeGreaterThanOrEqual(400);
+        expect(page.headers.get('location')).toBeNull();
+      }
+    });
+  });
 });

@@ -16,3 +16,9 @@ export { MemoryStore } from './memory/memory.store.js';
 export { metered, takeMeter, type Meter, type MeteredStore } from './wrappers/metered.js';
 export { rateLimited, type RateLimit } from './wrappers/rate-limited.js';
 export { withRetry, DEFAULT_RETRY, type RetryPolicy } from './wrappers/retry.js';
+export {
+  startDriveAuthorization,
+  writeTokenFile,
+  type DriveAuthorization,
+} from './gdrive/authorize.js';
+export { needsAuthorisation } from './gdrive/needs-auth.js';

@@ -1,6 +1,7 @@
 /** What every handler gets, and small helpers to read requests and send answers. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errors } from './errors.js';
+import type { OAuthState } from './oauth.js';
 import type { DiskState } from './state.js';
 
 export interface Settings {
@@ -10,6 +11,8 @@ export interface Settings {
   validTokens?: Set<string>;
   /** Refresh tokens the /token endpoint accepts (any when unset). */
   refreshTokens?: Set<string>;
+  /** The OAuth endpoints' clients and codes (in memory: codes do not survive a restart). */
+  oauth: OAuthState;
   /** Set to make the next resumable chunk's connection drop after this many body bytes. */
   cutNextChunkAfter?: number;
 }

@@ -19,8 +19,10 @@ export interface StartOptions {
   sessionTtlMs?: number;
   /** Only these access tokens are accepted (any bearer token when unset). */
   validTokens?: string[];
-  /** Refresh tokens POST /token accepts (any when unset). */
+  /** Refresh tokens POST /token accepts (any when unset; those it issues are added). */
   refreshTokens?: string[];
+  /** OAuth clients (id → secret) the consent page and /token know (any when unset). */
+  clients?: Record<string, string>;
 }
 
 export interface DriveServer {
@@ -49,6 +51,10 @@ export interface DriveServer {
   cutNextChunkAfter(bytes: number): void;
   /** The accepted access tokens, when restricted (tokens /token issues are added). */
   validTokens?: Set<string>;
+  /** The accepted refresh tokens, when restricted (tokens /token issues are added). */
+  refreshTokens?: Set<string>;
+  /** Makes the next consent answer `error=access_denied`, as when the user clicks Cancel. */
+  denyNextConsent(): void;
   stop(): Promise<void>;
 }
 
@@ -59,6 +65,10 @@ export async function start(options: StartOptions): Promise<DriveServer> {
     sessionTtlMs: options.sessionTtlMs ?? 7 * 24 * 3600 * 1000,
     validTokens: options.validTokens ? new Set(options.validTokens) : undefined,
     refreshTokens: options.refreshTokens ? new Set(options.refreshTokens) : undefined,
+    oauth: {
+      codes: new Map(),
+      ...(options.clients ? { clients: new Map(Object.entries(options.clients)) } : {}),
+    },
   };
   const counters: Counters = {
     requests: {},
@@ -86,6 +96,8 @@ export async function start(options: StartOptions): Promise<DriveServer> {
     stallNext: (op, count = 1, skip = 0) => void counters.stalls.push({ op, skip, left: count }),
     cancelStalls: () => void (counters.stalls.length = 0),
     validTokens: settings.validTokens,
+    refreshTokens: settings.refreshTokens,
+    denyNextConsent: () => void (settings.oauth.denyNextConsent = true),
     fail(op, times, kind) {
       const queue = counters.faults.get(op) ?? [];
       for (let i = 0; i < times; i++) queue.push(kind);

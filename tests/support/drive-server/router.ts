@@ -1,9 +1,9 @@
 /** Maps requests to operations, checks the bearer token, counts requests, injects faults. */
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as api from './api.js';
-import { readBody, sendJson, type Ctx, type Settings } from './context.js';
+import * as oauth from './oauth.js';
+import { readBody, type Ctx, type Settings } from './context.js';
 import { DriveError, errors, sendError } from './errors.js';
 import type { DiskState } from './state.js';
 import * as uploads from './uploads.js';
@@ -70,8 +70,8 @@ function route(req: IncomingMessage, url: URL): Route | null {
   const method = req.method ?? 'GET';
   const path = url.pathname;
   const p = url.searchParams;
-  if (path === '/token' && method === 'POST')
-    return { op: 'oauth.token', handler: () => undefined };
+  if (path === '/token' && method === 'POST') return { op: 'oauth.token', handler: oauth.token };
+  if (path === '/auth' && method === 'GET') return { op: 'oauth.consent', handler: oauth.consent };
   if (path === '/drive/v3/about' && method === 'GET')
     return { op: 'about.get', handler: api.about };
   if (path === '/drive/v3/files') {
@@ -125,33 +125,6 @@ function checkAuth(req: IncomingMessage, settings: Settings): void {
     throw errors.invalidCredentials();
 }
 
-/** OAuth 2.0 token endpoint: a refresh_token grant answers a fresh access token. */
-async function token(ctx: Ctx): Promise<void> {
-  const form = new URLSearchParams((await readBody(ctx)).toString('utf8'));
-  if (form.get('grant_type') !== 'refresh_token') {
-    return sendJson(ctx.res, 400, {
-      error: 'unsupported_grant_type',
-      error_description: 'Invalid grant_type.',
-    });
-  }
-  const refresh = form.get('refresh_token') ?? '';
-  const known = ctx.settings.refreshTokens;
-  if (!refresh || (known && !known.has(refresh))) {
-    return sendJson(ctx.res, 400, {
-      error: 'invalid_grant',
-      error_description: 'Token has been expired or revoked.',
-    });
-  }
-  const accessToken = 'ya29.test-' + randomBytes(16).toString('hex');
-  ctx.settings.validTokens?.add(accessToken);
-  sendJson(ctx.res, 200, {
-    access_token: accessToken,
-    expires_in: 3599,
-    scope: 'https://www.googleapis.com/auth/drive.file',
-    token_type: 'Bearer',
-  });
-}
-
 export function makeHandler(
   state: DiskState,
   settings: Settings,
@@ -175,7 +148,7 @@ export function makeHandler(
     };
     try {
       if (!r) throw errors.notFound();
-      if (op === 'oauth.token') return await token(ctx);
+      if (op.startsWith('oauth.')) return await r.handler(ctx, '');
       checkAuth(req, settings);
       const fault = counters.faults.get(op)?.shift();
       if (fault !== undefined) {

@@ -64,7 +64,7 @@ async function runStagingCheck(opts: { dataDir: string; json?: boolean }): Promi
   const r = await withContext(opts.dataDir, async (ctx) => {
     const result = await ctx.staging.verify();
     // What no longer counts is placed again by the coordinator's workers.
-    if (result.bad.length > 0)
+    if (result.bad.length > 0 || result.badObjects.length > 0)
       await ctx.queue.enqueue(
         ctx.db.sql,
         'stage.scan',
@@ -74,14 +74,15 @@ async function runStagingCheck(opts: { dataDir: string; json?: boolean }): Promi
       );
     return result;
   });
-  if (r.bad.length > 0 || r.unreachable.length > 0) process.exitCode = 1;
+  if (r.bad.length > 0 || r.badObjects.length > 0 || r.unreachable.length > 0) process.exitCode = 1;
   if (opts.json) return console.log(JSON.stringify({ tier: 'staging', ...r }));
   console.log(
-    `Checked ${r.packs} pack cop${r.packs === 1 ? 'y' : 'ies'} at ${plural(r.targets, 'staging target')}: ${r.ok} intact, ${r.bad.length} missing or changed.`,
+    `Checked ${r.packs} pack cop${r.packs === 1 ? 'y' : 'ies'} at ${plural(r.targets, 'staging target')}: ${r.ok} intact, ${r.bad.length} missing or changed; and ${r.objects} copies of manifests, key files and catalogs: ${r.badObjects.length} missing or changed.`,
   );
   for (const b of r.bad) console.log(`  ${b.state}  ${b.pack}  at ${b.target} (${b.detail})`);
+  for (const b of r.badObjects) console.log(`  ${b.state}  ${b.key}  at ${b.target} (${b.detail})`);
   for (const u of r.unreachable)
     console.log(`  target ${u.target} could not be checked: ${u.error}`);
-  if (r.bad.length > 0)
-    console.log('Those copies no longer count; the coordinator copies the packs again by itself.');
+  if (r.bad.length > 0 || r.badObjects.length > 0)
+    console.log('Those copies no longer count; the coordinator copies them again by itself.');
 }

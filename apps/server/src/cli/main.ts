@@ -18,6 +18,7 @@ import {
   runTargetSet,
   runTargetTest,
 } from './target.js';
+import { runTargetAuth } from './target-auth.js';
 import { runWhere } from './where.js';
 import { runJobsList, runJobsRetry } from './jobs.js';
 import { runKeysList, runKeysRestore } from './keys.js';
@@ -116,7 +117,7 @@ const target = program
 target
   .command('add <name> <url>')
   .description(
-    'add a target (file:///mnt/usb/kinvault, s3://bucket/prefix?region=…, gdrive://Folder?credentials=…&token=…); it is probed before it is added',
+    'add a target (file:///mnt/usb/kinvault, s3://bucket/prefix?…, gdrive://Folder?credentials=…&token=…); it is probed first (a Google Drive target then needs "target auth")',
   )
   .addOption(dataDir())
   .addOption(
@@ -160,6 +161,25 @@ target
   )
   .addOption(json())
   .action(runTargetSet);
+target
+  .command('auth <name>')
+  .description(
+    'give Kinvault access to the Google Drive of a gdrive:// target: prints an address to open in a browser (see docs/google-drive.md)',
+  )
+  .addOption(dataDir())
+  .addOption(
+    new Option(
+      '--port <port>',
+      "where this command waits for Google's answer on 127.0.0.1 (default: a free port; fix one for an SSH tunnel)",
+    ).env('KINVAULT_AUTH_PORT'),
+  )
+  .addOption(
+    new Option('--wait <minutes>', "how long to wait for Google's answer (default 10)").env(
+      'KINVAULT_AUTH_WAIT',
+    ),
+  )
+  .addOption(json())
+  .action(runTargetAuth);
 target
   .command('remove <name>')
   .description('forget a target (refused while it holds the only off-site copy, unless --force)')

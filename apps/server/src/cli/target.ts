@@ -35,6 +35,10 @@ export async function runTargetAdd(
     ctx.targets.add({ name, url, role: opts.role, quotaBytes, sameDisk: opts.allowSameDisk }),
   );
   if (opts.json) return console.log(JSON.stringify({ added: name, ...r }));
+  if ('needsAuthorisation' in r)
+    return console.log(
+      `Target "${name}" added. It still needs your Google account's permission: run "kinvaultd target auth ${name}" (docs/google-drive.md shows every step). Until then copies wait.`,
+    );
   console.log(
     `Target "${name}" added (a probe object was written, read back, listed and deleted in ${r.ms} ms). ` +
       `The coordinator copies packs, snapshots and key files there by itself; "kinvaultd target list" shows how far it is.`,

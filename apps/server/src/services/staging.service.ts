@@ -44,6 +44,9 @@ export interface StagingCheck {
   packs: number;
   ok: number;
   bad: { target: string; pack: string; state: 'missing' | 'damaged'; detail: string }[];
+  /** Recovery objects (manifests, key files, catalogs) recorded at the targets. */
+  objects: number;
+  badObjects: { target: string; key: string; state: 'missing' | 'damaged'; detail: string }[];
   unreachable: { target: string; error: string }[];
 }
 
@@ -339,12 +342,21 @@ export function stagingService(deps: StagingDeps) {
     },
 
     /**
-     * Checks every pack copy recorded at the staging targets: there, of its size, and of
-     * its SHA-256 (the provider's record, or read back). A copy found missing or changed
-     * stops counting (a scan then places the pack again). Unreachable targets are reported.
+     * Checks every pack copy and recovery object recorded at the staging targets: there,
+     * of its size, and of its SHA-256 (the provider's record, or read back). A copy found
+     * missing or changed stops counting (a scan then places the pack, or copies the
+     * recovery objects, again). Unreachable targets are reported.
      */
     async verify(): Promise<StagingCheck> {
-      const result: StagingCheck = { targets: 0, packs: 0, ok: 0, bad: [], unreachable: [] };
+      const result: StagingCheck = {
+        targets: 0,
+        packs: 0,
+        ok: 0,
+        bad: [],
+        objects: 0,
+        badObjects: [],
+        unreachable: [],
+      };
       for (const t of await staging()) {
         result.targets++;
         try {
@@ -367,6 +379,16 @@ export function stagingService(deps: StagingDeps) {
               if (problem === 'damaged') await store.delete(objectKeys.pack(name));
               await targets.markPackCopy(p.name, t.name, problem, detail);
               result.bad.push({ target: t.name, pack: name, state: problem, detail });
+            }
+            for (const [key, sha256] of await targets.objectsAt(t.name)) {
+              result.objects++;
+              const there = await storedSha256(store, key);
+              if (there?.sha256 === sha256) continue;
+              const state = there ? ('damaged' as const) : ('missing' as const);
+              if (there) await store.delete(key);
+              await targets.forgetObject(t.name, key);
+              const detail = there ? 'its bytes changed' : 'not at the target';
+              result.badObjects.push({ target: t.name, key, state, detail });
             }
           });
         } catch (e) {

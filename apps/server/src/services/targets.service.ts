@@ -9,6 +9,7 @@ import { KinvaultError } from '@kinvault/protocol';
 import {
   bytesBody,
   FileStore,
+  needsAuthorisation,
   parseTargetUrl,
   readAll,
   type Store,
@@ -107,7 +108,13 @@ export function targetsService(deps: TargetsDeps) {
             `${store.root} is on the same disk as the coordinator's data directory, so a copy there does not survive that disk. Is the USB disk mounted? Mount it and try again, or give --allow-same-disk if a second copy on this disk is what you want.`,
           );
       }
-      const tested = await probe(store);
+      // A Google Drive target is added before "target auth" gives it its authorisation.
+      const tested: ProbeResult | { needsAuthorisation: true } = await probe(store).catch(
+        (e: unknown) => {
+          if (needsAuthorisation(e)) return { needsAuthorisation: true as const };
+          throw e;
+        },
+      );
       const { sameDisk: _sameDisk, ...row } = input;
       if (!(await repo.add(row)))
         throw new KinvaultError('ALREADY_EXISTS', `A target named "${input.name}" exists already.`);

@@ -16,7 +16,12 @@ import {
   type Store,
 } from '@kinvault/stores';
 
-const RETRY = { attempts: 3, baseDelayMs: 1000, maxDelayMs: 10_000 };
+const RETRY = {
+  attempts: 3,
+  baseDelayMs: 1000,
+  maxDelayMs: 10_000,
+  notHere: ['FAILED_PRECONDITION', 'DISK_FULL', 'UNAUTHORIZED'],
+};
 /** Google Drive's default quota: about 1,000 requests per 100 s per user. */
 const LIMITS: Record<string, RateLimit> = { 'gdrive:': { calls: 10, perMs: 1000 } };
 

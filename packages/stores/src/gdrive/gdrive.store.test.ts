@@ -7,7 +7,12 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { driveFileNames, tokenAuth } from '../../../../tests/support/drive-client.js';
+import {
+  deleteDriveFolder,
+  driveFileNames,
+  tokenAuth,
+  trashDriveFolder,
+} from '../../../../tests/support/drive-client.js';
 import {
   CHUNK_UNIT,
   start,
@@ -267,6 +272,45 @@ describe('gdrive store', () => {
     expect(await f.store.head('keys/passphrase')).toEqual(info);
   });
 
+  it('finds or creates the folder again when it was deleted behind its back, and goes on', async () => {
+    f = await fixture({ multipartMaxBytes: 100_000 });
+    await f.store.put('keys/passphrase', bytesBody(randomBytes(10)));
+    const folders = () => f!.server.requests['files.create'] ?? 0;
+    expect(folders()).toBe(1);
+    for (const [i, size] of [10, 3 * CHUNK_UNIT].entries()) {
+      // multipart, then resumable: each put finds the cached folder id gone (404)
+      await deleteDriveFolder(f.server.rootUrl, 'Kinvault Backup');
+      const bytes = randomBytes(size);
+      await f.store.put(`packs/ab/${i}`, bytesBody(bytes));
+      expect((await readAll(f.store, `packs/ab/${i}`)).equals(bytes)).toBe(true);
+      expect(await driveFiles(f)).toEqual([`packs~ab~${i}`]);
+      expect(folders()).toBe(2 + i);
+    }
+    // Reads in a folder deleted meanwhile find nothing, without an error.
+    await deleteDriveFolder(f.server.rootUrl, 'Kinvault Backup');
+    expect(await f.store.head('packs/ab/1')).toBeNull();
+    await deleteDriveFolder(f.server.rootUrl, 'Kinvault Backup');
+    expect((await f.store.list('')).objects).toEqual([]);
+    await deleteDriveFolder(f.server.rootUrl, 'Kinvault Backup');
+    await expect(f.store.get('packs/ab/1')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await f.store.delete('packs/ab/1');
+  });
+
+  it('does not use a folder moved to the trash: the next store makes a new one', async () => {
+    f = await fixture();
+    await f.store.put('keys/passphrase', bytesBody(randomBytes(10)));
+    await trashDriveFolder(f.server.rootUrl, 'Kinvault Backup');
+    const next = new GDriveStore({
+      folder: 'Kinvault Backup',
+      auth: tokenAuth('test-access-token'),
+      rootUrl: f.server.rootUrl,
+    });
+    expect(await next.head('keys/passphrase')).toBeNull();
+    await next.put('keys/passphrase', bytesBody(Buffer.from('again')));
+    expect((await readAll(next, 'keys/passphrase')).toString()).toBe('again');
+    expect(f.server.requests['files.create']).toBe(2);
+  });
+
   it('refuses an access the Drive no longer grants (UNAUTHORIZED), never echoing the token', async () => {
     f = await fixture({}, { validTokens: ['good'] }, 'ya29.secret-token');
     const err = await f.store.head('x').catch((e: unknown) => e);
@@ -299,7 +343,10 @@ describe('gdrive store from its URL files', () => {
     const target = parseDriveUrl(
       `gdrive://Family%20Photos?credentials=${credentials}&token=${token}`,
     );
-    const store = new GDriveStore({ ...target, rootUrl: f.server.rootUrl, backoffMs: 1 });
+    const store = Object.assign(
+      new GDriveStore({ ...target, rootUrl: f.server.rootUrl, backoffMs: 1 }),
+      { target },
+    );
     return { store, token };
   }
 
@@ -314,6 +361,16 @@ describe('gdrive store from its URL files', () => {
     await store.put('x', bytesBody(Buffer.from('hello')));
     expect((await readAll(store, 'x')).toString()).toBe('hello');
     expect(f!.server.requests['oauth.token']).toBe(1);
+    // Another store of the same target (the coordinator opens one per job) uses the
+    // access token already given; a new token file (target auth) is used at once.
+    const again = new GDriveStore({ ...store.target, rootUrl: f!.server.rootUrl });
+    expect(await again.head('x')).toMatchObject({ size: 5 });
+    expect(f!.server.requests['oauth.token']).toBe(1);
+    f!.server.refreshTokens!.add('refresh-new');
+    await writeFile(token, JSON.stringify({ refresh_token: 'refresh-new' }), { mode: 0o600 });
+    const renewed = new GDriveStore({ ...store.target, rootUrl: f!.server.rootUrl });
+    expect(await renewed.head('x')).toMatchObject({ size: 5 });
+    expect(f!.server.requests['oauth.token']).toBe(2);
   });
 
   it('says to authorise again when the refresh token was revoked (invalid_grant)', async () => {

@@ -20,6 +20,7 @@
  * - Rate limits and 5xx are retried here, with a short backoff, 3 tries in all.
  * - googleapis (a second to load) is imported on first use, not with the module.
  */
+import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type * as GoogleApis from 'googleapis';
@@ -38,6 +39,7 @@ import type {
   UploadResume,
   Usage,
 } from '../store.js';
+import { needsAuthorisationDetails } from './needs-auth.js';
 
 const FOLDER_MIME = 'application/vnd.google-apps.folder';
 const OCTETS = 'application/octet-stream';
@@ -123,6 +125,10 @@ export class GDriveStore implements Store {
   }
 
   async put(key: string, body: Body, options: PutOptions = {}): Promise<ObjectInfo> {
+    return this.inFolder(() => this.putOnce(key, body, options));
+  }
+
+  private async putOnce(key: string, body: Body, options: PutOptions): Promise<ObjectInfo> {
     checkKey(key);
     const { resume } = options;
     const s = await this.ready();
@@ -358,7 +364,11 @@ export class GDriveStore implements Store {
     for (const f of older) await this.deleteFile(s, f.id!, key);
   }
 
-  async get(key: string, range?: Range): Promise<Readable> {
+  get(key: string, range?: Range): Promise<Readable> {
+    return this.inFolder(() => this.getOnce(key, range));
+  }
+
+  private async getOnce(key: string, range?: Range): Promise<Readable> {
     checkKey(key);
     const s = await this.ready();
     const [file] = await this.filesOf(s, key);
@@ -382,13 +392,17 @@ export class GDriveStore implements Store {
 
   async head(key: string): Promise<ObjectInfo | null> {
     checkKey(key);
-    const [file] = await this.filesOf(await this.ready(), key);
+    const [file] = await this.inFolder(async () => this.filesOf(await this.ready(), key));
     return file ? info(key, file) : null;
   }
 
-  async list(
+  list(prefix: string, page: { after?: string | null; limit?: number } = {}): Promise<ListPage> {
+    return this.inFolder(() => this.listOnce(prefix, page));
+  }
+
+  private async listOnce(
     prefix: string,
-    page: { after?: string | null; limit?: number } = {},
+    page: { after?: string | null; limit?: number },
   ): Promise<ListPage> {
     checkPrefix(prefix);
     const s = await this.ready();
@@ -410,8 +424,27 @@ export class GDriveStore implements Store {
 
   async delete(key: string): Promise<void> {
     checkKey(key);
-    const s = await this.ready();
-    for (const f of await this.filesOf(s, key)) await this.deleteFile(s, f.id!, key);
+    await this.inFolder(async () => {
+      const s = await this.ready();
+      for (const f of await this.filesOf(s, key)) await this.deleteFile(s, f.id!, key);
+    });
+  }
+
+  /**
+   * Runs `op` in the folder. The folder's id is kept from the first use; should Drive
+   * answer 404 for it (the folder was deleted behind our back, in the Drive's web page),
+   * the folder is found or created again and `op` runs once more in it: a put stores its
+   * object anew, a read finds nothing there. What the old folder held is gone; the
+   * staging check finds those copies missing and places them again.
+   */
+  private async inFolder<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (e) {
+      if (!isFolderGone(e)) throw e;
+      this.session = null;
+      return op();
+    }
   }
 
   async usage(): Promise<Usage> {
@@ -521,29 +554,13 @@ export class GDriveStore implements Store {
         'FAILED_PRECONDITION',
         `The Google Drive token file ${tokenFile} can be read by other users of this computer. Run "chmod 600 ${tokenFile}" and try again.`,
       );
-    const client = readJsonFile(credentialsFile, 'OAuth client (credentials)');
-    const token = readJsonFile(tokenFile, 'token');
-    const c = (await client)['installed'] ?? (await client)['web'];
-    const refresh = (await token)['refresh_token'];
-    if (
-      !isRecord(c) ||
-      typeof c['client_id'] !== 'string' ||
-      typeof c['client_secret'] !== 'string'
-    )
-      throw new KinvaultError(
-        'INVALID_ARGUMENT',
-        `${credentialsFile} is not an OAuth client file: download it again from Google Cloud (APIs & Services → Credentials → OAuth client → Download JSON).`,
-      );
+    const [client, token] = await Promise.all([
+      readJsonFile(credentialsFile, 'OAuth client (credentials)'),
+      readJsonFile(tokenFile, 'token'),
+    ]);
+    const refresh = token['refresh_token'];
     if (typeof refresh !== 'string' || !refresh) throw this.missingToken(tokenFile);
-    const auth = new google.auth.OAuth2({
-      clientId: c['client_id'],
-      clientSecret: c['client_secret'],
-      ...(typeof c['token_uri'] === 'string'
-        ? { endpoints: { oauth2TokenUrl: c['token_uri'] } }
-        : {}),
-    });
-    auth.setCredentials({ refresh_token: refresh });
-    return auth;
+    return sharedClient(google, credentialsFile, client, refresh);
   }
 
   /**
@@ -577,7 +594,7 @@ export class GDriveStore implements Store {
       return new KinvaultError(
         'UNAUTHORIZED',
         `Google Drive refused Kinvault's access to ${at}: the authorisation was revoked or has expired. Run "kinvaultd target auth NAME" again (NAME: this target's name).`,
-        { cause: e },
+        { cause: e, details: { ...needsAuthorisationDetails } },
       );
     if (reason === 'storageQuotaExceeded')
       return new KinvaultError(
@@ -617,8 +634,8 @@ export class GDriveStore implements Store {
   private folderGone(cause?: unknown, doing = 'opening the folder'): KinvaultError {
     return new KinvaultError(
       'FAILED_PRECONDITION',
-      `The folder ${this.options.folder} of ${this.label} was not found in the Drive (${doing}): was it deleted or moved to the trash? Restore it, or remove the target and add it again.`,
-      { cause, retryable: false, details: { status: 404 } },
+      `The folder ${this.options.folder} of ${this.label} was not found in the Drive (${doing}), though it was just there or just created: was it deleted again, or is the Drive failing? It will be looked for (or created) again on the next try.`,
+      { cause, retryable: false, details: { status: 404, [FOLDER_GONE]: true } },
     );
   }
 
@@ -644,12 +661,20 @@ export class GDriveStore implements Store {
     return new KinvaultError(
       'UNAUTHORIZED',
       `${file} holds no Google Drive authorisation for ${this.label}. Run "kinvaultd target auth NAME" (NAME: this target's name).`,
+      { details: { ...needsAuthorisationDetails } },
     );
   }
 
   private notFound(key: string): KinvaultError {
     return new KinvaultError('NOT_FOUND', `${key} is not at ${this.label}.`, { details: { key } });
   }
+}
+
+const FOLDER_GONE = 'folderGone';
+
+/** The error of a Drive call that answered 404 for the folder (see `failure`). */
+function isFolderGone(e: unknown): boolean {
+  return e instanceof KinvaultError && e.details?.[FOLDER_GONE] === true;
 }
 
 function info(key: string, f: DriveFile): ObjectInfo {
@@ -687,6 +712,129 @@ async function readJsonFile(path: string, what: string): Promise<Record<string, 
   if (!isRecord(value))
     throw new KinvaultError('FAILED_PRECONDITION', `${path} is not a JSON object.`);
   return value;
+}
+
+/**
+ * Authorised clients by client file and refresh token: the access token one holds (an
+ * hour) serves every store of that target in this process, rather than a token refresh
+ * for each store (the coordinator opens one per job). A new token file is a new key.
+ */
+const sharedClients = new Map<string, Auth.OAuth2Client>();
+const SHARED_CLIENTS = 16;
+
+function sharedClient(
+  google: Sdk['google'],
+  credentialsFile: string,
+  file: Record<string, unknown>,
+  refreshToken: string,
+): Auth.OAuth2Client {
+  const key = createHash('sha256')
+    .update(JSON.stringify([credentialsFile, file, refreshToken]))
+    .digest('hex');
+  let auth = sharedClients.get(key);
+  if (!auth) {
+    auth = oauthClient(google, credentialsFile, file);
+    auth.setCredentials({ refresh_token: refreshToken });
+    if (sharedClients.size >= SHARED_CLIENTS) sharedClients.clear();
+    sharedClients.set(key, auth);
+  }
+  return auth;
+}
+
+/** The OAuth client of a credentials file (Google Cloud's "Download JSON" of a Desktop app). */
+function oauthClient(
+  google: Sdk['google'],
+  credentialsFile: string,
+  file: Record<string, unknown>,
+): Auth.OAuth2Client {
+  const c = file['installed'] ?? file['web'];
+  if (!isRecord(c) || typeof c['client_id'] !== 'string' || typeof c['client_secret'] !== 'string')
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      `${credentialsFile} is not an OAuth client file: download it again from Google Cloud (APIs & Services → Credentials → OAuth client → Download JSON).`,
+    );
+  const endpoint = (key: string) => (typeof c[key] === 'string' ? c[key] : undefined);
+  const tokenUri = endpoint('token_uri');
+  const authUri = endpoint('auth_uri');
+  return new google.auth.OAuth2({
+    clientId: c['client_id'],
+    clientSecret: c['client_secret'],
+    endpoints: {
+      ...(tokenUri ? { oauth2TokenUrl: tokenUri } : {}),
+      ...(authUri ? { oauth2AuthBaseUrl: authUri } : {}),
+    },
+  });
+}
+
+const DRIVE_FILE_SCOPE = 'https://www.googleapis.com/auth/drive.file';
+
+/** The two steps of an OAuth authorisation-code flow with PKCE (see authorize.ts). */
+export interface DriveConsent {
+  /** The consent page's address: drive.file, offline access, consent asked again. */
+  consentUrl(p: { redirectUri: string; state: string; codeChallenge: string }): string;
+  /** Exchanges a code at the client's token_uri; the refresh token (never logged). */
+  exchange(p: { code: string; codeVerifier: string; redirectUri: string }): Promise<string>;
+}
+
+/** The consent steps for the OAuth client in `credentialsFile`. */
+export async function driveConsent(credentialsFile: string): Promise<DriveConsent> {
+  const { google, Auth: AuthModule } = await loadSdk();
+  const file = await readJsonFile(credentialsFile, 'OAuth client (credentials)');
+  const client = oauthClient(google, credentialsFile, file);
+  return {
+    consentUrl: (p) =>
+      client.generateAuthUrl({
+        access_type: 'offline',
+        prompt: 'consent',
+        scope: [DRIVE_FILE_SCOPE],
+        redirect_uri: p.redirectUri,
+        state: p.state,
+        code_challenge: p.codeChallenge,
+        code_challenge_method: AuthModule.CodeChallengeMethod.S256,
+      }),
+    async exchange(p) {
+      let tokens: Auth.Credentials;
+      try {
+        ({ tokens } = await client.getToken({
+          code: p.code,
+          codeVerifier: p.codeVerifier,
+          redirect_uri: p.redirectUri,
+        }));
+      } catch (e) {
+        throw exchangeFailure(e);
+      }
+      if (!tokens.refresh_token)
+        throw new KinvaultError(
+          'FAILED_PRECONDITION',
+          'Google gave no refresh token, so Kinvault could not keep its access. Remove Kinvault at https://myaccount.google.com/connections and run "kinvaultd target auth NAME" again.',
+        );
+      return tokens.refresh_token;
+    },
+  };
+}
+
+/** A refused code exchange, with Google's reason but never the code or a token. */
+function exchangeFailure(e: unknown): KinvaultError {
+  const status = statusOf(e);
+  if (status === undefined || status >= 500)
+    return new KinvaultError(
+      'UNAVAILABLE',
+      `Google's token endpoint could not be reached or failed (${status ?? codeOf(e)}). Check the network and run "kinvaultd target auth NAME" again.`,
+      { cause: e, retryable: true },
+    );
+  const data = (e as GaxiosError).response?.data as Record<string, unknown> | undefined;
+  const said = [data?.['error'], data?.['error_description']]
+    .filter((v): v is string => typeof v === 'string')
+    .join(': ')
+    .slice(0, 200);
+  const reason = reasonOf(e);
+  return new KinvaultError(
+    'UNAUTHORIZED',
+    reason === 'invalid_client' || reason === 'unauthorized_client'
+      ? `Google refused the OAuth client (${said}): download its JSON again from Google Cloud (APIs & Services → Credentials) and put it where the target's credentials= says.`
+      : `Google refused the authorisation (${said || status}): the code was used already or has expired. Run "kinvaultd target auth NAME" again and finish within a few minutes.`,
+    { cause: e },
+  );
 }
 
 const isGaxios = (e: unknown) => sdk !== undefined && e instanceof sdk.Common.GaxiosError;

@@ -1,3 +1,4 @@
+import { KinvaultError } from '@kinvault/protocol';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { bytesBody, readAll } from '../body.js';
@@ -42,6 +43,21 @@ describe('memory store, faulty twin and wrappers', () => {
     faulty.fail('get', { times: 9 });
     await expect(store.get('k')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     expect(faulty.calls.get).toBe(1 + 4);
+  });
+
+  it('leaves the codes a policy names to its caller, though retryable', async () => {
+    const faulty = new FaultyStore(new MemoryStore());
+    const store = withRetry(faulty, {
+      attempts: 4,
+      baseDelayMs: 1,
+      maxDelayMs: 1,
+      notHere: ['FAILED_PRECONDITION'],
+    });
+    const unmounted = () =>
+      new KinvaultError('FAILED_PRECONDITION', 'not mounted', { retryable: true });
+    faulty.fail('head', { times: 2, error: unmounted });
+    await expect(store.head('k')).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+    expect(faulty.calls.head).toBe(1);
   });
 
   it('corrupts a get on request, and fails the Nth call', async () => {

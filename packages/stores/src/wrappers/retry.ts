@@ -11,6 +11,11 @@ export interface RetryPolicy {
   /** Wait before the first retry; doubles each time, up to `maxDelayMs`. */
   baseDelayMs: number;
   maxDelayMs: number;
+  /**
+   * Codes never retried here, though retryable (FAILED_PRECONDITION: a disk that is not
+   * mounted is not mounted a second later; the caller's jobs come back to it).
+   */
+  notHere?: readonly string[];
   sleep?: (ms: number) => Promise<void>;
 }
 
@@ -26,6 +31,7 @@ export function withRetry(inner: Store, policy: RetryPolicy = DEFAULT_RETRY): St
         return await call();
       } catch (e) {
         if (attempt >= policy.attempts || !isKinvaultError(e) || !e.retryable) throw e;
+        if (policy.notHere?.includes(e.code)) throw e;
         const delay = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
         await sleep(delay / 2 + Math.random() * (delay / 2));
       }
