@@ -160,6 +160,32 @@ describe('job queue (real PostgreSQL)', () => {
     expect(await alive.list()).toEqual([]);
   });
 
+  it('never runs the same work twice at once; failing or reclaiming it leaves one pending job', async () => {
+    await clear();
+    const q = jobQueue(db.sql, { workerId: 'w1' });
+    await q.enqueue(db.sql, 'stage.recovery', 'all');
+    const first = (await q.claim(['stage.recovery']))!;
+    // Enqueued again while it runs (a new commit): pending, but not claimed beside it.
+    expect(await q.enqueue(db.sql, 'stage.recovery', 'all')).toBe(true);
+    expect(await q.claim(['stage.recovery'])).toBeNull();
+    // It fails: the pending job does its work, so it is not put back beside that one.
+    await q.fail(first, new KinvaultError('UNAVAILABLE', 'later', { retryable: true }));
+    expect((await q.list()).map((j) => j.state)).toEqual(['pending']);
+
+    // Two running jobs of one work left by a dead coordinator (as older versions could
+    // leave them) go back as one pending job, not a unique-index failure.
+    await clear();
+    await db.sql`
+      insert into jobs (kind, key, state, locked_by, locked_until)
+      values ('stage.recovery', 'all', 'running', 'nas:999999', now() + interval '1 minute'),
+             ('stage.recovery', 'all', 'running', 'nas:999999', now() + interval '1 minute'),
+             ('stage.pack', 'p', 'running', 'nas:999999', now() + interval '1 minute'),
+             ('stage.pack', 'p', 'pending', null, null)`;
+    expect(await q.reclaimOrphans('nas', () => false)).toBe(1);
+    const left = (await q.list()).map((j) => `${j.kind} ${j.state}`).sort();
+    expect(left).toEqual(['stage.pack pending', 'stage.recovery pending']);
+  });
+
   it('runs jobs with workers: a failing handler is retried, a good one completes', async () => {
     await clear();
     const q = jobQueue(db.sql, { workerId: 'runner' });

@@ -75,6 +75,40 @@ export interface EnqueueOptions {
 
 export function jobQueue(sql: Sql, opts: { workerId: string; leaseSeconds?: number }) {
   const lease = opts.leaseSeconds ?? 60;
+
+  /**
+   * Puts these running jobs back to pending, `error` recorded, due after `delay` seconds.
+   * At most one job per kind and key may be pending: a job whose work is pending again
+   * already, or that shares it with another of these, is deleted instead (the pending one
+   * does it). The table is locked meanwhile, so that no enqueue slips in between.
+   */
+  async function backToPending(
+    ids: string[],
+    error: string | null,
+    delay = 0,
+    holder: string | null = null,
+  ): Promise<number> {
+    if (ids.length === 0) return 0;
+    return sql.begin(async (tx) => {
+      await tx`lock table jobs in share row exclusive mode`;
+      await tx`
+        delete from jobs j where j.id = any(${ids}::bigint[]) and j.state = 'running'
+          and (${holder}::text is null or j.locked_by = ${holder}) and (
+          exists (select 1 from jobs p where p.kind = j.kind and p.key = j.key and p.state = 'pending')
+          or exists (select 1 from jobs o where o.id = any(${ids}::bigint[])
+                     and o.kind = j.kind and o.key = j.key and o.id < j.id))`;
+      const rows = await tx`
+        update jobs set state = 'pending', locked_by = null, locked_until = null,
+          run_after = now() + make_interval(secs => ${delay}),
+          last_error = coalesce(${error}, last_error, 'its worker stopped while running it'),
+          updated_at = now()
+        where id = any(${ids}::bigint[]) and state = 'running'
+          and (${holder}::text is null or locked_by = ${holder})
+        returning id`;
+      return rows.length;
+    });
+  }
+
   return {
     /** Adds a job in `tx` (the caller's transaction); false if a pending one has the key. */
     async enqueue(
@@ -110,6 +144,9 @@ export function jobQueue(sql: Sql, opts: { workerId: string; leaseSeconds?: numb
         with due as (
           select id from jobs
           where state = 'pending' and run_after <= now() and kind = any(${kinds as string[]})
+            -- the same work running already: this one runs after it, never beside it
+            and not exists (select 1 from jobs r where r.kind = jobs.kind and r.key = jobs.key
+                            and r.state = 'running')
           order by run_after, id limit 1
           for update skip locked)
         update jobs j set state = 'running', attempts = j.attempts + 1,
@@ -139,23 +176,25 @@ export function jobQueue(sql: Sql, opts: { workerId: string; leaseSeconds?: numb
       const message = (error instanceof Error ? error.message : String(error)).slice(0, 2000);
       const retryable = !(error instanceof KinvaultError) || error.retryable;
       const final = !retryable || job.attempts >= job.maxAttempts;
+      if (!final) {
+        // (only while still this worker's: a job reclaimed meanwhile is left alone)
+        await backToPending([job.id], message, backoffSeconds(job.attempts), opts.workerId);
+        return;
+      }
       await sql`
-        update jobs set
-          state = ${final ? 'failed' : 'pending'},
-          run_after = now() + make_interval(secs => ${final ? 0 : backoffSeconds(job.attempts)}),
-          locked_by = null, locked_until = null, last_error = ${message}, updated_at = now()
+        update jobs set state = 'failed', run_after = now(), locked_by = null,
+          locked_until = null, last_error = ${message}, updated_at = now()
         where id = ${job.id} and locked_by = ${opts.workerId}`;
     },
 
     /** Puts running jobs whose lease ran out back to pending; returns how many. */
     async reclaimStale(): Promise<number> {
-      const rows = await sql`
-        update jobs set state = 'pending', locked_by = null, locked_until = null,
-          last_error = coalesce(last_error, 'its worker stopped while running it'),
-          updated_at = now()
-        where state = 'running' and locked_until < now()
-        returning id`;
-      return rows.length;
+      const rows = await sql<{ id: string }[]>`
+        select id from jobs where state = 'running' and locked_until < now()`;
+      return backToPending(
+        rows.map((r) => r.id),
+        null,
+      );
     },
 
     /**
@@ -171,13 +210,12 @@ export function jobQueue(sql: Sql, opts: { workerId: string; leaseSeconds?: numb
         .map((h) => h.locked_by)
         .filter((id) => id !== opts.workerId && !alive(Number(id.slice(host.length + 1))));
       if (dead.length === 0) return 0;
-      const rows = await sql`
-        update jobs set state = 'pending', locked_by = null, locked_until = null,
-          last_error = coalesce(last_error, 'its worker stopped while running it'),
-          updated_at = now()
-        where state = 'running' and locked_by = any(${dead})
-        returning id`;
-      return rows.length;
+      const rows = await sql<{ id: string }[]>`
+        select id from jobs where state = 'running' and locked_by = any(${dead})`;
+      return backToPending(
+        rows.map((r) => r.id),
+        null,
+      );
     },
 
     /** Makes the pending jobs of these kinds due now (a restart retries at once). */
