@@ -236,7 +236,9 @@ describe('multipart and resumable uploads survive kill -9 (built commands)', () 
       const log = c.log();
       expect(await c.stop('SIGKILL'), log).toBe(null);
       // The held request is let go once the server sees its connection closed.
-      await expect.poll(() => s3.stalled + drive.stalled, { interval: 20 }).toBe(0);
+      await expect
+        .poll(() => s3.stalled + drive.stalled, { timeout: 15_000, interval: 20 })
+        .toBe(0);
       // As a kill between CreateMultipartUpload and saving its id leaves: the start sweeps
       // it away. An upload outside the target's prefix is not ours: it stays.
       if (k === KILLS - 1)
