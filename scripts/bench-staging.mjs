@@ -204,13 +204,15 @@ async function filesUnder(dir) {
  * and a load on this small host); `kinvaultd jobs --json` then confirms the list is
  * empty. Returns when the database first said so.
  */
-async function settled(what) {
+async function settled(what, times = {}) {
   const deadline = Date.now() + 30 * 60_000;
   let done;
   for (;;) {
-    const [{ n, failing }] = await db`
-      select count(*)::int as n, count(*) filter (where last_error is not null)::int as failing
+    const [{ n, failing, copying }] = await db`
+      select count(*)::int as n, count(*) filter (where last_error is not null)::int as failing,
+        coalesce(bool_or(kind = 'stage.pack' and state = 'running'), false) as copying
       from jobs`;
+    if (copying) times.firstCopy ??= performance.now();
     if (n === 0) {
       done = performance.now();
       break;
@@ -235,16 +237,24 @@ const diff = (after, before) =>
 
 // --- the four ways of copying ---
 
-/** Seconds from `target add` until no job is left, and how long `target add` took. */
+/**
+ * Seconds from `target add` until no job is left, how long `target add` took, and when
+ * the first pack copy ran (seen every 50 ms: the workers' idle wait and the scan).
+ */
 async function oursTo(name, url) {
   const t0 = performance.now();
   await kd('target', 'add', name, url, '--role', 'staging', '--allow-same-disk');
   const added = performance.now();
-  const t1 = await settled(`staging to ${name}`);
+  const times = {};
+  const t1 = await settled(`staging to ${name}`, times);
   // Gone again, so that the next target is the only one and receives every pack.
   await kd('target', 'remove', name, '--force');
   await settled(`removing ${name}`);
-  return { seconds: (t1 - t0) / 1000, addSeconds: (added - t0) / 1000 };
+  return {
+    seconds: (t1 - t0) / 1000,
+    addSeconds: (added - t0) / 1000,
+    firstCopySeconds: ((times.firstCopy ?? t1) - t0) / 1000,
+  };
 }
 
 async function rcloneTo(dest) {
@@ -333,6 +343,7 @@ async function main() {
   ).flat().length;
   const results = { ours_s3: [], rclone_s3: [], ours_file: [], rclone_file: [] };
   const targetAdd = { s3: [], file: [] };
+  const firstCopy = { s3: [], file: [] };
   const requests = { ours_s3: [], rclone_s3: [] };
   const measure = {
     ours_s3: async (i) => {
@@ -340,7 +351,8 @@ async function main() {
       await admin.send(new CreateBucketCommand({ Bucket: bucket }));
       const before = { ...s3.requests };
       const url = `s3://${bucket}/home?endpoint=${s3.endpoint}&region=us-east-1&forcePathStyle=true`;
-      const { seconds, addSeconds } = await oursTo(`s3-${i}`, url);
+      const { seconds, addSeconds, firstCopySeconds } = await oursTo(`s3-${i}`, url);
+      firstCopy.s3.push(firstCopySeconds);
       requests.ours_s3.push(diff(s3.requests, before));
       targetAdd.s3.push(addSeconds);
       await emptyBucket(admin, bucket);
@@ -356,7 +368,11 @@ async function main() {
     ours_file: async (i) => {
       const dir = join(work, `ours-folder-${i}`);
       await mkdir(dir);
-      const { seconds, addSeconds } = await oursTo(`file-${i}`, `file://${dir}/kinvault`);
+      const { seconds, addSeconds, firstCopySeconds } = await oursTo(
+        `file-${i}`,
+        `file://${dir}/kinvault`,
+      );
+      firstCopy.file.push(firstCopySeconds);
       targetAdd.file.push(addSeconds);
       await rm(dir, { recursive: true });
       return seconds;
@@ -407,6 +423,7 @@ async function main() {
       rclone_mb_s: spread(mbps('rclone_s3')),
       ratio_ours_over_rclone: spread(ratios('s3')),
       ours_target_add_s: spread(targetAdd.s3),
+      ours_first_copy_after_s: spread(firstCopy.s3),
       ours_requests_per_pack: perPack(requests.ours_s3),
       // PutObject requests less one per recovery object and the probe's.
       ours_pack_puts_per_pack:
@@ -421,6 +438,7 @@ async function main() {
       rclone_mb_s: spread(mbps('rclone_file')),
       ratio_ours_over_rclone: spread(ratios('file')),
       ours_target_add_s: spread(targetAdd.file),
+      ours_first_copy_after_s: spread(firstCopy.file),
     },
     s3_server_internal_errors: s3.internalErrors.length,
   };
