@@ -6,9 +6,11 @@
  * coordinator (embedded PostgreSQL, no targets), then, for each run, stages the packs
  * through the built coordinator to a fresh bucket on the S3 test server
  * (tests/support/s3-server, on loopback) and to a fresh folder, timed from
- * `kinvaultd target add` until `kinvaultd jobs --json` is empty; and `rclone copy`s the
- * same packs to a fresh bucket on the same server (rclone's s3 backend) and to a fresh
- * folder. Runs alternate who goes first. It prints MB/s (pack bytes / seconds), the S3
+ * `kinvaultd target add` until no job is left (the jobs table, read every 50 ms, then
+ * `kinvaultd jobs --json`); ours also copies the recovery objects and writes a probe.
+ * And it `rclone copy`s the same packs to a fresh bucket on the same server (rclone's
+ * s3 backend, default flags: 4 transfers) and to a fresh folder. Runs alternate who
+ * goes first. It prints MB/s (pack bytes / seconds), the S3
  * requests per pack counted at the server, and the speed ratio ours/rclone (above 1:
  * ours is faster), min/median/max over the runs. The last line is one JSON object.
  *
