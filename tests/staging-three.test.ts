@@ -246,9 +246,9 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
   });
 
   it('prints and logs no secret: S3 key, OAuth client secret, refresh or access token', async () => {
-    // Copies to the Drive fail (Google answering 503 to 9 uploads: more than the store's
-    // 3 tries for each of the 3 new objects), so the coordinator logs a failed job.
-    drive.fail('upload.multipart', 9, 503);
+    // Copies to the Drive fail (Google answering 503 to every upload, whatever the
+    // retries) until the coordinator has logged a failed job.
+    drive.fail('upload.multipart', 10_000, 503);
     const more = join(work, 'more');
     await mkdir(more);
     await writeFile(join(more, 'IMG_new.jpg'), randomBytes(50_000));
@@ -256,6 +256,7 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
     expect(backup.code).toBe(0);
     outputs.push(backup.stdout, backup.stderr);
     await expect.poll(() => c.log(), { timeout: 60_000 }).toMatch(/job failed/);
+    drive.clearFaults();
     outputs.push((await kd('jobs', '--json')).stdout, (await kd('target', 'list')).stdout);
     await expect.poll(jobs, { timeout: 90_000, interval: 1000 }).toBe(0); // and then they drain
     for (const args of [

@@ -45,6 +45,8 @@ export interface DriveServer {
   cancelStalls(): void;
   /** Makes the next `times` requests of `op` fail with the given error. */
   fail(op: string, times: number, kind: FaultKind): void;
+  /** Drops the faults planned that have not happened yet. */
+  clearFaults(): void;
   setQuota(bytes: number): void;
   setSessionTtl(ms: number): void;
   /** Drops the connection of the next resumable chunk after `bytes` body bytes. */
@@ -98,6 +100,9 @@ export async function start(options: StartOptions): Promise<DriveServer> {
     validTokens: settings.validTokens,
     refreshTokens: settings.refreshTokens,
     denyNextConsent: () => void (settings.oauth.denyNextConsent = true),
+    clearFaults() {
+      counters.faults.clear();
+    },
     fail(op, times, kind) {
       const queue = counters.faults.get(op) ?? [];
       for (let i = 0; i < times; i++) queue.push(kind);

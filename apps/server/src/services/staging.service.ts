@@ -90,6 +90,15 @@ const recoveryReserve = (t: TargetRow) => Math.max(MiB, t.recoveryBytes);
 const fitsQuota = (t: TargetRow, size: number, reserve = 0) =>
   t.quotaBytes === null || t.usedBytes + size + reserve <= t.quotaBytes;
 
+/** Pack copies under way at a target (in this process). */
+interface Underway {
+  bytes: number;
+  /** Each settles when its copy has ended (recorded or not). */
+  copies: Set<Promise<void>>;
+  /** Copies refused as full by the provider, counted. */
+  refusals: number;
+}
+
 /** Why the provider has no room for `bytes` more, if it reports its usage and they do not fit. */
 async function providerShort(store: Store, bytes: number): Promise<string | null> {
   const { usedBytes, quotaBytes } = await store.usage();
@@ -129,8 +138,21 @@ async function storedSha256(
 
 export function stagingService(deps: StagingDeps) {
   const { targets } = deps;
-  // Placements at one target run one at a time: each counts the target's use afresh
-  // before it writes, so jobs running side by side cannot together pass its quota.
+  // Decisions at one target run one at a time: each counts the target's use afresh, plus
+  // the bytes of the pack copies under way there, before it writes, so jobs running side
+  // by side cannot together pass its quota. The copies themselves run outside the lock,
+  // side by side (one's reading and hashing overlaps another's upload). Near a limit, a
+  // decision waits for the copies under way and decides as if they ran one at a time.
+  const underway = new Map<string, Underway>();
+  const underwayAt = (target: string): Underway => {
+    let u = underway.get(target);
+    if (!u) underway.set(target, (u = { bytes: 0, copies: new Set(), refusals: 0 }));
+    return u;
+  };
+  const withUnderway = (t: TargetRow): TargetRow => ({
+    ...t,
+    usedBytes: t.usedBytes + (underway.get(t.name)?.bytes ?? 0),
+  });
   const queues = new Map<string, Promise<unknown>>();
   const exclusive = <T>(target: string, work: () => Promise<T>): Promise<T> => {
     const run = (queues.get(target) ?? Promise.resolve()).then(work, work);
@@ -163,27 +185,80 @@ export function stagingService(deps: StagingDeps) {
     }
   }
 
-  /** Places one copy at `t`: a problem to report, or null once the copy is recorded. */
-  async function placePack(t: TargetRow, name: string, size: number): Promise<string | null> {
+  /**
+   * Places one copy at a target: a problem to report, or null once the copy is recorded.
+   * Whether it has room is decided under the target's lock; the copy runs outside it.
+   */
+  async function placePack(target: string, name: string, size: number): Promise<string | null> {
+    const u = underwayAt(target);
+    const decided = await exclusive(target, async () => {
+      for (;;) {
+        const row = (await staging()).find((r) => r.name === target);
+        if (!row) return `"${target}" was removed`;
+        const pending = u.copies.size > 0;
+        const problem = await roomFor(row, size + u.bytes, !pending);
+        if (problem === null) {
+          u.bytes += size;
+          let done = () => {};
+          const copy = new Promise<void>((resolve) => (done = resolve));
+          u.copies.add(copy);
+          return {
+            row,
+            release: () => {
+              u.bytes -= size;
+              u.copies.delete(copy);
+              done();
+            },
+          };
+        }
+        if (!pending) return problem;
+        await Promise.all(u.copies);
+      }
+    });
+    if (typeof decided === 'string') return decided;
+    try {
+      return await copyTo(decided.row, name, size, u);
+    } finally {
+      decided.release();
+    }
+  }
+
+  /**
+   * Why `t` has no room for `size` more bytes of packs (those of the copies under way
+   * there included), or null. `record`: a provider short of room is recorded as full.
+   */
+  async function roomFor(t: TargetRow, size: number, record: boolean): Promise<string | null> {
     if (!fitsQuota(t, size, recoveryReserve(t)))
       return `"${t.name}" is full (${formatBytes(t.usedBytes)} of its ${formatBytes(t.quotaBytes!)} quota used)`;
     const said = t.fullCheckedAt;
     if (said && Date.now() - said.getTime() < FULL_RETRY_MS)
       return `"${t.name}" is full (${t.fullReason ?? 'its provider said so'})`;
     const short = await at(t, (store) => providerShort(store, size + recoveryReserve(t)));
-    if (short) {
-      await targets.providerFull(t.name, short);
-      return `"${t.name}" is full (${short})`;
-    }
+    if (!short) return null;
+    if (record) await targets.providerFull(t.name, short);
+    return `"${t.name}" is full (${short})`;
+  }
+
+  /**
+   * Copies and records the pack at `t`: a problem to report, or null. A copy that
+   * succeeds clears the target's "full", unless another was refused as full meanwhile.
+   */
+  async function copyTo(
+    t: TargetRow,
+    name: string,
+    size: number,
+    u: Underway,
+  ): Promise<string | null> {
+    const refusals = u.refusals;
     try {
       const recorded = await copyPack(t, name, size);
-      await targets.hasRoom(t.name);
+      if (u.refusals === refusals) await targets.hasRoom(t.name);
       return recorded ? null : `"${t.name}" was removed`;
     } catch (e) {
       if (isSourceDamage(e)) throw e;
-      return isFull(e)
-        ? `"${t.name}" is full (its provider said so)`
-        : `"${t.name}": ${message(e)}`;
+      if (!isFull(e)) return `"${t.name}": ${message(e)}`;
+      u.refusals++;
+      return `"${t.name}" is full (its provider said so)`;
     }
   }
 
@@ -275,10 +350,7 @@ export function stagingService(deps: StagingDeps) {
       for (const { name: target } of await staging()) {
         if (have.size >= deps.copies) break;
         if (have.has(target)) continue;
-        const problem = await exclusive(target, async () => {
-          const t = (await staging()).find((r) => r.name === target);
-          return t ? placePack(t, name, size) : `"${target}" was removed`;
-        });
+        const problem = await placePack(target, name, size);
         if (problem) problems.push(problem);
         else have.add(target);
       }
@@ -305,7 +377,7 @@ export function stagingService(deps: StagingDeps) {
         try {
           copied += await exclusive(target, async () => {
             const t = (await staging()).find((r) => r.name === target);
-            return t ? copyRecovery(t, objects, catalogs, damaged) : 0;
+            return t ? copyRecovery(withUnderway(t), objects, catalogs, damaged) : 0;
           });
         } catch (e) {
           problems.push(`"${target}": ${message(e)}`);

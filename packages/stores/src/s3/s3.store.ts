@@ -5,7 +5,7 @@
  * Beyond the Store contract:
  * - Keys live under `prefix/`, which is Kinvault's alone. Credentials come from the SDK's
  *   default chain only.
- * - A body up to `partSize` (16 MiB unless the URL says) is read into memory, checked
+ * - A body up to `partSize` (32 MiB unless the URL says: above the largest pack, ~24 MiB, so a pack takes one request) is read into memory, checked
  *   against its size and SHA-256, and sent in one PutObject with that SHA-256 for S3 to
  *   verify. A larger body goes as a multipart upload, each part with its own SHA-256,
  *   checked while read. Without an UploadResume the upload is aborted on any failure,
@@ -57,7 +57,12 @@ import { s3Capabilities, type S3Target } from './url.js';
 import { decodeState, encodeState } from './upload-state.js';
 
 const MiB = 1024 * 1024;
-export const DEFAULT_PART_SIZE = 16 * MiB;
+/**
+ * Above the largest pack (a 16 MiB blob area, one more chunk of up to 8 MiB, its
+ * header: ~24 MiB), so every pack goes in one PutObject; at 16 MiB most packs (just
+ * over 16 MiB) went as a 4-request multipart upload with a tiny second part.
+ */
+export const DEFAULT_PART_SIZE = 32 * MiB;
 const MAX_PARTS = 10_000;
 const MAX_OBJECT_BYTES = 5 * 1024 * 1024 * MiB;
 const HEX64 = /^[0-9a-f]{64}$/;

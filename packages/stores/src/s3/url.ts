@@ -1,6 +1,6 @@
 /**
- * S3 target URLs: `s3://bucket/prefix?endpoint=https://…&region=…&storageClass=…&forcePathStyle=true&partSize=16MiB`.
- * `partSize` (5 MiB to 5 GiB, 16 MiB by default): bodies up to it go in one PutObject,
+ * S3 target URLs: `s3://bucket/prefix?endpoint=https://…&region=…&storageClass=…&forcePathStyle=true&partSize=32MiB`.
+ * `partSize` (5 MiB to 5 GiB, 32 MiB by default): bodies up to it go in one PutObject,
  * larger ones as multipart uploads in parts of it. Parsing only (no SDK). Credentials never come from the URL: the adapter takes them from
  * the SDK's default chain (environment, shared profile, container or instance role).
  */
@@ -30,7 +30,7 @@ export interface S3Target {
   region: string;
   storageClass: StorageClass;
   forcePathStyle: boolean;
-  /** Parts of multipart uploads, in bytes; undefined: the adapter's default (16 MiB). */
+  /** Parts of multipart uploads, in bytes; undefined: the adapter's default (32 MiB). */
   partSize: number | undefined;
   /** The URL in canonical form, for messages (it holds no credentials). */
   label: string;
@@ -149,7 +149,7 @@ function parsePartSize(text: string): number {
   const bytes = parseUrlSize(text);
   if (bytes === null || bytes < MIN_PART_SIZE || bytes > MAX_PART_SIZE)
     throw invalid(
-      `partSize=${text.slice(0, 40)} is not a part size: 5MiB to 5GiB (S3's bounds), as in partSize=16MiB.`,
+      `partSize=${text.slice(0, 40)} is not a part size: 5MiB to 5GiB (S3's bounds), as in partSize=32MiB.`,
     );
   return bytes;
 }
