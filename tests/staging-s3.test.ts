@@ -154,4 +154,32 @@ describe('staging to a folder and an S3 bucket (built commands)', () => {
     for (const out of outputs) expect(out).not.toContain(SECRET);
     expect(server.requests.PutObject ?? 0).toBeGreaterThanOrEqual(nas.size);
   });
+
+  it('a bucket that keeps failing is FAILING since its first failure, not since the last try', async () => {
+    server.failNext('*', 1_000_000); // every request answers 503 SlowDown
+    const src = join(work, 'later');
+    await mkdir(src);
+    await writeFile(join(src, 'VID_later.mp4'), randomBytes(3e6));
+    const anna = join(work, 'anna');
+    expect((await runKinvault(anna, ['backup', src])).code).toBe(0);
+    const cloud = async () =>
+      (
+        JSON.parse((await kd('target', 'list', '--json')).stdout) as {
+          name: string;
+          failingSince: string | null;
+        }[]
+      ).find((t) => t.name === 'cloud')!;
+    await expect.poll(async () => (await cloud()).failingSince, { timeout: 30_000 }).not.toBeNull();
+    const since = (await cloud()).failingSince;
+    // A later try of the same copies (the job retries after its backoff) fails too.
+    const attempts = async () =>
+      Math.max(
+        ...(JSON.parse((await kd('jobs', '--json')).stdout) as { kind: string; attempts: number }[])
+          .filter((j) => j.kind === 'stage.pack')
+          .map((j) => j.attempts),
+      );
+    await expect.poll(attempts, { timeout: 60_000, interval: 1000 }).toBeGreaterThanOrEqual(2);
+    expect((await cloud()).failingSince).toBe(since);
+    server.cancelFailures();
+  }, 120_000);
 });

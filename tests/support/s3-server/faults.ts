@@ -52,6 +52,11 @@ export class Faults {
     this.stalls.length = 0;
   }
 
+  /** Drops the failures planned that have not happened. */
+  cancelFailures(): void {
+    this.failures.length = 0;
+  }
+
   /** Whether this request of `operation` is to stall. */
   stall(operation: string): boolean {
     const i = this.stalls.findIndex((p) => p.operation === operation || p.operation === '*');

@@ -68,6 +68,8 @@ export interface S3TestServer {
   stallNext(operation: OperationPattern, count?: number, skip?: number): void;
   /** Drops the stalls planned that have not begun (those under way stay held). */
   cancelStalls(): void;
+  /** Drops the failures planned by `failNext` that have not happened. */
+  cancelFailures(): void;
   /** Completes ongoing restores (of a bucket, or one key) now; returns how many. */
   completeRestores(bucket?: string, key?: string): Promise<number>;
   stop(): Promise<void>;
@@ -306,6 +308,7 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
     cutNext: (operation, afterBytes, count) => faults.cutNext(operation, afterBytes, count),
     stallNext: (operation, count, skip) => faults.stallNext(operation, count, skip),
     cancelStalls: () => faults.cancelStalls(),
+    cancelFailures: () => faults.cancelFailures(),
     completeRestores: (bucket, key) => completeRestores(store, serverOptions.now(), bucket, key),
     stop: () =>
       (stopping ??= (async () => {

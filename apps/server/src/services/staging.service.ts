@@ -165,12 +165,20 @@ export function stagingService(deps: StagingDeps) {
   const staging = async () => (await targets.list()).filter((t) => t.role === 'staging');
   const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-  /** Runs `work` against a target, recording its success or failure. */
-  async function at<T>(t: TargetRow, work: (store: Store) => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` against a target, recording its failure, and its success unless
+   * `reached` is false (the work may not have reached the provider: S3 answers its
+   * usage without a request, which proves nothing about the bucket).
+   */
+  async function at<T>(
+    t: TargetRow,
+    work: (store: Store) => Promise<T>,
+    reached = true,
+  ): Promise<T> {
     const store = deps.open(t.url);
     try {
       const r = await work(store);
-      await targets.succeeded(t.name);
+      if (reached) await targets.succeeded(t.name);
       return r;
     } catch (e) {
       if (isFull(e)) await targets.providerFull(t.name, message(e));
@@ -233,7 +241,7 @@ export function stagingService(deps: StagingDeps) {
     const said = t.fullCheckedAt;
     if (said && Date.now() - said.getTime() < FULL_RETRY_MS)
       return `"${t.name}" is full (${t.fullReason ?? 'its provider said so'})`;
-    const short = await at(t, (store) => providerShort(store, size + recoveryReserve(t)));
+    const short = await at(t, (store) => providerShort(store, size + recoveryReserve(t)), false);
     if (!short) return null;
     if (record) await targets.providerFull(t.name, short);
     return `"${t.name}" is full (${short})`;
