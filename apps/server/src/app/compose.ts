@@ -116,7 +116,11 @@ export async function openContext(
     repo: targetsRepo,
     dataDir,
     open: openStore,
-    changed: async () => void (await stagingJob('stage.scan', 'all')),
+    // A target added, removed, changed or tested again: what waits for one goes now.
+    changed: async () => {
+      await stagingJob('stage.scan', 'all');
+      await queue.dueNow(['stage.pack', 'stage.recovery']);
+    },
   });
   const stores = targetStores();
   const staging = stagingService({

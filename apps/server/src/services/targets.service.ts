@@ -127,11 +127,10 @@ export function targetsService(deps: TargetsDeps) {
       try {
         const r = await probe(deps.open(t.url));
         await repo.succeeded(name);
-        if (t.fullSince) {
-          // Tested after space was freed: tried again for the packs waiting, at once.
-          await repo.hasRoom(name);
-          await deps.changed();
-        }
+        if (t.fullSince) await repo.hasRoom(name); // tested after space was freed
+        // Full or failing until now (space freed, disk mounted, access given again): the
+        // copies waiting for it are tried at once.
+        if (t.fullSince || t.failingSince) await deps.changed();
         return r;
       } catch (e) {
         await repo.failed(name, (e as Error).message);

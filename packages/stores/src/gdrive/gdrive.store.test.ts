@@ -373,6 +373,20 @@ describe('gdrive store from its URL files', () => {
     expect(f!.server.requests['oauth.token']).toBe(2);
   });
 
+  it('a store that was refused reads the token file again: a new authorisation works at once', async () => {
+    const { store, token } = await fromFiles('refresh-ok');
+    await store.put('x', bytesBody(Buffer.from('hello')));
+    // The user revokes Kinvault's access in their Google account.
+    f!.server.refreshTokens!.delete('refresh-ok');
+    f!.server.validTokens!.clear();
+    await expect(store.head('x')).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+    // "kinvaultd target auth" writes a new token file; the same store (the coordinator
+    // keeps one per target) uses it on its next call.
+    f!.server.refreshTokens!.add('refresh-new');
+    await writeFile(token, JSON.stringify({ refresh_token: 'refresh-new' }), { mode: 0o600 });
+    expect(await store.head('x')).toMatchObject({ size: 5 });
+  });
+
   it('says to authorise again when the refresh token was revoked (invalid_grant)', async () => {
     const { store } = await fromFiles('refresh-revoked');
     const err = await store.head('x').catch((e: unknown) => e);

@@ -590,12 +590,15 @@ export class GDriveStore implements Store {
     const status = statusOf(e);
     const reason = reasonOf(e);
     const at = `${this.label} (${doing})`;
-    if (status === 401 || reason === 'invalid_grant' || reason === 'invalid_client')
+    if (status === 401 || reason === 'invalid_grant' || reason === 'invalid_client') {
+      // The next call reads the token file again: "target auth" may have renewed it.
+      this.session = null;
       return new KinvaultError(
         'UNAUTHORIZED',
         `Google Drive refused Kinvault's access to ${at}: the authorisation was revoked or has expired. Run "kinvaultd target auth NAME" again (NAME: this target's name).`,
         { cause: e, details: { ...needsAuthorisationDetails } },
       );
+    }
     if (reason === 'storageQuotaExceeded')
       return new KinvaultError(
         'DISK_FULL',
