@@ -242,7 +242,12 @@ describe('multipart and resumable uploads survive kill -9 (built commands)', () 
       // As a kill between CreateMultipartUpload and saving its id leaves: the start sweeps
       // it away. An upload outside the target's prefix is not ours: it stays.
       if (k === KILLS - 1)
-        for (const Key of ['home/packs/00/left-behind', 'elsewhere/upload'])
+        for (const Key of [
+          'home/packs/00/left-behind',
+          'elsewhere/upload',
+          'home/nested/packs/00/x', // another target's, under a longer prefix
+          'home/photo.jpg', // the user's own
+        ])
           await admin.send(new CreateMultipartUploadCommand({ Bucket: 'family', Key }));
       c = await startCoordinator(c.dataDir, c.port);
     }
@@ -254,7 +259,11 @@ describe('multipart and resumable uploads survive kill -9 (built commands)', () 
     const nas = await nasObjects();
     expect(await bucketObjects()).toEqual(nas);
     const uploads = await admin.send(new ListMultipartUploadsCommand({ Bucket: 'family' }));
-    expect((uploads.Uploads ?? []).map((u) => u.Key)).toEqual(['elsewhere/upload']);
+    expect((uploads.Uploads ?? []).map((u) => u.Key).sort()).toEqual([
+      'elsewhere/upload',
+      'home/nested/packs/00/x',
+      'home/photo.jpg',
+    ]);
     const expectedNames = [...nas.keys()].map((k) => k.replaceAll('/', '~')).sort();
     expect(await driveFileNames(drive.rootUrl)).toEqual(expectedNames); // no doubles, no partials
     const atDrive = await driveFileHashes(drive.rootUrl);

@@ -41,3 +41,15 @@ export const objectKeys = {
   catalog: (writtenAtMs: number, sha256: string) =>
     `catalog/${String(Math.trunc(writtenAtMs)).padStart(13, '0')}-${hex64('catalog SHA-256', sha256)}`,
 } as const;
+
+/** The folders of Kinvault's objects at a target (and of `target test`'s probe). */
+const KINDS = /^(packs|snapshots|keys|catalog|probe)\//;
+
+/**
+ * Whether a key (relative to a target's root) is one of Kinvault's object kinds: what a
+ * target's sweep may touch. Anything else there (another target's objects under a longer
+ * prefix, the user's own files) is left alone.
+ */
+export function isObjectKey(key: string): boolean {
+  return KINDS.test(key);
+}

@@ -16,8 +16,10 @@
  *   it), uploads the others and completes. An upload S3 no longer has (NoSuchUpload) or
  *   one for another body starts afresh. A failure that is not retryable aborts the upload
  *   and clears the state; a retryable one keeps both.
- * - `sweep(states)` aborts the multipart uploads under the prefix that none of the saved
- *   states refers to (those of a coordinator killed before it saved one).
+ * - `sweep(states)` aborts the multipart uploads of Kinvault's object kinds under the
+ *   prefix (packs/, catalog/, …: never another target's under a longer prefix, nor the
+ *   user's own) that none of the saved states refers to (those of a coordinator killed
+ *   before it saved one).
  * - The hex SHA-256 is also kept as user metadata (`x-amz-meta-sha256`): `head` reads it.
  *   `list` does not (S3 listings carry no metadata): its SHA-256s are null.
  * - The SDK retries a failure twice itself (maxAttempts 3); the retry wrapper does the rest.
@@ -42,7 +44,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { KinvaultError } from '@kinvault/protocol';
 import { checkRange, checkedBytes } from '../body.js';
-import { checkKey, checkPrefix } from '../keys.js';
+import { checkKey, checkPrefix, isObjectKey } from '../keys.js';
 import type {
   Body,
   ListPage,
@@ -258,6 +260,11 @@ export class S3Store implements Store {
   }
 
   /** Aborts the multipart uploads under the prefix that no saved state refers to. */
+  /** Whether a bucket key is one of this target's objects (not another's under a longer prefix). */
+  private ours(bucketKey: string): boolean {
+    return bucketKey.startsWith(this.root) && isObjectKey(bucketKey.slice(this.root.length));
+  }
+
   async sweep(resumable: readonly string[]): Promise<void> {
     const keep = new Set(resumable.map((s) => decodeState(s)?.uploadId));
     let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
@@ -271,7 +278,7 @@ export class S3Store implements Store {
           }),
         );
         for (const u of out.Uploads ?? [])
-          if (u.Key && u.UploadId && !keep.has(u.UploadId))
+          if (u.Key && u.UploadId && !keep.has(u.UploadId) && this.ours(u.Key))
             await this.client
               .send(
                 new AbortMultipartUploadCommand({
