@@ -309,4 +309,20 @@ describe('staging to file targets (built commands)', () => {
     expect((await kd('target', 'set', 'usb1', '--quota', 'none')).code).toBe(0);
     expect((await targets())[0]!.quotaBytes).toBeNull();
   });
+
+  it('says so when a quota leaves no room for the snapshots, key files and catalogs', async () => {
+    await mkdir(join(work, 'tiny'));
+    const tiny = `file://${join(work, 'tiny', 'kinvault')}`;
+    const args = ['--role', 'staging', '--allow-same-disk', '--quota', '1KB'];
+    expect((await kd('target', 'add', 'tiny', tiny, ...args)).code).toBe(0);
+    await expect
+      .poll(async () => (await targets()).find((t) => t.name === 'tiny')?.lastError ?? null, {
+        timeout: 30_000,
+        interval: 500,
+      })
+      .toMatch(/"tiny" has no room under its quota for .* of snapshots, key files and catalogs/);
+    expect((await kd('status')).stdout).toMatch(/target tiny \(staging\): .*FAILING since/);
+    expect(await filesUnder(join(work, 'tiny', 'kinvault', 'keys')).catch(() => [])).toEqual([]);
+    expect((await kd('target', 'remove', 'tiny')).code).toBe(0);
+  });
 });

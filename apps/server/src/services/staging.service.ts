@@ -314,15 +314,23 @@ export function stagingService(deps: StagingDeps) {
     // at this target is not read again. Key files are compared by SHA-256 below.
     const wanted = objects.filter((o) => !(immutable(o.key) && known.has(o.key)));
     const adding = wanted.filter((o) => !known.has(o.key)).reduce((n, o) => n + o.size, 0);
-    if (!fitsQuota(t, adding))
-      throw new KinvaultError(
+    if (!fitsQuota(t, adding)) {
+      const e = new KinvaultError(
         'DISK_FULL',
         `"${t.name}" has no room under its quota for ${formatBytes(adding)} of snapshots, key files and catalogs (${formatBytes(t.usedBytes)} of ${formatBytes(t.quotaBytes!)} used): raise it ("kinvaultd target set ${t.name} --quota SIZE") or add a target.`,
       );
+      await targets.failed(t.name, e.message); // status says so: its copies are not whole
+      throw e;
+    }
     return at(t, async (store) => {
       let n = 0;
       for (const o of wanted) {
-        const bytes = await readAll(deps.nas, o.key);
+        const bytes = await readAll(deps.nas, o.key).catch((e: unknown) => {
+          // A catalog pruned on the NAS since it was listed: a newer one is there.
+          if (e instanceof KinvaultError && e.code === 'NOT_FOUND') return null;
+          throw e;
+        });
+        if (!bytes) continue;
         const sha256 = sha256Hex(bytes);
         if (!intact(o.key, sha256)) {
           damaged.add(o.key); // never spread a damaged copy over a good one
@@ -464,8 +472,12 @@ export function stagingService(deps: StagingDeps) {
               result.objects++;
               const there = await storedSha256(store, key);
               if (there?.sha256 === sha256) continue;
+              // Recorded anew meanwhile (the coordinator just copied a new key file or
+              // catalog there): nothing to judge.
+              if ((await targets.objectsAt(t.name)).get(key) !== sha256) continue;
               const state = there ? ('damaged' as const) : ('missing' as const);
-              if (there) await store.delete(key);
+              // Not deleted: the next copy replaces it whole (a put is atomic), and a key
+              // file at a target is never removed on a guess.
               await targets.forgetObject(t.name, key);
               const detail = there ? 'its bytes changed' : 'not at the target';
               result.badObjects.push({ target: t.name, key, state, detail });
