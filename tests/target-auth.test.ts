@@ -172,10 +172,13 @@ describe('kinvaultd target auth (built commands, Drive test server)', () => {
   it('takes the address pasted from the browser, replacing the token file atomically', async () => {
     const before = await savedToken();
     const run = authorise('--json');
-    const answer = await consent(await run.consentUrl);
+    const consentUrl = await run.consentUrl;
+    const answer = await consent(consentUrl);
     run.paste('not an address');
+    run.paste(consentUrl.href); // Google's page, with this flow's state but no answer yet
     run.paste(answer.href.replace(/state=[^&]+/, 'state=stale'));
     await expect.poll(() => run.output(), { timeout: 10_000 }).toMatch(/not for this request/);
+    expect(run.output()).toMatch(/That address holds no answer from Google/);
     run.paste(`  ${answer.href}  `);
     expect(await run.exit).toBe(0);
     expect(run.output()).toMatch(/That is not an address/);
@@ -216,10 +219,10 @@ describe('kinvaultd target auth (built commands, Drive test server)', () => {
     await rm(tokenFile);
     await symlink(elsewhere, tokenFile);
     const run = authorise();
-    const page = await fetch(await consent(await run.consentUrl));
-    expect(page.status).toBe(200); // Google's part succeeded; writing the file is refused
+    // Refused before the flow starts, so that nobody consents for nothing.
     expect(await run.exit).toBe(1);
     expect(run.output()).toMatch(/is a symbolic link/);
+    expect(run.output()).not.toMatch(/\/auth\?/);
     expect(await readFile(elsewhere, 'utf8')).toBe('{}');
     expect((await lstat(tokenFile)).isSymbolicLink()).toBe(true);
   });

@@ -17,6 +17,7 @@ export { metered, takeMeter, type Meter, type MeteredStore } from './wrappers/me
 export { rateLimited, type RateLimit } from './wrappers/rate-limited.js';
 export { withRetry, DEFAULT_RETRY, type RetryPolicy } from './wrappers/retry.js';
 export {
+  checkTokenPath,
   startDriveAuthorization,
   writeTokenFile,
   type DriveAuthorization,

@@ -7,7 +7,12 @@
  */
 import { createInterface } from 'node:readline';
 import { KinvaultError } from '@kinvault/protocol';
-import { parseDriveUrl, startDriveAuthorization, writeTokenFile } from '@kinvault/stores';
+import {
+  checkTokenPath,
+  parseDriveUrl,
+  startDriveAuthorization,
+  writeTokenFile,
+} from '@kinvault/stores';
 import { withContext } from './context.js';
 
 interface Options {
@@ -72,6 +77,7 @@ export async function runTargetAuth(name: string, opts: Options): Promise<void> 
       `Target "${name}" is not a Google Drive target: only gdrive:// targets are authorised with "kinvaultd target auth" (file:// needs nothing; s3:// takes its keys from the environment or ~/.aws).`,
     );
   const drive = parseDriveUrl(target.url);
+  await checkTokenPath(drive.tokenFile);
   const flow = await startDriveAuthorization({ credentialsFile: drive.credentialsFile, port });
   const say = opts.json ? console.error : console.log;
   say(instructions(name, flow.url, flow.port));

@@ -98,7 +98,8 @@ export async function startDriveAuthorization(options: {
   async function take(answer: URL): Promise<void> {
     const p = answer.searchParams;
     const given = p.get('state');
-    if (given === null && p.get('code') === null && p.get('error') === null)
+    // (the consent page's own address carries the state too, but neither code nor error)
+    if (p.get('code') === null && p.get('error') === null)
       throw notTheAnswer('That address holds no answer from Google.');
     if (given === null || !sameSecret(given, state))
       throw notTheAnswer(
@@ -158,11 +159,11 @@ function escapeHtml(s: string): string {
 }
 
 /**
- * Writes the token file as JSON `{"refresh_token": …}`, mode 0600, atomically (a new file
- * beside it, synced, renamed over it). Refuses a path that is a symbolic link or not a
- * regular file, and never opens anything through a link.
+ * Refuses (FAILED_PRECONDITION) a token path that is a symbolic link or not a regular
+ * file: checked before the flow starts, so that nobody consents for nothing, and again
+ * when the token is written.
  */
-export async function writeTokenFile(path: string, refreshToken: string): Promise<void> {
+export async function checkTokenPath(path: string): Promise<void> {
   const existing = await lstat(path).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return null;
     throw e;
@@ -172,6 +173,15 @@ export async function writeTokenFile(path: string, refreshToken: string): Promis
       'FAILED_PRECONDITION',
       `${path} is ${existing.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; Kinvault writes its Google Drive token only to a plain file. Give the real path in the target's token= parameter, or remove it.`,
     );
+}
+
+/**
+ * Writes the token file as JSON `{"refresh_token": …}`, mode 0600, atomically (a new file
+ * beside it, synced, renamed over it). Refuses a path that is a symbolic link or not a
+ * regular file, and never opens anything through a link.
+ */
+export async function writeTokenFile(path: string, refreshToken: string): Promise<void> {
+  await checkTokenPath(path);
   const dir = dirname(path);
   const temporary = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
