@@ -19,8 +19,25 @@ export interface CatalogSnapshot {
 /** Rows fetched at a time: a catalog of a large index is never all in memory. */
 const BATCH = 500;
 
+/** What a catalog is read from. */
+export interface CatalogReader {
+  packs(): AsyncGenerator<CatalogPack>;
+  snapshots(): AsyncGenerator<CatalogSnapshot>;
+}
+
 export function recoveryRepository(sql: Db) {
   return {
+    /**
+     * Runs `read` on one consistent view of the index (a repeatable-read, read-only
+     * transaction; within a caller's transaction, on that one).
+     */
+    async consistent<T>(read: (view: CatalogReader) => Promise<T>): Promise<T> {
+      if ('savepoint' in sql) return read(recoveryRepository(sql));
+      return (await sql.begin('isolation level repeatable read read only', (tx) =>
+        read(recoveryRepository(tx)),
+      )) as T;
+    },
+
     /** Every pack with the blobs it is recorded for (the dedup index), by name, read in batches. */
     async *packs(): AsyncGenerator<CatalogPack> {
       const rows = sql<{ name: Buffer; size: string; ids: Buffer[]; types: number[] }[]>`

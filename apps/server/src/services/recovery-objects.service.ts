@@ -66,21 +66,22 @@ export function recoveryObjectsService(deps: RecoveryObjectsDeps) {
     const latest = (await catalogKeys()).at(-1);
     const latestMs = latest ? Number(latest.slice('catalog/'.length, 'catalog/'.length + 13)) : 0;
     const written = new Date(Math.max(now().getTime(), latestMs + 1));
-    const lines = catalogLines(
-      {
-        kind: 'kinvault-catalog',
-        version: 1,
-        repository: h.repositoryId.toString('hex'),
-        written: written.toISOString(),
-        boxPublicKey: h.boxPublicKey.toString('base64'),
-        signPublicKey: h.signPublicKey?.toString('base64') ?? null,
-      },
-      recovery.packs(),
-      recovery.snapshots(),
-    );
-    const parts: Uint8Array[] = [];
-    for await (const part of sealCatalog(h.boxPublicKey, lines)) parts.push(part);
-    const sealed = Buffer.concat(parts);
+    const header = {
+      kind: 'kinvault-catalog',
+      version: 1,
+      repository: h.repositoryId.toString('hex'),
+      written: written.toISOString(),
+      boxPublicKey: h.boxPublicKey.toString('base64'),
+      signPublicKey: h.signPublicKey?.toString('base64') ?? null,
+    } as const;
+    // Packs and snapshots from one view of the index: a snapshot committed between the
+    // two reads would otherwise be listed without its newest packs.
+    const sealed = await recovery.consistent(async (view) => {
+      const lines = catalogLines(header, view.packs(), view.snapshots());
+      const parts: Uint8Array[] = [];
+      for await (const part of sealCatalog(h.boxPublicKey, lines)) parts.push(part);
+      return Buffer.concat(parts);
+    });
     const key = objectKeys.catalog(written.getTime(), sha256Hex(sealed));
     await store.put(key, bytesBody(sealed));
     await pruneCatalogs();

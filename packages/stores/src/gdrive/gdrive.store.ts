@@ -684,7 +684,9 @@ function info(key: string, f: DriveFile): ObjectInfo {
   return {
     key,
     size: Number(f.size ?? 0),
-    sha256: f.appProperties?.['sha256'] ?? f.sha256Checksum ?? null,
+    // Drive's own checksum of the content first: ours in appProperties would not change
+    // if the bytes were replaced behind our back.
+    sha256: f.sha256Checksum ?? f.appProperties?.['sha256'] ?? null,
   };
 }
 
