@@ -58,6 +58,35 @@ describe('job queue (real PostgreSQL)', () => {
     await pool.targets.remove('usb');
   });
 
+  it('forgets the uploads of packs that need no copy at that target any more', async () => {
+    const repos = repositoriesOf(db.sql);
+    const target = (name: string) => ({
+      name,
+      url: `file:///mnt/${name}`,
+      role: 'staging',
+      quotaBytes: null,
+    });
+    await repos.targets.add(target('usb'));
+    await repos.targets.add(target('cloud'));
+    const [placed, waiting, gone] = ['aa', 'bb', 'cc'].map((b) => b.repeat(32));
+    for (const name of [placed, waiting])
+      await db.sql`insert into packs (name, size) values (${Buffer.from(name!, 'hex')}, 10)`;
+    await db.sql`insert into pack_locations (pack, location, state)
+                 values (${Buffer.from(placed!, 'hex')}, 'nas', 'ok'),
+                        (${Buffer.from(placed!, 'hex')}, 'staging:usb', 'ok'),
+                        (${Buffer.from(waiting!, 'hex')}, 'nas', 'ok')`;
+    for (const name of [placed, waiting, gone])
+      await repos.uploads.save('cloud', `packs/${name!.slice(0, 2)}/${name}`, `state-${name}`);
+    // One copy wanted: the pack at usb needs none at cloud, the one no longer on the NAS
+    // neither; the waiting one keeps its upload.
+    expect(await repos.uploads.dropSettled('cloud', 1)).toBe(2);
+    expect(await repos.uploads.statesAt('cloud')).toEqual([`state-${waiting}`]);
+    await repos.targets.remove('usb');
+    await repos.targets.remove('cloud');
+    await db.sql`delete from pack_locations`;
+    await db.sql`delete from packs`;
+  });
+
   it("enqueues in the caller's transaction, one live job per kind and key", async () => {
     await clear();
     const q = jobQueue(db.sql, { workerId: 'w1' });

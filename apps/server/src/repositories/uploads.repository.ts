@@ -25,6 +25,27 @@ export function uploadsRepository(sql: Db) {
       await sql`delete from upload_sessions where target = ${target} and key = ${key}`;
     },
 
+    /**
+     * Forgets the uploads of packs that no longer need a copy at `target` (placed there or
+     * at enough other targets meanwhile, or gone from the NAS): their uploads are then
+     * swept away at the provider, which would keep (and bill) their parts for ever.
+     */
+    async dropSettled(target: string, copies: number): Promise<number> {
+      const rows = await sql`
+        delete from upload_sessions s
+        where s.target = ${target} and s.key like 'packs/%' and not exists (
+          select 1 from packs p
+          where p.name = decode(split_part(s.key, '/', 3), 'hex')
+            and exists (select 1 from pack_locations n where n.pack = p.name
+                        and n.location = 'nas' and n.state = 'ok')
+            and not exists (select 1 from pack_locations l where l.pack = p.name
+                            and l.location = 'staging:' || s.target and l.state = 'ok')
+            and (select count(*) from pack_locations l where l.pack = p.name
+                 and l.location like 'staging:%' and l.state = 'ok') < ${copies})
+        returning s.key`;
+      return rows.length;
+    },
+
     /** Every state saved for a target (for its sweep: the uploads to keep). */
     async statesAt(target: string): Promise<string[]> {
       const rows = await sql<{ state: string }[]>`

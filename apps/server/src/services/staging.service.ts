@@ -419,11 +419,13 @@ export function stagingService(deps: StagingDeps) {
 
     /**
      * Removes what interrupted puts left at the targets (temporary files, multipart
-     * uploads no saved state refers to); only while none runs.
+     * uploads no saved state refers to, or only the state of a pack that needs no copy
+     * there any more); only while none runs.
      */
     async sweepTargets(): Promise<void> {
       for (const t of await targets.list()) {
         const store = deps.raw(t.url);
+        await deps.uploads.dropSettled(t.name, deps.copies);
         const states = await deps.uploads.statesAt(t.name);
         await store.sweep?.(states).catch(() => {}); // unreachable or unmounted: next start
       }
