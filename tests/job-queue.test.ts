@@ -45,7 +45,10 @@ describe('job queue (real PostgreSQL)', () => {
         expect((await repos.targets.list()).map((t) => t.name)).toEqual(['usb']);
         throw new Error('the change fails');
       })
-      .catch(() => {});
+      .then(
+        () => expect.unreachable(),
+        (e: unknown) => expect((e as Error).message).toBe('the change fails'), // not an assertion's
+      );
     const pool = repositoriesOf(db.sql);
     expect(await pool.targets.list()).toEqual([]);
     expect(await q.list()).toEqual([]);
