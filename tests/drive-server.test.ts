@@ -4,7 +4,9 @@
  * and builds the upload (media) URL from the per-call options.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -602,5 +604,24 @@ describe('drive test server with googleapis', () => {
         expect(page.headers.get('location')).toBeNull();
       }
     });
+  });
+});
+
+describe('drive test server: held requests', () => {
+  it('lets a held request go when its client closes its end (FIN), not only on a reset', async () => {
+    server.stallNext('upload.multipart');
+    const { port } = new URL(server.rootUrl);
+    const socket = createConnection({ host: '127.0.0.1', port: Number(port) });
+    await once(socket, 'connect');
+    // An upload cut off part-way: 100 of its 1,000 bytes sent.
+    socket.write(
+      'POST /upload/drive/v3/files?uploadType=multipart HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+        'Authorization: Bearer test\r\nContent-Type: multipart/related; boundary=b\r\n' +
+        `Content-Length: 1000\r\n\r\n${'x'.repeat(100)}`,
+    );
+    await expect.poll(() => server.stalled, { timeout: 5000 }).toBe(1);
+    socket.end(); // as a killed process's kernel does when nothing was left unread
+    await expect.poll(() => server.stalled, { timeout: 5000 }).toBe(0);
+    socket.destroy();
   });
 });

@@ -235,13 +235,10 @@ describe('multipart and resumable uploads survive kill -9 (built commands)', () 
       );
       const log = c.log();
       expect(await c.stop('SIGKILL'), log).toBe(null);
-      // The held request is let go once the server sees its connection closed. (Under load
-      // in CI one was once still held 15 s later, cause not found; a held request is never
-      // stored whatever happens, so the test goes on, and the counts below still bind.)
+      // The held request is let go once the server sees the killed client's end closed.
       await expect
         .poll(() => s3.stalled + drive.stalled, { timeout: 15_000, interval: 20 })
-        .toBe(0)
-        .catch(() => console.warn(`kill ${k}: a held request was not let go within 15 s`));
+        .toBe(0);
       // As a kill between CreateMultipartUpload and saving its id leaves: the start sweeps
       // it away. An upload outside the target's prefix is not ours: it stays.
       if (k === KILLS - 1)

@@ -1,5 +1,4 @@
 /** Maps requests to operations, checks the bearer token, counts requests, injects faults. */
-import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as api from './api.js';
 import * as oauth from './oauth.js';
@@ -7,6 +6,7 @@ import { readBody, type Ctx, type Settings } from './context.js';
 import { DriveError, errors, sendError } from './errors.js';
 import type { DiskState } from './state.js';
 import * as uploads from './uploads.js';
+import { clientGone } from '../client-gone.js';
 
 /**
  * What an injected fault answers. storageQuotaExceeded: Drive refusing a write as full
@@ -160,7 +160,7 @@ export function makeHandler(
         counters.stalled++;
         // Its bytes are read and dropped: a paused socket would not see its client go.
         req.resume();
-        if (!req.socket.destroyed) await once(req.socket, 'close');
+        await clientGone(req.socket);
         counters.stalled--;
         return void res.destroy();
       }

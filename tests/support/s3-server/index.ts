@@ -18,6 +18,7 @@ import { completeRestores } from './restore.js';
 import { route } from './router.js';
 import { Store } from './store.js';
 import { errorDocument } from './xml.js';
+import { clientGone } from '../client-gone.js';
 
 export interface StartOptions {
   /** Where the state lives; a server started again on it finds everything. */
@@ -218,7 +219,7 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
         stalled++;
         // Its bytes are read and dropped: a paused socket would not see its client go.
         req.resume();
-        if (!req.socket.destroyed) await once(req.socket, 'close');
+        await clientGone(req.socket);
         stalled--;
         throw new ConnectionCut('stalled until the client went away');
       }
