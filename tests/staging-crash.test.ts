@@ -8,12 +8,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  CreateBucketCommand,
   CreateMultipartUploadCommand,
-  GetObjectCommand,
   ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  S3Client,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -26,11 +23,17 @@ import {
 } from './support/kinvaultd.js';
 import { enrollDevice, runKinvault } from './support/kinvault.js';
 import { databaseOf, filesUnder } from './support/files.js';
-import { start, type S3TestServer } from './support/s3-server/index.js';
+import type { S3TestServer } from './support/s3-server/index.js';
+import {
+  driveTarget,
+  nasObjects,
+  s3Bucket,
+  setCopies,
+  useS3Credentials,
+  type Bucket,
+} from './support/targets.js';
 import { start as startDrive, type DriveServer } from './support/drive-server/index.js';
 import { driveFileHashes, driveFileNames } from './support/drive-client.js';
-
-const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 describe('staging survives kill -9 (built commands)', () => {
   let c: Coordinator;
@@ -120,79 +123,43 @@ describe('multipart and resumable uploads survive kill -9 (built commands)', () 
   let s3: S3TestServer;
   let drive: DriveServer;
   let admin: S3Client;
-  const saved = { ...process.env };
+  let bucket: Bucket;
+  let restoreEnv = () => {};
   const kd = (...args: string[]) => runKinvaultd([...args, '--data-dir', c.dataDir]);
   const pending = async () => (JSON.parse((await kd('jobs', '--json')).stdout) as unknown[]).length;
   const random = (n: number) => Math.floor(Math.random() * n);
 
   beforeAll(async () => {
     work = await traversableTempDir('kinvault-upload-kill-');
-    s3 = await start({ dir: join(work, 's3') });
+    bucket = await s3Bucket(join(work, 's3'));
+    ({ server: s3, admin } = bucket);
     drive = await startDrive({ dir: join(work, 'drive'), refreshTokens: ['refresh-ok'] });
-    admin = new S3Client({
-      endpoint: s3.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'admin', secretAccessKey: 'admin' },
-    });
-    await admin.send(new CreateBucketCommand({ Bucket: 'family' }));
-    Object.assign(process.env, {
-      AWS_ACCESS_KEY_ID: 'kvfamily',
-      AWS_SECRET_ACCESS_KEY: 'kv-s3-secret',
-      AWS_SHARED_CREDENTIALS_FILE: join(work, 'none'),
-      AWS_CONFIG_FILE: join(work, 'none'),
-      AWS_EC2_METADATA_DISABLED: 'true',
-    });
+    restoreEnv = useS3Credentials(work, 'kv-s3-secret');
     const { dataDir, port } = await initCoordinator('kinvault-upload-kill-data-');
-    const configPath = join(dataDir, 'config.json');
-    const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
-    await writeFile(configPath, JSON.stringify({ ...config, minOffsiteCopies: 2 }));
+    await setCopies(dataDir, 2);
     c = await startCoordinator(dataDir, port);
   }, 120_000);
 
   afterAll(async () => {
     await c?.stop();
-    admin?.destroy();
-    await s3?.stop();
+    await bucket?.stop();
     await drive?.stop();
-    process.env = saved;
+    restoreEnv();
     await removeTempDirs();
   });
 
   async function addTargets(): Promise<void> {
     const s3url = `s3://family/home?endpoint=${s3.endpoint}&forcePathStyle=true&partSize=5MiB`;
     expect((await kd('target', 'add', 'cloud', s3url, '--role', 'staging')).code).toBe(0);
-    const credentials = join(work, 'client.json');
-    const token = join(work, 'token.json');
-    await writeFile(
-      credentials,
-      JSON.stringify({
-        installed: { client_id: 'id', client_secret: 's', token_uri: `${drive.rootUrl}token` },
-      }),
-    );
-    await writeFile(token, JSON.stringify({ refresh_token: 'refresh-ok' }), { mode: 0o600 });
-    const driveUrl = `gdrive://Kinvault?credentials=${credentials}&token=${token}&api=${drive.rootUrl}&chunkSize=1MiB`;
+    const { url: driveUrl } = await driveTarget({
+      dir: work,
+      rootUrl: drive.rootUrl,
+      folder: 'Kinvault',
+      refreshToken: 'refresh-ok',
+      extra: '&chunkSize=1MiB',
+    });
     const added = await kd('target', 'add', 'drive', driveUrl, '--role', 'staging');
     expect(added, added.stderr).toMatchObject({ code: 0 });
-  }
-
-  /** Every NAS object by key, with its SHA-256. */
-  async function nasObjects(): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    for (const kind of ['packs', 'snapshots', 'keys', 'catalog'])
-      for (const f of await filesUnder(join(c.dataDir, kind)))
-        out.set(`${kind}/${f}`, sha256(await readFile(join(c.dataDir, kind, f))));
-    return out;
-  }
-
-  async function bucketObjects(): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    const list = await admin.send(new ListObjectsV2Command({ Bucket: 'family', Prefix: 'home/' }));
-    for (const o of list.Contents ?? []) {
-      const body = await admin.send(new GetObjectCommand({ Bucket: 'family', Key: o.Key! }));
-      out.set(o.Key!.slice('home/'.length), sha256(await body.Body!.transformToByteArray()));
-    }
-    return out;
   }
 
   /** How many times each key's part (S3) or chunk offset (Drive) was sent. */
@@ -256,8 +223,8 @@ describe('multipart and resumable uploads survive kill -9 (built commands)', () 
     await expect.poll(pending, { timeout: 60_000, interval: 500 }).toBe(0);
 
     // Everything at both targets, byte for byte the NAS's, and nothing else.
-    const nas = await nasObjects();
-    expect(await bucketObjects()).toEqual(nas);
+    const nas = await nasObjects(c.dataDir);
+    expect(await bucket.objects('home')).toEqual(nas);
     const uploads = await admin.send(new ListMultipartUploadsCommand({ Bucket: 'family' }));
     expect((uploads.Uploads ?? []).map((u) => u.Key).sort()).toEqual([
       'elsewhere/upload',

@@ -19,6 +19,7 @@ import {
 } from './support/kinvaultd.js';
 import { enrollDevice, runKinvault } from './support/kinvault.js';
 import { start, type DriveServer } from './support/drive-server/index.js';
+import { driveTarget } from './support/targets.js';
 
 const MB = 1e6;
 
@@ -65,20 +66,13 @@ describe('a target whose provider is full (built commands)', () => {
     drive = await start({ dir: join(work, 'drive'), quotaBytes: 40 * MB });
     const { dataDir, port } = await initCoordinator('kinvault-staging-full-data-');
     c = await startCoordinator(dataDir, port);
-    const client = join(work, 'client.json');
-    const token = join(work, 'token.json');
-    await writeFile(
-      client,
-      JSON.stringify({
-        installed: {
-          client_id: 'kv',
-          client_secret: 'kv-secret',
-          token_uri: `${drive.rootUrl}token`,
-        },
-      }),
-    );
-    await writeFile(token, JSON.stringify({ refresh_token: 'kv-refresh' }), { mode: 0o600 });
-    const url = `gdrive://Kinvault?credentials=${client}&token=${token}&api=${drive.rootUrl}`;
+    const { url } = await driveTarget({
+      dir: work,
+      rootUrl: drive.rootUrl,
+      folder: 'Kinvault',
+      refreshToken: 'kv-refresh',
+      clientSecret: 'kv-secret',
+    });
     expect(await kd('target', 'add', 'drive', url, '--role', 'staging')).toMatchObject({ code: 0 });
     await mkdir(join(work, 'usb'));
     const usb = `file://${join(work, 'usb', 'kinvault')}`;

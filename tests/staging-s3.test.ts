@@ -6,12 +6,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  CreateBucketCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  S3Client,
-} from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   initCoordinator,
@@ -23,7 +17,7 @@ import {
 } from './support/kinvaultd.js';
 import { enrollDevice, runKinvault } from './support/kinvault.js';
 import { filesUnder } from './support/files.js';
-import { start, type S3TestServer } from './support/s3-server/index.js';
+import { s3Bucket, setCopies, useS3Credentials, type Bucket } from './support/targets.js';
 
 const SECRET = 'kv-s3-secret-that-must-never-be-printed';
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -31,59 +25,32 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 describe('staging to a folder and an S3 bucket (built commands)', () => {
   let c: Coordinator;
   let work: string;
-  let server: S3TestServer;
-  let admin: S3Client;
-  const saved = { ...process.env };
+  let bucket: Bucket;
+  let restoreEnv = () => {};
   const kd = (...args: string[]) => runKinvaultd([...args, '--data-dir', c.dataDir]);
 
   beforeAll(async () => {
     work = await traversableTempDir('kinvault-staging-s3-');
-    server = await start({ dir: join(work, 's3') });
-    admin = new S3Client({
-      endpoint: server.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'admin', secretAccessKey: 'admin' },
-    });
-    await admin.send(new CreateBucketCommand({ Bucket: 'family' }));
+    bucket = await s3Bucket(join(work, 's3'));
     // The coordinator and commands find their credentials where the SDK looks: here,
     // the environment (and nothing else).
-    Object.assign(process.env, {
-      AWS_ACCESS_KEY_ID: 'kvfamily',
-      AWS_SECRET_ACCESS_KEY: SECRET,
-      AWS_SHARED_CREDENTIALS_FILE: join(work, 'none'),
-      AWS_CONFIG_FILE: join(work, 'none'),
-      AWS_EC2_METADATA_DISABLED: 'true',
-    });
+    restoreEnv = useS3Credentials(work, SECRET);
     const { dataDir, port } = await initCoordinator('kinvault-staging-s3-data-');
-    const configPath = join(dataDir, 'config.json');
-    const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
-    await writeFile(configPath, JSON.stringify({ ...config, minOffsiteCopies: 2 }));
+    await setCopies(dataDir, 2);
     c = await startCoordinator(dataDir, port);
   }, 120_000);
 
   afterAll(async () => {
     await c?.stop();
-    admin?.destroy();
-    await server?.stop();
-    process.env = saved;
+    await bucket?.stop();
+    restoreEnv();
     await removeTempDirs();
   });
-
-  async function bucketObjects(): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    const list = await admin.send(new ListObjectsV2Command({ Bucket: 'family', Prefix: 'home/' }));
-    for (const o of list.Contents ?? []) {
-      const body = await admin.send(new GetObjectCommand({ Bucket: 'family', Key: o.Key! }));
-      out.set(o.Key!.slice('home/'.length), sha256(await body.Body!.transformToByteArray()));
-    }
-    return out;
-  }
 
   it('puts every pack and recovery object on both targets, and says where', async () => {
     const usb = join(work, 'usb', 'kinvault');
     await mkdir(join(work, 'usb'));
-    const s3url = `s3://family/home?endpoint=${server.endpoint}&region=us-east-1&forcePathStyle=true`;
+    const s3url = `s3://family/home?endpoint=${bucket.server.endpoint}&region=us-east-1&forcePathStyle=true`;
     expect(
       (await kd('target', 'add', 'usb', `file://${usb}`, '--role', 'staging', '--allow-same-disk'))
         .code,
@@ -113,7 +80,7 @@ describe('staging to a folder and an S3 bucket (built commands)', () => {
     for (const f of await filesUnder(usb))
       if (!f.startsWith('.')) folder.set(f, sha256(await readFile(join(usb, f))));
     expect(folder).toEqual(nas);
-    expect(await bucketObjects()).toEqual(nas);
+    expect(await bucket.objects('home')).toEqual(nas);
 
     const where = JSON.parse((await kd('where', snapshot, '--json')).stdout) as {
       packs: { locations: { location: string; state: string }[] }[];
@@ -152,11 +119,11 @@ describe('staging to a folder and an S3 bucket (built commands)', () => {
       c.log(),
     ];
     for (const out of outputs) expect(out).not.toContain(SECRET);
-    expect(server.requests.PutObject ?? 0).toBeGreaterThanOrEqual(nas.size);
+    expect(bucket.server.requests.PutObject ?? 0).toBeGreaterThanOrEqual(nas.size);
   });
 
   it('a bucket that keeps failing is FAILING since its first failure, not since the last try', async () => {
-    server.failNext('*', 1_000_000); // every request answers 503 SlowDown
+    bucket.server.failNext('*', 1_000_000); // every request answers 503 SlowDown
     const src = join(work, 'later');
     await mkdir(src);
     await writeFile(join(src, 'VID_later.mp4'), randomBytes(3e6));
@@ -180,6 +147,6 @@ describe('staging to a folder and an S3 bucket (built commands)', () => {
       );
     await expect.poll(attempts, { timeout: 60_000, interval: 1000 }).toBeGreaterThanOrEqual(2);
     expect((await cloud()).failingSince).toBe(since);
-    server.cancelFailures();
+    bucket.server.cancelFailures();
   }, 120_000);
 });

@@ -11,12 +11,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  CreateBucketCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  S3Client,
-} from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   initCoordinator,
@@ -28,7 +22,14 @@ import {
 } from './support/kinvaultd.js';
 import { enrollDevice, runKinvault } from './support/kinvault.js';
 import { filesUnder } from './support/files.js';
-import { start as startS3, type S3TestServer } from './support/s3-server/index.js';
+import {
+  driveTarget,
+  nasObjects,
+  s3Bucket,
+  setCopies,
+  useS3Credentials,
+  type Bucket,
+} from './support/targets.js';
 import { start as startDrive, type DriveServer } from './support/drive-server/index.js';
 import { deleteDriveFolder, driveFolderContents } from './support/drive-client.js';
 
@@ -47,13 +48,12 @@ interface Where {
 describe('three off-site copies: a folder, S3 and Google Drive (built commands)', () => {
   let c: Coordinator;
   let work: string;
-  let s3: S3TestServer;
+  let bucket: Bucket;
   let drive: DriveServer;
-  let admin: S3Client;
   let snapshot: string;
   let anna: string;
   const outputs: string[] = [];
-  const saved = { ...process.env };
+  let restoreEnv = () => {};
   const kd = async (...args: string[]) => {
     const r = await runKinvaultd([...args, '--data-dir', c.dataDir]);
     outputs.push(r.stdout, r.stderr);
@@ -63,14 +63,7 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
 
   beforeAll(async () => {
     work = await traversableTempDir('kinvault-staging-three-');
-    s3 = await startS3({ dir: join(work, 's3') });
-    admin = new S3Client({
-      endpoint: s3.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'admin', secretAccessKey: 'admin' },
-    });
-    await admin.send(new CreateBucketCommand({ Bucket: 'family' }));
+    bucket = await s3Bucket(join(work, 's3'));
     // Only the refresh token written below is honoured, and only access tokens the
     // token endpoint issued for it (and the test's own).
     drive = await startDrive({
@@ -78,38 +71,19 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
       refreshTokens: [REFRESH_TOKEN],
       validTokens: [ADMIN_TOKEN],
     });
-    Object.assign(process.env, {
-      AWS_ACCESS_KEY_ID: 'kvfamily',
-      AWS_SECRET_ACCESS_KEY: S3_SECRET,
-      AWS_SHARED_CREDENTIALS_FILE: join(work, 'none'),
-      AWS_CONFIG_FILE: join(work, 'none'),
-      AWS_EC2_METADATA_DISABLED: 'true',
-    });
+    restoreEnv = useS3Credentials(work, S3_SECRET);
     const { dataDir, port } = await initCoordinator('kinvault-staging-three-data-');
-    const configPath = join(dataDir, 'config.json');
-    const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
-    await writeFile(configPath, JSON.stringify({ ...config, minOffsiteCopies: 3 }));
+    await setCopies(dataDir, 3);
     c = await startCoordinator(dataDir, port);
   }, 120_000);
 
   afterAll(async () => {
     await c?.stop();
-    admin?.destroy();
-    await s3?.stop();
+    await bucket?.stop();
     await drive?.stop();
-    process.env = saved;
+    restoreEnv();
     await removeTempDirs();
   });
-
-  async function bucketObjects(): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    const list = await admin.send(new ListObjectsV2Command({ Bucket: 'family', Prefix: 'home/' }));
-    for (const o of list.Contents ?? []) {
-      const body = await admin.send(new GetObjectCommand({ Bucket: 'family', Key: o.Key! }));
-      out.set(o.Key!.slice('home/'.length), sha256(await body.Body!.transformToByteArray()));
-    }
-    return out;
-  }
 
   /** The Drive folder's objects by key ("~" in a file name is "/" in the key). */
   async function driveObjects(): Promise<Map<string, string>> {
@@ -122,35 +96,17 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
     return new Map([...byName].map(([name, hash]) => [name.replaceAll('~', '/'), hash]));
   }
 
-  async function nasObjects(): Promise<Map<string, string>> {
-    const nas = new Map<string, string>();
-    for (const kind of ['packs', 'snapshots', 'keys', 'catalog'])
-      for (const f of await filesUnder(join(c.dataDir, kind)))
-        nas.set(`${kind}/${f}`, sha256(await readFile(join(c.dataDir, kind, f))));
-    return nas;
-  }
-
   it('puts every pack and recovery object on all three targets, verified, and says where', async () => {
     const usb = join(work, 'usb', 'kinvault');
     await mkdir(join(work, 'usb'));
-    const credentials = join(work, 'google-client.json');
-    const token = join(work, 'google-token.json');
-    await writeFile(
-      credentials,
-      JSON.stringify({
-        installed: {
-          client_id: 'kinvault-test.apps.googleusercontent.com',
-          client_secret: CLIENT_SECRET,
-          auth_uri: `${drive.rootUrl}auth`,
-          token_uri: `${drive.rootUrl}token`,
-          redirect_uris: ['http://localhost'],
-        },
-      }),
-      { mode: 0o600 },
-    );
-    await writeFile(token, JSON.stringify({ refresh_token: REFRESH_TOKEN }), { mode: 0o600 });
-    const s3url = `s3://family/home?endpoint=${s3.endpoint}&region=us-east-1&forcePathStyle=true`;
-    const driveUrl = `gdrive://${encodeURIComponent(FOLDER)}?credentials=${credentials}&token=${token}&api=${drive.rootUrl}`;
+    const { url: driveUrl } = await driveTarget({
+      dir: work,
+      rootUrl: drive.rootUrl,
+      folder: FOLDER,
+      refreshToken: REFRESH_TOKEN,
+      clientSecret: CLIENT_SECRET,
+    });
+    const s3url = `s3://family/home?endpoint=${bucket.server.endpoint}&region=us-east-1&forcePathStyle=true`;
     for (const [name, url, ...extra] of [
       ['usb', `file://${usb}`, '--allow-same-disk'],
       ['cloud', s3url],
@@ -175,7 +131,7 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
     await expect.poll(jobs, { timeout: 90_000, interval: 500 }).toBe(0);
 
     // The same objects, byte for byte, on the NAS, the folder, the bucket and the Drive.
-    const nas = await nasObjects();
+    const nas = await nasObjects(c.dataDir);
     expect([...nas.keys()].some((k) => k.startsWith('packs/'))).toBe(true);
     for (const kind of ['snapshots/', 'keys/', 'catalog/'])
       expect(
@@ -186,7 +142,7 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
     for (const f of await filesUnder(usb))
       if (!f.startsWith('.')) folder.set(f, sha256(await readFile(join(usb, f))));
     expect(folder).toEqual(nas);
-    expect(await bucketObjects()).toEqual(nas);
+    expect(await bucket.objects('home')).toEqual(nas);
     expect(await driveObjects()).toEqual(nas);
     expect(drive.requests['upload.resumable.start'] ?? 0).toBeGreaterThan(0);
     // One access token serves the coordinator's jobs (not a refresh per copy).
@@ -222,7 +178,9 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
     expect(found.bad.map((b) => `${b.state} ${b.pack} ${b.target}`).sort()).toEqual(
       where.packs.map((p) => `missing ${p.pack} drive`).sort(),
     );
-    const recovery = [...(await nasObjects()).keys()].filter((k) => !k.startsWith('packs/'));
+    const recovery = [...(await nasObjects(c.dataDir)).keys()].filter(
+      (k) => !k.startsWith('packs/'),
+    );
     expect(found.badObjects.map((b) => `${b.state} ${b.key} ${b.target}`).sort()).toEqual(
       recovery.map((k) => `missing ${k} drive`).sort(),
     );
@@ -242,7 +200,7 @@ describe('three off-site copies: a folder, S3 and Google Drive (built commands)'
     }[];
     expect(targets.find((t) => t.name === 'drive')?.lastError).toBeNull();
     await expect.poll(jobs, { timeout: 60_000, interval: 500 }).toBe(0);
-    expect(await driveObjects()).toEqual(await nasObjects());
+    expect(await driveObjects()).toEqual(await nasObjects(c.dataDir));
   });
 
   it('prints and logs no secret: S3 key, OAuth client secret, refresh or access token', async () => {
