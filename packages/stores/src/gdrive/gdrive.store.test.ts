@@ -387,6 +387,21 @@ describe('gdrive store from its URL files', () => {
     expect(await store.head('x')).toMatchObject({ size: 5 });
   });
 
+  it('names a missing OAuth client file before a missing token (no authorisation can be given without it)', async () => {
+    const { store, token } = await fromFiles('refresh-ok');
+    await rm(token);
+    const missing = new GDriveStore({
+      ...store.target,
+      credentialsFile: join(f!.dir, 'no-client.json'),
+      rootUrl: f!.server.rootUrl,
+    });
+    await expect(missing.head('x')).rejects.toMatchObject({
+      code: 'FAILED_PRECONDITION',
+      message: expect.stringContaining('Download it again from Google Cloud'),
+    });
+    await expect(store.head('x')).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+  });
+
   it('says to authorise again when the refresh token was revoked (invalid_grant)', async () => {
     const { store } = await fromFiles('refresh-revoked');
     const err = await store.head('x').catch((e: unknown) => e);

@@ -544,6 +544,8 @@ export class GDriveStore implements Store {
         'INVALID_ARGUMENT',
         `${this.label} needs credentials=FILE and token=FILE in its URL.`,
       );
+    // The client first: without it no authorisation can be given, so that is what to fix.
+    const client = await readJsonFile(credentialsFile, 'OAuth client (credentials)');
     const mode = await stat(tokenFile).then(
       (st) => st.mode,
       () => null,
@@ -554,10 +556,7 @@ export class GDriveStore implements Store {
         'FAILED_PRECONDITION',
         `The Google Drive token file ${tokenFile} can be read by other users of this computer. Run "chmod 600 ${tokenFile}" and try again.`,
       );
-    const [client, token] = await Promise.all([
-      readJsonFile(credentialsFile, 'OAuth client (credentials)'),
-      readJsonFile(tokenFile, 'token'),
-    ]);
+    const token = await readJsonFile(tokenFile, 'token');
     const refresh = token['refresh_token'];
     if (typeof refresh !== 'string' || !refresh) throw this.missingToken(tokenFile);
     return sharedClient(google, credentialsFile, client, refresh);
@@ -711,7 +710,11 @@ async function readJsonFile(path: string, what: string): Promise<Record<string, 
   } catch (e) {
     throw new KinvaultError(
       'FAILED_PRECONDITION',
-      `The Google Drive ${what} file ${path} could not be read (${(e as NodeJS.ErrnoException).code ?? 'not JSON'}).`,
+      `The Google Drive ${what} file ${path} could not be read (${(e as NodeJS.ErrnoException).code ?? 'not JSON'}). ${
+        what === 'token'
+          ? 'Run "kinvaultd target auth NAME" to write it again.'
+          : 'Download it again from Google Cloud (APIs & Services → Credentials → your OAuth client → Download JSON), put it there, readable by kinvaultd (docs/google-drive.md).'
+      }`,
     );
   }
   if (!isRecord(value))
