@@ -36,6 +36,8 @@ export interface DriveServer {
   log: LoggedRequest[];
   /** Requests held by `stallNext` right now, their clients still connected. */
   readonly stalled: number;
+  /** The log entries of those requests, in the order received. */
+  readonly held: readonly LoggedRequest[];
   /**
    * After `skip` more requests of `op`, the next `count` are never answered: they wait
    * until their client goes away (as when it is killed), then are dropped unstored.
@@ -78,7 +80,7 @@ export async function start(options: StartOptions): Promise<DriveServer> {
     faults: new Map(),
     log: [],
     stalls: [],
-    stalled: 0,
+    held: [],
   };
   let rootUrl = '';
   const server = createServer(makeHandler(state, settings, counters, () => rootUrl));
@@ -93,8 +95,9 @@ export async function start(options: StartOptions): Promise<DriveServer> {
     bytesReceived: counters.bytesReceived,
     log: counters.log,
     get stalled() {
-      return counters.stalled;
+      return counters.held.length;
     },
+    held: counters.held,
     stallNext: (op, count = 1, skip = 0) => void counters.stalls.push({ op, skip, left: count }),
     cancelStalls: () => void (counters.stalls.length = 0),
     validTokens: settings.validTokens,

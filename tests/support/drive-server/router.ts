@@ -30,8 +30,8 @@ export interface Counters {
   log: LoggedRequest[];
   /** Planned stalls: after `skip` more requests of `op`, `left` are never answered. */
   stalls: { op: string; skip: number; left: number }[];
-  /** Requests stalled now, their clients still connected. */
-  stalled: number;
+  /** The logged entries of the requests stalled now, their clients still connected. */
+  held: LoggedRequest[];
 }
 
 /** Whether this request of `op` is to stall (see Counters.stalls). */
@@ -136,7 +136,8 @@ export function makeHandler(
     const r = route(req, url);
     const op = r?.op ?? 'unknown';
     counters.requests[op] = (counters.requests[op] ?? 0) + 1;
-    counters.log.push(logged(req, url, op, state));
+    const entry = logged(req, url, op, state);
+    counters.log.push(entry);
     const ctx: Ctx = {
       req,
       res,
@@ -157,11 +158,11 @@ export function makeHandler(
       }
       if (takeStall(counters, op)) {
         // Never answered: dropped, storing nothing, once its client goes away.
-        counters.stalled++;
+        counters.held.push(entry);
         // Its bytes are read and dropped: a paused socket would not see its client go.
         req.resume();
         await clientGone(req.socket);
-        counters.stalled--;
+        counters.held.splice(counters.held.indexOf(entry), 1);
         return void res.destroy();
       }
       const id = decodeURIComponent(url.pathname.split('/')[4] ?? '');

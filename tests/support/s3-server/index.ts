@@ -56,6 +56,8 @@ export interface S3TestServer {
   log: LoggedRequest[];
   /** Requests held by `stallNext` right now, their clients still connected. */
   readonly stalled: number;
+  /** The log entries of those requests, in the order received. */
+  readonly held: readonly LoggedRequest[];
   /** Unexpected server errors (answered 500 InternalError); tests can assert there are none. */
   internalErrors: unknown[];
   /** The next `count` requests of `operation` ('*': any) answer 503 SlowDown or 500 InternalError. */
@@ -181,7 +183,7 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
   const payloads: Record<string, number> = {};
   const faults = new Faults();
   const log: LoggedRequest[] = [];
-  let stalled = 0;
+  const held: LoggedRequest[] = [];
   const inFlight = new Set<Promise<void>>();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -205,7 +207,8 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
         req.headers['x-amz-copy-source'] !== undefined,
       );
       requests[r.operation] = (requests[r.operation] ?? 0) + 1;
-      log.push(logged(r.operation, bucket, key, url.searchParams, req));
+      const entry = logged(r.operation, bucket, key, url.searchParams, req);
+      log.push(entry);
       for (const name of url.searchParams.keys())
         if (name !== 'x-id' && !r.params.includes(name))
           throw errors.notImplemented({ Parameter: name });
@@ -216,11 +219,11 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
       const failure = faults.failure(r.operation);
       if (failure) throw failure;
       if (faults.stall(r.operation)) {
-        stalled++;
+        held.push(entry);
         // Its bytes are read and dropped: a paused socket would not see its client go.
         req.resume();
         await clientGone(req.socket);
-        stalled--;
+        held.splice(held.indexOf(entry), 1);
         throw new ConnectionCut('stalled until the client went away');
       }
       const cut = faults.cut(r.operation);
@@ -302,8 +305,9 @@ export async function start(options: StartOptions): Promise<S3TestServer> {
     payloads,
     log,
     get stalled() {
-      return stalled;
+      return held.length;
     },
+    held,
     internalErrors,
     failNext: (operation, count, status) => faults.failNext(operation, count, status),
     cutNext: (operation, afterBytes, count) => faults.cutNext(operation, afterBytes, count),

@@ -259,12 +259,12 @@ export class S3Store implements Store {
       .catch(() => undefined);
   }
 
-  /** Aborts the multipart uploads under the prefix that no saved state refers to. */
   /** Whether a bucket key is one of this target's objects (not another's under a longer prefix). */
   private ours(bucketKey: string): boolean {
     return bucketKey.startsWith(this.root) && isObjectKey(bucketKey.slice(this.root.length));
   }
 
+  /** Aborts the multipart uploads under the prefix that no saved state refers to. */
   async sweep(resumable: readonly string[]): Promise<void> {
     const keep = new Set(resumable.map((s) => decodeState(s)?.uploadId));
     let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
