@@ -163,8 +163,19 @@ describe('s3 store', () => {
       key: 'packs/01/small',
       size: 1000,
       sha256: sha256Hex(small),
+      storageClass: 'STANDARD',
+      providerSha256: b64(small),
     });
-    expect((await store.head('packs/02/big'))?.sha256).toBe(sha256Hex(big));
+    // A multipart object's checksum is the composite: of the parts' digests, and their count.
+    const partDigests = [0, 1, 2].map((i) =>
+      createHash('sha256')
+        .update(big.subarray(i * PART, (i + 1) * PART))
+        .digest(),
+    );
+    expect(await store.head('packs/02/big')).toMatchObject({
+      sha256: sha256Hex(big),
+      providerSha256: `${b64(Buffer.concat(partDigests))}-3`,
+    });
     const heads = count('HeadObject');
     expect((await store.list('packs/')).objects).toEqual([
       { key: 'packs/01/small', size: small.length, sha256: null },

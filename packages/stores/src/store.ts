@@ -43,6 +43,14 @@ export interface ObjectInfo {
   size: number;
   /** Hex SHA-256 of the bytes, when the store records it (see `recordsSha256`). */
   sha256: string | null;
+  /** From `head`, where the provider has them: the object's storage class (S3's). */
+  storageClass?: string;
+  /**
+   * From `head`, where the provider computed one: its SHA-256 checksum of the object as
+   * it reports it (S3: base64, and for a multipart object the composite `b64-N`, the
+   * SHA-256 of the parts' digests concatenated, N the number of parts).
+   */
+  providerSha256?: string;
 }
 
 export interface StoreCapabilities {
@@ -63,6 +71,14 @@ export interface Body {
   sha256: string;
   /** The bytes, from the start; may be called again (a retried put reads them anew). */
   open(): AsyncIterable<Uint8Array>;
+  /**
+   * The same bytes from `offset` on, where the body can make them without reading what
+   * comes before (a generated volume). A store resuming an upload whose earlier part is
+   * held already may then start there; it trusts the held parts to be this body's (the
+   * saved state names the body's size and SHA-256), so only a body that makes the same
+   * bytes every time may offer this.
+   */
+  openAt?(offset: number): AsyncIterable<Uint8Array>;
 }
 
 export interface Range {
@@ -97,6 +113,8 @@ export interface UploadResume {
 
 export interface PutOptions {
   resume?: UploadResume;
+  /** Called after each part a store that uploads in parts holds (sent now or before). */
+  onPart?(done: number, total: number): void | Promise<void>;
 }
 
 export interface Store {
@@ -109,6 +127,16 @@ export interface Store {
   list(prefix: string, page?: { after?: string | null; limit?: number }): Promise<ListPage>;
   delete(key: string): Promise<void>;
   usage(): Promise<Usage>;
+  /** For a store that uploads large bodies in parts: the part size a body of `size` gets. */
+  partSizeFor?(size: number): number;
   /** Removes what interrupted puts left, but the uploads `resumable` (saved states) refer to. */
   sweep?(resumable: readonly string[]): Promise<void>;
+}
+
+/** A wrapper's copies of the optional methods of the store it wraps (bound to it). */
+export function optionalMethods(inner: Store): Pick<Store, 'sweep' | 'partSizeFor'> {
+  return {
+    ...(inner.sweep ? { sweep: inner.sweep.bind(inner) } : {}),
+    ...(inner.partSizeFor ? { partSizeFor: inner.partSizeFor.bind(inner) } : {}),
+  };
 }

@@ -13,7 +13,11 @@
  * - With an UploadResume, the upload's id, part size and body are saved right after
  *   CreateMultipartUpload. A put that finds them lists the upload's parts (ListParts),
  *   keeps those whose size and SHA-256 match the body's part (recomputed while reading
- *   it), uploads the others and completes. An upload S3 no longer has (NoSuchUpload) or
+ *   it), uploads the others and completes. A body with `openAt` (a volume, generated
+ *   the same every time) is not read for the parts S3 holds from the first on: it
+ *   starts at the first missing part, and S3's per-part SHA-256 checks stand in for the
+ *   whole-body check (the caller verifies the object's composite checksum afterwards).
+ *   `onPart` hears of every part held. An upload S3 no longer has (NoSuchUpload) or
  *   one for another body starts afresh. A failure that is not retryable aborts the upload
  *   and clears the state; a retryable one keeps both.
  * - `sweep(states)` aborts the multipart uploads of Kinvault's object kinds under the
@@ -127,7 +131,7 @@ export class S3Store implements Store {
       );
     try {
       if (body.size <= this.partSize) await this.putWhole(key, body);
-      else await this.putInParts(key, body, options.resume);
+      else await this.putInParts(key, body, options);
       return { key, size: body.size, sha256: body.sha256 };
     } catch (e) {
       throw this.failure(e, `writing ${key}`, key);
@@ -153,33 +157,55 @@ export class S3Store implements Store {
     );
   }
 
-  private async putInParts(key: string, body: Body, resume?: UploadResume): Promise<void> {
+  /** The part size a multipart upload of `size` bytes uses (so that it stays under 10,000 parts). */
+  partSizeFor(size: number): number {
+    return Math.max(this.partSize, Math.ceil(size / MAX_PARTS));
+  }
+
+  private async putInParts(key: string, body: Body, options: PutOptions): Promise<void> {
+    const { resume } = options;
     const upload = await this.openUpload(key, body, resume);
     const target = { ...this.object(key), UploadId: upload.uploadId };
+    const total = Math.ceil(body.size / upload.partSize);
     try {
-      const checked = checkedBytes(body, this.label, key);
+      // A body that can start anywhere starts at the first part S3 does not hold yet.
+      const skip = body.openAt ? heldPrefix(upload, body.size) : 0;
+      const checked = skip === 0 ? checkedBytes(body, this.label, key) : null;
+      const bytes = checked ? checked.chunks() : body.openAt!(skip * upload.partSize);
       const parts: CompletedPart[] = [];
-      for await (const part of inParts(checked.chunks(), upload.partSize)) {
+      for (let n = 1; n <= skip; n++) {
+        const held = upload.held.get(n)!;
+        parts.push({ PartNumber: n, ETag: held.etag, ChecksumSHA256: held.checksum });
+      }
+      if (skip > 0) await options.onPart?.(skip, total);
+      for await (const part of inParts(bytes, upload.partSize)) {
         const PartNumber = parts.length + 1;
         const ChecksumSHA256 = createHash('sha256').update(part).digest('base64');
         const held = upload.held.get(PartNumber);
         if (held?.size === part.byteLength && held.checksum === ChecksumSHA256) {
           parts.push({ PartNumber, ETag: held.etag, ChecksumSHA256 });
-          continue;
+        } else {
+          const { ETag } = await this.client.send(
+            new UploadPartCommand({
+              ...target,
+              PartNumber,
+              Body: part,
+              ContentLength: part.byteLength,
+              ChecksumAlgorithm: 'SHA256',
+              ChecksumSHA256,
+            }),
+          );
+          parts.push({ PartNumber, ETag, ChecksumSHA256 });
         }
-        const { ETag } = await this.client.send(
-          new UploadPartCommand({
-            ...target,
-            PartNumber,
-            Body: part,
-            ContentLength: part.byteLength,
-            ChecksumAlgorithm: 'SHA256',
-            ChecksumSHA256,
-          }),
-        );
-        parts.push({ PartNumber, ETag, ChecksumSHA256 });
+        await options.onPart?.(PartNumber, total);
       }
-      checked.finish();
+      checked?.finish();
+      if (parts.length !== total)
+        throw new KinvaultError(
+          'CHECKSUM_MISMATCH',
+          `Refused to complete ${key} at ${this.label}: its body made ${parts.length} of ${total} parts. Nothing was stored.`,
+          { details: { key } },
+        );
       await this.client.send(
         new CompleteMultipartUploadCommand({ ...target, MultipartUpload: { Parts: parts } }),
       );
@@ -337,12 +363,17 @@ export class S3Store implements Store {
   async head(key: string): Promise<ObjectInfo | null> {
     checkKey(key);
     try {
-      const out = await this.client.send(new HeadObjectCommand(this.object(key)));
+      const out = await this.client.send(
+        new HeadObjectCommand({ ...this.object(key), ChecksumMode: 'ENABLED' }),
+      );
       const sha256 = out.Metadata?.sha256;
       return {
         key,
         size: out.ContentLength ?? 0,
         sha256: sha256 && HEX64.test(sha256) ? sha256 : null,
+        // S3 leaves the header out for its Standard class.
+        storageClass: out.StorageClass ?? 'STANDARD',
+        ...(out.ChecksumSHA256 ? { providerSha256: out.ChecksumSHA256 } : {}),
       };
     } catch (e) {
       if (statusOf(e) === 404 && nameOf(e) !== 'NoSuchBucket') return null;
@@ -529,4 +560,17 @@ async function* inParts(chunks: AsyncIterable<Uint8Array>, size: number): AsyncG
     }
   }
   if (filled > 0) yield part.subarray(0, filled);
+}
+
+/** How many parts from the first S3 holds whole (each of the full part size, or the last). */
+function heldPrefix(upload: OpenUpload, size: number): number {
+  const total = Math.ceil(size / upload.partSize);
+  let n = 0;
+  while (n < total) {
+    const want = Math.min(upload.partSize, size - n * upload.partSize);
+    const held = upload.held.get(n + 1);
+    if (held?.size !== want || !held.checksum) break;
+    n++;
+  }
+  return n;
 }

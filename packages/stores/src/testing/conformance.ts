@@ -202,6 +202,37 @@ export function storeConformance(name: string, make: () => Promise<StoreFixture>
       expect(second).toBeLessThanOrEqual(bytes.length - first);
     });
 
+    it('stores a body that can start anywhere (openAt) whole, and resumes it after a cut', async () => {
+      const store = await fresh();
+      const received = () => fixture!.received?.() ?? 0;
+      const bytes = randomBytes(900_000);
+      const resume = memoryResume();
+      const starts: number[] = [];
+      const generated = (cutAt: number | null): Body => ({
+        size: bytes.byteLength,
+        sha256: sha256Hex(bytes),
+        async *open() {
+          yield* this.openAt!(0);
+        },
+        async *openAt(offset: number) {
+          starts.push(offset);
+          if (cutAt === null) return void (yield bytes.subarray(offset));
+          yield bytes.subarray(offset, cutAt);
+          throw new Error('the source went away');
+        },
+      });
+      const before = received();
+      await expect(store.put('packs/ab/gen', generated(600_000), { resume })).rejects.toThrow();
+      const first = received() - before;
+      const again = fixture!.reopen?.() ?? store;
+      await again.put('packs/ab/gen', generated(null), { resume });
+      expect((await readAll(again, 'packs/ab/gen')).equals(bytes)).toBe(true);
+      expect(resume.state).toBeNull();
+      expect(received() - before - first).toBeLessThanOrEqual(bytes.length - first);
+      // Wherever a store started the second time, it made the rest from there on.
+      expect(starts.at(-1)).toBeLessThanOrEqual(first);
+    });
+
     it('refuses keys that are not keys', async () => {
       const store = await fresh();
       for (const bad of ['', '/abs', 'a//b', '../up', 'a/../b', 'Upper', 'sp ace', 'a/'])

@@ -1,6 +1,6 @@
 /** Counts requests and bytes per operation of a store (shown per target in status). */
 import { Transform } from 'node:stream';
-import type { Body, Store } from '../store.js';
+import { optionalMethods, type Body, type Store } from '../store.js';
 
 export interface Meter {
   requests: Record<'put' | 'get' | 'head' | 'list' | 'delete' | 'usage', number>;
@@ -25,14 +25,16 @@ export function metered(inner: Store): MeteredStore {
     bytesSent: 0,
     bytesReceived: 0,
   };
+  async function* count(chunks: AsyncIterable<Uint8Array>) {
+    for await (const chunk of chunks) {
+      meter.bytesSent += chunk.byteLength;
+      yield chunk;
+    }
+  }
   const counted = (body: Body): Body => ({
     ...body,
-    async *open() {
-      for await (const chunk of body.open()) {
-        meter.bytesSent += chunk.byteLength;
-        yield chunk;
-      }
-    },
+    open: () => count(body.open()),
+    ...(body.openAt ? { openAt: (offset: number) => count(body.openAt!(offset)) } : {}),
   });
   return {
     label: inner.label,
@@ -56,6 +58,6 @@ export function metered(inner: Store): MeteredStore {
     list: (prefix, page) => (meter.requests.list++, inner.list(prefix, page)),
     delete: (key) => (meter.requests.delete++, inner.delete(key)),
     usage: () => (meter.requests.usage++, inner.usage()),
-    ...(inner.sweep ? { sweep: inner.sweep.bind(inner) } : {}),
+    ...optionalMethods(inner),
   };
 }

@@ -5,7 +5,7 @@
  * in order. A call that makes several requests (a resumable upload's chunks) counts once.
  */
 import pThrottle from 'p-throttle';
-import type { Store } from '../store.js';
+import { optionalMethods, type Store } from '../store.js';
 
 export interface RateLimit {
   calls: number;
@@ -31,5 +31,6 @@ export function rateLimited(inner: Store, limit: RateLimit): Store {
     list: gated((...a: Parameters<Store['list']>) => inner.list(...a)),
     delete: gated((...a: Parameters<Store['delete']>) => inner.delete(...a)),
     usage: gated(() => inner.usage()),
+    ...optionalMethods(inner),
   };
 }

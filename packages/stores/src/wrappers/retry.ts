@@ -3,7 +3,7 @@
  * and jitter. A retried put reads its body again from the start (Body.open).
  */
 import { isKinvaultError } from '@kinvault/protocol';
-import type { Store } from '../store.js';
+import { optionalMethods, type Store } from '../store.js';
 
 export interface RetryPolicy {
   /** Tries in all, the first included. */
@@ -47,6 +47,6 @@ export function withRetry(inner: Store, policy: RetryPolicy = DEFAULT_RETRY): St
     list: (prefix, page) => retried(() => inner.list(prefix, page)),
     delete: (key) => retried(() => inner.delete(key)),
     usage: () => retried(() => inner.usage()),
-    ...(inner.sweep ? { sweep: inner.sweep.bind(inner) } : {}),
+    ...optionalMethods(inner),
   };
 }
