@@ -37,13 +37,19 @@ export const objectKeys = {
   pack: (name: string) => `packs/${hex64('pack name', name).slice(0, 2)}/${name}`,
   snapshot: (id: string) => `snapshots/${hex64('snapshot id', id)}`,
   keyFile: (kind: 'passphrase' | 'recovery') => `keys/${kind}`,
-  /** Catalogs sort by the time they were written (13-digit ms), then by their SHA-256. */
+  /**
+   * Catalogs sort by the time they were written (13-digit ms), then by their SHA-256; a
+   * folder per time, so that no name passes the 64 characters Joliet (an ISO volume's
+   * tree that 7-Zip reads) allows.
+   */
   catalog: (writtenAtMs: number, sha256: string) =>
-    `catalog/${String(Math.trunc(writtenAtMs)).padStart(13, '0')}-${hex64('catalog SHA-256', sha256)}`,
+    `catalog/${String(Math.trunc(writtenAtMs)).padStart(13, '0')}/${hex64('catalog SHA-256', sha256)}`,
+  /** An ISO volume at an archive target (design §21). */
+  volume: (id: number) => `volumes/kinvault-${String(id).padStart(6, '0')}.iso`,
 } as const;
 
 /** The folders of Kinvault's objects at a target (and of `target test`'s probe). */
-const KINDS = /^(packs|snapshots|keys|catalog|probe)\//;
+const KINDS = /^(packs|snapshots|keys|catalog|volumes|probe)\//;
 
 /**
  * Whether a key (relative to a target's root) is one of Kinvault's object kinds: what a

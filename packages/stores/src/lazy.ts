@@ -9,6 +9,8 @@ export function lazyStore(
   label: string,
   capabilities: StoreCapabilities,
   load: () => Promise<Store>,
+  /** The part size of a body of `size` bytes, where the store uploads in parts. */
+  partSizeFor?: (size: number) => number,
 ): Store {
   let loading: Promise<Store> | undefined;
   const store = () => (loading ??= load());
@@ -22,5 +24,6 @@ export function lazyStore(
     delete: async (...a) => (await store()).delete(...a),
     usage: async () => (await store()).usage(),
     sweep: async (...a) => (await store()).sweep?.(...a),
+    ...(partSizeFor ? { partSizeFor } : {}),
   };
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { KinvaultError } from '@kinvault/protocol';
 import { FileStore } from './file/file.store.js';
 import { lazyStore } from './lazy.js';
-import { parseS3Url, s3Capabilities } from './s3/url.js';
+import { DEFAULT_PART_SIZE, parseS3Url, partSizeFor, s3Capabilities } from './s3/url.js';
 import { GDriveStore } from './gdrive/gdrive.store.js';
 import { parseDriveUrl } from './gdrive/url.js';
 import type { Store } from './store.js';
@@ -19,10 +19,16 @@ const factories = new Map<string, StoreFactory>([
     's3:',
     (url) => {
       const target = parseS3Url(url);
-      return lazyStore(target.label, s3Capabilities(target), async () => {
-        const { S3Store } = await import('./s3/s3.store.js');
-        return new S3Store(target);
-      });
+      const partSize = target.partSize ?? DEFAULT_PART_SIZE;
+      return lazyStore(
+        target.label,
+        s3Capabilities(target),
+        async () => {
+          const { S3Store } = await import('./s3/s3.store.js');
+          return new S3Store(target);
+        },
+        (size) => partSizeFor(partSize, size),
+      );
     },
   ],
   ['gdrive:', (url) => new GDriveStore(parseDriveUrl(url))],

@@ -62,6 +62,8 @@ export interface StoreCapabilities {
   maxObjectBytes: number;
   /** `head` gives each object's SHA-256 without reading it (`list` may not: see above). */
   recordsSha256: boolean;
+  /** The storage class puts write, where the provider has classes (S3's; `head` says it). */
+  storageClass?: string;
 }
 
 /** What a put writes: its size and SHA-256 are known before, and checked while writing. */

@@ -21,6 +21,7 @@ import {
 import { targetsService, type TargetsService } from '../services/targets.service.js';
 import { stagingService, type StagingService } from '../services/staging.service.js';
 import { checkService, type CheckService } from '../services/check.service.js';
+import { volumesService, type VolumesService } from '../services/volumes.service.js';
 import { packStore, type PackStore } from '../stores/pack.store.js';
 import { targetStores } from '../stores/target-stores.js';
 import type { Services } from '../services/services.js';
@@ -42,6 +43,7 @@ export interface Context {
   queue: JobQueue;
   targets: TargetsService;
   staging: StagingService;
+  volumes: VolumesService;
 }
 
 /** Staging jobs retry for as long as it takes (at most hourly once backed off). */
@@ -98,8 +100,10 @@ export async function openContext(
       onHookError: reportRecoveryError,
     }),
     packs: packsService(repos.packs, store, events, undefined, {
-      inCommit: (tx, name) =>
-        queue.enqueue(tx, 'stage.pack', name, {}, { maxAttempts: STAGING_ATTEMPTS }),
+      inCommit: async (tx, name) => {
+        await queue.enqueue(tx, 'stage.pack', name, {}, { maxAttempts: STAGING_ATTEMPTS });
+        await queue.enqueue(tx, 'volume.fill', 'all', {}, { maxAttempts: STAGING_ATTEMPTS });
+      },
     }),
     snapshots: snapshotsService(repos.snapshots, events, {
       afterCommit: async (id, sealed) => {
@@ -119,7 +123,7 @@ export async function openContext(
     // A target added, removed, changed or tested again: what waits for one goes now.
     changed: async () => {
       await stagingJob('stage.scan', 'all');
-      await queue.dueNow(['stage.pack', 'stage.recovery']);
+      await queue.dueNow(['stage.pack', 'stage.recovery', 'volume.fill', 'volume.upload']);
     },
   });
   const stores = targetStores();
@@ -130,6 +134,16 @@ export async function openContext(
     nas: nasObjects,
     open: stores.open,
     raw: stores.raw,
+    copies: config.minOffsiteCopies,
+  });
+  const volumes = volumesService({
+    volumes: repos.volumes,
+    targets: targetsRepo,
+    household: repos.household,
+    uploads: repos.uploads,
+    packs: store,
+    nas: nasObjects,
+    open: stores.open,
     copies: config.minOffsiteCopies,
   });
   return {
@@ -145,5 +159,6 @@ export async function openContext(
     queue,
     targets,
     staging,
+    volumes,
   };
 }

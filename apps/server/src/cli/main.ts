@@ -22,6 +22,7 @@ import { runTargetAuth } from './target-auth.js';
 import { runWhere } from './where.js';
 import { runJobsList, runJobsRetry } from './jobs.js';
 import { runKeysList, runKeysRestore } from './keys.js';
+import { runVolumesList, runVolumesSeal } from './volumes.js';
 
 const program = new Command('kinvaultd')
   .description("The Kinvault coordinator: keeps the household's encrypted backups on the NAS.")
@@ -121,9 +122,18 @@ target
   )
   .addOption(dataDir())
   .addOption(
-    new Option('--role <role>', 'what the target is for: staging')
+    new Option(
+      '--role <role>',
+      'what the target is for: staging (holds packs until archived) or archive (ISO volumes)',
+    )
       .env('KINVAULT_TARGET_ROLE')
       .makeOptionMandatory(),
+  )
+  .addOption(
+    new Option(
+      '--volume-size <size>',
+      'archive targets: the size of each ISO volume (default 5GB; see docs/design.md §21.4)',
+    ).env('KINVAULT_VOLUME_SIZE'),
   )
   .addOption(
     new Option('--quota <size>', 'never store more than this there (e.g. 15GB)').env(
@@ -198,6 +208,28 @@ program
   .addOption(dataDir())
   .addOption(json())
   .action(runWhere);
+
+const volumes = program
+  .command('volumes')
+  .description('ISO volumes at archive targets: what each holds, how far its upload is');
+const onlyTarget = () =>
+  new Option('--target <name>', 'only this archive target').env('KINVAULT_VOLUME_TARGET');
+volumes
+  .command('list', { isDefault: true })
+  .description('id, state, size, packs, target, storage class, times and SHA-256 (the default)')
+  .addOption(dataDir())
+  .addOption(onlyTarget())
+  .addOption(json())
+  .action(runVolumesList);
+volumes
+  .command('seal')
+  .description(
+    'seal a volume now of whatever packs wait for an archive target (on a terminal: follow its upload)',
+  )
+  .addOption(dataDir())
+  .addOption(onlyTarget())
+  .addOption(json())
+  .action(runVolumesSeal);
 
 const jobs = program
   .command('jobs')

@@ -3,6 +3,7 @@ import { withContext } from './context.js';
 import { formatBytes } from '@kinvault/protocol';
 import { parseSize } from './sizes.js';
 import type { TargetRow } from '../repositories/targets.repository.js';
+import { DEFAULT_VOLUME_SIZE } from '../services/volumes.service.js';
 
 interface Common {
   dataDir: string;
@@ -15,6 +16,7 @@ const shown = (t: TargetRow) => ({
   role: t.role,
   usedBytes: t.usedBytes,
   quotaBytes: t.quotaBytes,
+  ...(t.role === 'archive' ? { volumeSize: t.volumeSize ?? DEFAULT_VOLUME_SIZE } : {}),
   objects: t.objects,
   packs: t.packs,
   lastSuccessAt: t.lastSuccessAt?.toISOString() ?? null,
@@ -28,11 +30,20 @@ const shown = (t: TargetRow) => ({
 export async function runTargetAdd(
   name: string,
   url: string,
-  opts: Common & { role: string; quota?: string; allowSameDisk?: boolean },
+  opts: Common & { role: string; quota?: string; volumeSize?: string; allowSameDisk?: boolean },
 ): Promise<void> {
   const quotaBytes = opts.quota === undefined ? null : parseSize(opts.quota, '--quota');
+  const volumeSize =
+    opts.volumeSize === undefined ? null : parseSize(opts.volumeSize, '--volume-size');
   const r = await withContext(opts.dataDir, (ctx) =>
-    ctx.targets.add({ name, url, role: opts.role, quotaBytes, sameDisk: opts.allowSameDisk }),
+    ctx.targets.add({
+      name,
+      url,
+      role: opts.role,
+      quotaBytes,
+      volumeSize,
+      sameDisk: opts.allowSameDisk,
+    }),
   );
   if (opts.json) return console.log(JSON.stringify({ added: name, ...r }));
   if ('needsAuthorisation' in r)
@@ -41,7 +52,9 @@ export async function runTargetAdd(
     );
   console.log(
     `Target "${name}" added (a probe object was written, read back, listed and deleted in ${r.ms} ms). ` +
-      `The coordinator copies packs, snapshots and key files there by itself; "kinvaultd target list" shows how far it is.`,
+      (opts.role === 'archive'
+        ? `The coordinator packs the packs into ISO volumes of ${formatBytes(volumeSize ?? DEFAULT_VOLUME_SIZE)} and uploads each there once it is full ("kinvaultd volumes seal" seals one now); "kinvaultd volumes" shows them.`
+        : `The coordinator copies packs, snapshots and key files there by itself; "kinvaultd target list" shows how far it is.`),
   );
 }
 

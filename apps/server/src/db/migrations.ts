@@ -227,4 +227,54 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    id: 10,
+    name: 'ISO volumes at archive targets',
+    sql: `
+      -- An archive target packs packs into ISO volumes of about this many bytes.
+      alter table targets add column volume_size bigint
+        check (volume_size is null or volume_size >= 1048576);
+      -- One ISO 9660 image at an archive target, one object there (design §21). Its bytes
+      -- are a function of its rows here and of its packs: a crashed upload makes them
+      -- again from the first part the provider lacks.
+      create table volumes (
+        id bigserial primary key,
+        target text not null references targets(name) on delete cascade,
+        key text not null,                     -- the object's key at the target
+        state text not null default 'sealed'
+          check (state in ('sealed', 'uploading', 'archived', 'verified')),
+        size bigint not null check (size > 0),
+        created_at timestamptz not null,       -- the image's own time (its clock)
+        sha256 bytea check (sha256 is null or length(sha256) = 32),  -- once built
+        part_size bigint,                      -- the target's, for this size
+        parts integer,
+        parts_done integer not null default 0,
+        provider_sha256 text,                  -- S3's checksum of it as it should read
+        storage_class text,
+        uploaded_at timestamptz,
+        verified_at timestamptz,
+        last_error text,
+        unique (target, key)
+      );
+      -- The packs in a volume, at the byte offsets of the image (its MANIFEST says the same).
+      create table volume_packs (
+        volume bigint not null references volumes(id) on delete cascade,
+        pack bytea not null references packs(name),
+        position integer not null,
+        byte_offset bigint not null,
+        primary key (volume, pack)
+      );
+      create index volume_packs_pack on volume_packs(pack);
+      -- The other files of a volume (README, key files, catalog, manifests, MANIFEST) with
+      -- their bytes, while the image may have to be made again; dropped once verified.
+      create table volume_files (
+        volume bigint not null references volumes(id) on delete cascade,
+        position integer not null,
+        path text not null,
+        bytes bytea not null,
+        byte_offset bigint not null,
+        primary key (volume, position)
+      );
+    `,
+  },
 ];

@@ -5,7 +5,11 @@
  *   (after commits; waiting ones coalesce), then enqueue `stage.recovery`;
  * - `stage.recovery` (key `all`): copy manifests, key files and catalogs to the targets;
  * - `stage.scan` (key `all`): enqueue `stage.pack` for every pack that lacks copies
- *   (after a target was added or removed, and at start).
+ *   (after a target was added or removed, and at start), and `volume.fill`;
+ * - `volume.fill` (key `all`; enqueued with every pack committed): seal the volumes the
+ *   packs waiting at each archive target fill, then enqueue that target's `volume.upload`;
+ * - `volume.upload` (key: archive target): take that target's volumes to verified, one
+ *   after the other (one upload at a time per target).
  */
 import type { JobHandler } from '../queue/workers.js';
 import { STAGING_ATTEMPTS, type Context } from '../app/compose.js';
@@ -39,6 +43,19 @@ export function jobHandlers(ctx: Context): Record<string, JobHandler> {
         after = packs[packs.length - 1];
       }
       await enqueue('stage.recovery', 'all');
+      await enqueue('volume.fill', 'all');
+    },
+    'volume.fill': async () => {
+      for (const t of await ctx.targets.list()) {
+        if (t.role !== 'archive') continue;
+        await ctx.volumes.fill(t.name);
+        if ((await ctx.volumes.list(t.name)).some((v) => v.state !== 'verified'))
+          await enqueue('volume.upload', t.name);
+      }
+    },
+    'volume.upload': async (job) => {
+      for (const v of await ctx.volumes.list(job.key))
+        if (v.state !== 'verified') await ctx.volumes.upload(v.id);
     },
   };
 }

@@ -7,6 +7,7 @@ import { recoveryRepository } from './recovery.repository.js';
 import { snapshotsRepository } from './snapshots.repository.js';
 import { targetsRepository } from './targets.repository.js';
 import { uploadsRepository } from './uploads.repository.js';
+import { volumesRepository } from './volumes.repository.js';
 
 export function repositoriesOf(db: Db) {
   return {
@@ -17,6 +18,7 @@ export function repositoriesOf(db: Db) {
     snapshots: snapshotsRepository(db),
     targets: targetsRepository(db),
     uploads: uploadsRepository(db),
+    volumes: volumesRepository(db),
   };
 }
 

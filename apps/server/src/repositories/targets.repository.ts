@@ -6,6 +6,8 @@ export interface TargetRow {
   url: string;
   role: 'staging' | 'archive';
   quotaBytes: number | null;
+  /** An archive target's volume size (null: the default). */
+  volumeSize: number | null;
   lastSuccessAt: Date | null;
   lastError: string | null;
   failingSince: Date | null;
@@ -28,10 +30,16 @@ export const stagingLocation = (target: string) => `staging:${target}`;
 
 export function targetsRepository(sql: Db) {
   return {
-    async add(t: { name: string; url: string; role: string; quotaBytes: number | null }) {
+    async add(t: {
+      name: string;
+      url: string;
+      role: string;
+      quotaBytes: number | null;
+      volumeSize?: number | null;
+    }) {
       const rows = await sql`
-        insert into targets (name, url, role, quota_bytes)
-        values (${t.name}, ${t.url}, ${t.role}, ${t.quotaBytes})
+        insert into targets (name, url, role, quota_bytes, volume_size)
+        values (${t.name}, ${t.url}, ${t.role}, ${t.quotaBytes}, ${t.volumeSize ?? null})
         on conflict (name) do nothing returning name`;
       return rows.length > 0;
     },
@@ -44,6 +52,7 @@ export function targetsRepository(sql: Db) {
           url: string;
           role: 'staging' | 'archive';
           quota_bytes: string | null;
+          volume_size: string | null;
           last_success_at: Date | null;
           last_error: string | null;
           failing_since: Date | null;
@@ -72,6 +81,7 @@ export function targetsRepository(sql: Db) {
         url: r.url,
         role: r.role,
         quotaBytes: r.quota_bytes === null ? null : Number(r.quota_bytes),
+        volumeSize: r.volume_size === null ? null : Number(r.volume_size),
         lastSuccessAt: r.last_success_at,
         lastError: r.last_error,
         failingSince: r.failing_since,
@@ -131,12 +141,22 @@ export function targetsRepository(sql: Db) {
                 failing_since = coalesce(failing_since, now()) where name = ${name}`;
     },
 
-    /** The staging targets that hold a verified copy of this pack. */
-    async packCopies(pack: Buffer): Promise<string[]> {
+    /** The staging targets that hold a verified copy of this pack, and its volume copies. */
+    async packCopies(pack: Buffer): Promise<{ staging: string[]; volumes: number }> {
       const rows = await sql<{ location: string }[]>`
         select location from pack_locations
-        where pack = ${pack} and location like 'staging:%' and state = 'ok'`;
-      return rows.map((r) => r.location.slice('staging:'.length));
+        where pack = ${pack} and state = 'ok'
+          and (location like 'staging:%' or location like 'volume:%')`;
+      const staging = rows.filter((r) => r.location.startsWith('staging:'));
+      return {
+        staging: staging.map((r) => r.location.slice('staging:'.length)),
+        volumes: rows.length - staging.length,
+      };
+    },
+
+    /** Forgets a staging copy that was deleted (its pack keeps enough others). */
+    async dropPackCopy(pack: Buffer, target: string): Promise<void> {
+      await sql`delete from pack_locations where pack = ${pack} and location = ${stagingLocation(target)}`;
     },
 
     /** The packs (with sizes) that have a copy recorded at `target`, in good state. */
@@ -185,14 +205,15 @@ export function targetsRepository(sql: Db) {
       await sql`delete from target_objects where target = ${target} and key = ${key}`;
     },
 
-    /** Packs with fewer than `copies` verified staging copies, by name after `after`. */
+    /** Packs with fewer than `copies` verified off-site copies (staging and volumes), by name after `after`. */
     async unprotectedPacks(copies: number, limit = 10_000, after?: Buffer): Promise<Buffer[]> {
       const rows = await sql<{ name: Buffer }[]>`
         select p.name from packs p
         where p.name > ${after ?? Buffer.alloc(0)}
           and exists (select 1 from pack_locations n where n.pack = p.name and n.location = 'nas' and n.state = 'ok')
           and (select count(*) from pack_locations l
-               where l.pack = p.name and l.location like 'staging:%' and l.state = 'ok') < ${copies}
+               where l.pack = p.name and l.state = 'ok'
+                 and (l.location like 'staging:%' or l.location like 'volume:%')) < ${copies}
         order by p.name limit ${limit}`;
       return rows.map((r) => r.name);
     },
@@ -203,7 +224,8 @@ export function targetsRepository(sql: Db) {
         select count(*) as n, min(p.created_at) as since from packs p
         where exists (select 1 from pack_locations n where n.pack = p.name and n.location = 'nas' and n.state = 'ok')
           and (select count(*) from pack_locations l
-               where l.pack = p.name and l.location like 'staging:%' and l.state = 'ok') < ${copies}`;
+               where l.pack = p.name and l.state = 'ok'
+                 and (l.location like 'staging:%' or l.location like 'volume:%')) < ${copies}`;
       return { unprotected: Number(r?.n ?? 0), since: r?.since ?? null };
     },
 

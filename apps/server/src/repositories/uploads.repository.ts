@@ -40,8 +40,8 @@ export function uploadsRepository(sql: Db) {
                         and n.location = 'nas' and n.state = 'ok')
             and not exists (select 1 from pack_locations l where l.pack = p.name
                             and l.location = 'staging:' || s.target and l.state = 'ok')
-            and (select count(*) from pack_locations l where l.pack = p.name
-                 and l.location like 'staging:%' and l.state = 'ok') < ${copies})
+            and (select count(*) from pack_locations l where l.pack = p.name and l.state = 'ok'
+                 and (l.location like 'staging:%' or l.location like 'volume:%')) < ${copies})
         returning s.key`;
       return rows.length;
     },

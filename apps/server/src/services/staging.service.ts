@@ -115,7 +115,7 @@ const immutable = (key: string) => key.startsWith('snapshots/') || key.startsWit
 
 function intact(key: string, sha256: string): boolean {
   if (key.startsWith('snapshots/')) return key.slice('snapshots/'.length) === sha256;
-  if (key.startsWith('catalog/')) return key.endsWith(`-${sha256}`);
+  if (key.startsWith('catalog/')) return key.endsWith(`/${sha256}`);
   return true;
 }
 
@@ -361,19 +361,22 @@ export function stagingService(deps: StagingDeps) {
 
   return {
     async stagePack(name: string, size: number): Promise<{ copies: string[] }> {
-      const have = new Set(await targets.packCopies(Buffer.from(name, 'hex')));
+      const copies = await targets.packCopies(Buffer.from(name, 'hex'));
+      // Copies in verified volumes count: a pack archived needs fewer staging copies.
+      const needed = deps.copies - copies.volumes;
+      const have = new Set(copies.staging);
       const problems: string[] = [];
       for (const { name: target } of await staging()) {
-        if (have.size >= deps.copies) break;
+        if (have.size >= needed) break;
         if (have.has(target)) continue;
         const problem = await placePack(target, name, size);
         if (problem) problems.push(problem);
         else have.add(target);
       }
-      if (have.size < deps.copies && (await staging()).length > 0)
+      if (have.size < needed && (await staging()).length > 0)
         throw new KinvaultError(
           'UNAVAILABLE',
-          `Pack ${name.slice(0, 12)} has ${have.size} of ${deps.copies} off-site copies: ${problems.join('; ') || 'not enough staging targets'}.`,
+          `Pack ${name.slice(0, 12)} has ${have.size + copies.volumes} of ${deps.copies} off-site copies: ${problems.join('; ') || 'not enough staging targets'}.`,
           { retryable: true },
         );
       return { copies: [...have] };

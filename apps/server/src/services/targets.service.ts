@@ -12,6 +12,7 @@ import {
   needsAuthorisation,
   parseTargetUrl,
   readAll,
+  sha256Hex,
   type Store,
   type Usage,
 } from '@kinvault/stores';
@@ -33,7 +34,14 @@ export async function probe(store: Store): Promise<ProbeResult> {
   const bytes = randomBytes(4096);
   await store.put(key, bytesBody(bytes));
   try {
-    if (!(await readAll(store, key)).equals(bytes))
+    // An object in a frozen class (Glacier) cannot be read without a restore: its size
+    // and recorded SHA-256 stand in for reading it back.
+    const frozen = store.capabilities.needsRestore;
+    const back = frozen ? await store.head(key) : null;
+    const same = frozen
+      ? back?.size === bytes.byteLength && (back.sha256 ?? sha256Hex(bytes)) === sha256Hex(bytes)
+      : (await readAll(store, key)).equals(bytes);
+    if (!same)
       throw new KinvaultError(
         'CHECKSUM_MISMATCH',
         `${store.label} gave back other bytes than written.`,
@@ -61,6 +69,32 @@ export interface TargetsDeps {
   changed(): Promise<void>;
 }
 
+/** The smallest volume an archive target may be given (design §21.4). */
+export const MIN_VOLUME_SIZE = 8 * 1024 * 1024;
+
+function checkRole(t: { role: string; quotaBytes: number | null; volumeSize?: number | null }) {
+  if (t.role !== 'staging' && t.role !== 'archive')
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      `--role ${t.role} is not a role: give --role staging (free tiers and disks that hold packs until they are archived) or --role archive (ISO volumes, e.g. Glacier Deep Archive).`,
+    );
+  if (t.role === 'staging' && (t.volumeSize ?? null) !== null)
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      '--volume-size is for archive targets: give --role archive, or leave it out.',
+    );
+  if (t.role === 'archive' && t.quotaBytes !== null)
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      '--quota is for staging targets: an archive target takes whole volumes (--volume-size).',
+    );
+  if (t.volumeSize !== undefined && t.volumeSize !== null && t.volumeSize < MIN_VOLUME_SIZE)
+    throw new KinvaultError(
+      'INVALID_ARGUMENT',
+      `--volume-size must be at least 8MiB (5GB is the default; design §21.4 says how to choose).`,
+    );
+}
+
 export function targetsService(deps: TargetsDeps) {
   const { repo } = deps;
 
@@ -83,6 +117,8 @@ export function targetsService(deps: TargetsDeps) {
       url: string;
       role: string;
       quotaBytes: number | null;
+      /** An archive target's volume size (null: the default). */
+      volumeSize?: number | null;
       /** Accept a folder on the data directory's own disk. */
       sameDisk?: boolean;
     }) {
@@ -91,11 +127,7 @@ export function targetsService(deps: TargetsDeps) {
           'INVALID_ARGUMENT',
           `"${input.name}" is not a target name: 1–32 lowercase letters, digits and "-".`,
         );
-      if (input.role !== 'staging')
-        throw new KinvaultError(
-          'INVALID_ARGUMENT',
-          `--role ${input.role} is not supported yet: give --role staging (archive targets come with ISO volumes).`,
-        );
+      checkRole(input);
       parseTargetUrl(input.url);
       if ((await repo.list()).some((t) => t.name === input.name))
         throw new KinvaultError('ALREADY_EXISTS', `A target named "${input.name}" exists already.`);

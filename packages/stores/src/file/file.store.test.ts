@@ -15,6 +15,24 @@ storeConformance('file', async () => {
 });
 
 describe('file store', () => {
+  it('removes the folders a delete empties, and a put makes them again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kv-filestore-'));
+    try {
+      const store = new FileStore(join(dir, 't'));
+      await store.initialise();
+      await store.put('catalog/0000000000001/a', bytesBody(randomBytes(10)));
+      await store.put('catalog/0000000000002/b', bytesBody(randomBytes(10)));
+      await store.delete('catalog/0000000000001/a');
+      expect((await readdir(join(dir, 't', 'catalog'))).sort()).toEqual(['0000000000002']);
+      await store.delete('catalog/0000000000002/b');
+      expect((await readdir(join(dir, 't'))).sort()).toEqual(['.tmp', MARKER].sort());
+      await store.put('catalog/0000000000002/b', bytesBody(Buffer.from('again')));
+      expect((await readAll(store, 'catalog/0000000000002/b')).toString()).toBe('again');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses to write into a folder without its marker (a disk not mounted), and writes nothing', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kv-filestore-'));
     try {

@@ -7,13 +7,15 @@
  *   is an error (FAILED_PRECONDITION), never a write into the empty mount point.
  * - A put writes a temporary file under `.tmp/`, fsyncs it, renames it into place and
  *   fsyncs the directory; temporary files a crash left are removed by `sweep()`.
- * - Listing walks only the folder a prefix names, so the root may hold other files.
+ * - Listing walks only the folder a prefix names, so the root may hold other files. A
+ *   delete removes the folders it leaves empty; a put makes its folder again if a
+ *   delete removed it meanwhile.
  * - Sizes come from the file system; SHA-256s are not recorded (`recordsSha256` false):
  *   a check reads the file.
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { KinvaultError } from '@kinvault/protocol';
@@ -73,13 +75,24 @@ export class FileStore implements Store {
     try {
       await this.writeChecked(tmp, key, body);
       const path = this.pathOf(key);
-      await mkdir(dirname(path), { recursive: true });
-      await rename(tmp, path);
+      await this.moveInto(tmp, path);
       await syncDir(dirname(path));
       return { key, size: body.size, sha256: null };
     } catch (e) {
       await rm(tmp, { force: true });
       throw this.failure(e, `writing ${key}`);
+    }
+  }
+
+  /** Renames into place, making the folder again if a delete emptied and removed it meanwhile. */
+  private async moveInto(tmp: string, path: string): Promise<void> {
+    for (let tries = 1; ; tries++) {
+      await mkdir(dirname(path), { recursive: true });
+      try {
+        return await rename(tmp, path);
+      } catch (e) {
+        if (errno(e) !== 'ENOENT' || tries === 3) throw e;
+      }
     }
   }
 
@@ -140,6 +153,15 @@ export class FileStore implements Store {
     await rm(this.pathOf(key), { force: true }).catch((e: unknown) => {
       throw this.failure(e, `deleting ${key}`);
     });
+    // The folders it emptied go too (a catalog has one of its own): best effort.
+    for (let dir = dirname(this.pathOf(key)); dir !== this.root; dir = dirname(dir))
+      if (
+        !(await rmdir(dir).then(
+          () => true,
+          () => false,
+        ))
+      )
+        break;
   }
 
   async usage(): Promise<Usage> {

@@ -59,17 +59,10 @@ import type {
   UploadResume,
   Usage,
 } from '../store.js';
-import { s3Capabilities, type S3Target } from './url.js';
+import { DEFAULT_PART_SIZE, partSizeFor, s3Capabilities, type S3Target } from './url.js';
 import { decodeState, encodeState } from './upload-state.js';
 
 const MiB = 1024 * 1024;
-/**
- * Above the largest pack (a 16 MiB blob area, one more chunk of up to 8 MiB, its
- * header: ~24 MiB), so every pack goes in one PutObject; at 16 MiB most packs (just
- * over 16 MiB) went as a 4-request multipart upload with a tiny second part.
- */
-export const DEFAULT_PART_SIZE = 32 * MiB;
-const MAX_PARTS = 10_000;
 const MAX_OBJECT_BYTES = 5 * 1024 * 1024 * MiB;
 const HEX64 = /^[0-9a-f]{64}$/;
 
@@ -159,7 +152,7 @@ export class S3Store implements Store {
 
   /** The part size a multipart upload of `size` bytes uses (so that it stays under 10,000 parts). */
   partSizeFor(size: number): number {
-    return Math.max(this.partSize, Math.ceil(size / MAX_PARTS));
+    return partSizeFor(this.partSize, size);
   }
 
   private async putInParts(key: string, body: Body, options: PutOptions): Promise<void> {
@@ -242,7 +235,7 @@ export class S3Store implements Store {
       }),
     );
     const uploadId = UploadId!;
-    const partSize = Math.max(this.partSize, Math.ceil(body.size / MAX_PARTS));
+    const partSize = partSizeFor(this.partSize, body.size);
     const state = encodeState({ uploadId, partSize, size: body.size, sha256: body.sha256 });
     await resume?.save(state).catch(async (e: unknown) => {
       await this.abort(key, uploadId);

@@ -171,6 +171,19 @@ function labelOf(target: Omit<S3Target, 'label'>, params: Parameters): string {
   return `s3://${target.bucket}/${target.prefix}${query.length ? `?${query.join('&')}` : ''}`;
 }
 
+/**
+ * Above the largest pack (a 16 MiB blob area, one more chunk of up to 8 MiB, its
+ * header: ~24 MiB), so every pack goes in one PutObject; at 16 MiB most packs (just
+ * over 16 MiB) went as a 4-request multipart upload with a tiny second part.
+ */
+export const DEFAULT_PART_SIZE = 32 * MiB;
+/** S3's most parts in one multipart upload. */
+const MAX_PARTS = 10_000;
+
+/** The part size of a multipart upload of `size` bytes: so that it stays under 10,000 parts. */
+export const partSizeFor = (partSize: number, size: number) =>
+  Math.max(partSize, Math.ceil(size / MAX_PARTS));
+
 /** What an S3 store can do, from its URL alone (the adapter loads the SDK). */
 export function s3Capabilities(target: S3Target) {
   return {
@@ -178,5 +191,6 @@ export function s3Capabilities(target: S3Target) {
     needsRestore: ARCHIVED_CLASSES.has(target.storageClass),
     maxObjectBytes: 5 * 1024 ** 4, // S3's limit per object
     recordsSha256: true,
+    storageClass: target.storageClass,
   };
 }
