@@ -120,6 +120,12 @@ describe('ISO volumes at an archive target (built commands)', () => {
     await expect.poll(jobs, { timeout: 120_000, interval: 500 }).toBe(0);
     const all = await volumes();
     expect(all.every((v) => v.state === 'verified')).toBe(true);
+    expect((await kd('status')).stdout).toContain(
+      `archive glacier: ${all.length} volumes verified`,
+    );
+    expect((await kd('volumes')).stdout).toMatch(
+      /^\s+1 {2}glacier {2}verified {2}.* packs {2}DEEP_ARCHIVE$/m,
+    );
     const packsOnNas = (await filesUnder(join(c.dataDir, 'packs'))).length;
     expect(all.reduce((n, v) => n + v.packs, 0)).toBe(packsOnNas);
 

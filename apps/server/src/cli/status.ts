@@ -1,5 +1,7 @@
 /** kinvaultd status: devices, last backup per device, snapshots, packs, bytes, dedup. */
 import { withContext, type Context } from './context.js';
+import { stateText } from './volumes.js';
+import type { VolumeRow } from '../repositories/volumes.repository.js';
 
 function bytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
@@ -22,6 +24,7 @@ export async function runStatus(opts: { dataDir: string; json?: boolean }): Prom
       ctx.services.packs.problems(),
     ]);
     const offsite = await ctx.staging.offsite();
+    const volumes = await ctx.volumes.list();
     const byName = new Map(perDevice.map((d) => [d.device, d]));
     const logical = perDevice.reduce((sum, d) => sum + d.bytes, 0);
     return {
@@ -51,6 +54,8 @@ export async function runStatus(opts: { dataDir: string; json?: boolean }): Prom
       dedupRatio: totals.bytes > 0 ? Math.round((logical / totals.bytes) * 100) / 100 : null,
       /** Staging targets, and the packs that lack the off-site copies the policy asks for. */
       offsite,
+      /** ISO volumes at archive targets, with how far those under way are. */
+      volumes: volumeSummary(volumes),
     };
   });
   if (opts.json) {
@@ -62,6 +67,7 @@ export async function runStatus(opts: { dataDir: string; json?: boolean }): Prom
   );
   printDamage([...s.damagedPacks, ...s.missingPacks]);
   printOffsite(s.offsite);
+  printVolumes(s.volumes);
   const w = Math.max(6, ...s.devices.map((d) => d.name.length));
   if (s.devices.length)
     console.log(
@@ -133,4 +139,32 @@ function printOffsite(o: Awaited<ReturnType<Context['staging']['offsite']>>): vo
     console.log(
       `Every pack has ${o.copiesRequired} verified off-site cop${o.copiesRequired === 1 ? 'y' : 'ies'}.`,
     );
+}
+
+/** Per archive target: its volumes verified and their bytes, and those under way. */
+function volumeSummary(list: VolumeRow[]) {
+  const targets = [...new Set(list.map((v) => v.target))];
+  return targets.map((target) => {
+    const mine = list.filter((v) => v.target === target);
+    const done = mine.filter((v) => v.state === 'verified');
+    return {
+      target,
+      verified: done.length,
+      verifiedBytes: done.reduce((n, v) => n + v.size, 0),
+      underway: mine
+        .filter((v) => v.state !== 'verified')
+        .map((v) => ({ id: v.id, state: stateText(v), lastError: v.lastError })),
+    };
+  });
+}
+
+function printVolumes(summary: ReturnType<typeof volumeSummary>): void {
+  for (const t of summary) {
+    const underway = t.underway.map((v) => `volume ${v.id} ${v.state}`).join(', ');
+    console.log(
+      `archive ${t.target}: ${t.verified} volume${t.verified === 1 ? '' : 's'} verified (${bytes(t.verifiedBytes)})${underway ? `; ${underway}` : ''}`,
+    );
+    for (const v of t.underway)
+      if (v.lastError) console.log(`  volume ${v.id}: last error: ${v.lastError}`);
+  }
 }
