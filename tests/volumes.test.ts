@@ -218,6 +218,49 @@ describe('ISO volumes at an archive target (built commands)', () => {
     }
     expect(await readdir(isoDir)).toHaveLength(all.length);
   }, 300_000);
+
+  it('writes volumes to a folder of ISO files too, each checked by reading it back', async () => {
+    const discs = join(work, 'discs', 'kinvault');
+    await mkdir(join(work, 'discs'));
+    const added = await kd(
+      'target',
+      'add',
+      'discs',
+      `file://${discs}`,
+      '--role',
+      'archive',
+      '--allow-same-disk',
+    );
+    expect(added, added.stderr).toMatchObject({ code: 0 });
+    // An archive target takes no quota, a staging one no volume size.
+    const refused = await kd(
+      'target',
+      'add',
+      'x',
+      `file://${discs}2`,
+      '--role',
+      'archive',
+      '--quota',
+      '1GB',
+    );
+    expect(refused).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--quota is for staging targets'),
+    });
+    const sealed = await kd('volumes', 'seal', '--target', 'discs', '--json');
+    expect(sealed, sealed.stderr).toMatchObject({ code: 0 });
+    await expect.poll(jobs, { timeout: 120_000, interval: 500 }).toBe(0);
+    const mine = (await volumes()).filter(
+      (v) => v.key && v.state === 'verified' && v.storageClass === null,
+    );
+    expect(mine.length).toBe(1); // 5 GB by default: every pack fits in one
+    const file = join(discs, mine[0]!.key);
+    const image = await readFile(file);
+    expect(sha256(image)).toBe(mine[0]!.sha256);
+    const { stdout } = await run('bsdtar', ['-tf', file]);
+    const packs = stdout.split('\n').filter((l) => /^packs\/[0-9a-f]{2}\/[0-9a-f]{64}$/.test(l));
+    expect(packs.length).toBe((await filesUnder(join(c.dataDir, 'packs'))).length);
+  }, 120_000);
 });
 
 async function extract(reader: '7zz' | 'bsdtar' | 'xorriso', iso: string, out: string) {
