@@ -217,6 +217,13 @@ describe('ISO volumes at an archive target (built commands)', () => {
       }
     }
     expect(await readdir(isoDir)).toHaveLength(all.length);
+
+    // Its volumes hold the only off-site copies now: the target is not removed without --force.
+    const removed = await kd('target', 'remove', 'glacier');
+    expect(removed).toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('only off-site copy of'),
+    });
   }, 300_000);
 
   it('writes volumes to a folder of ISO files too, each checked by reading it back', async () => {

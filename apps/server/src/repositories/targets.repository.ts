@@ -106,7 +106,8 @@ export function targetsRepository(sql: Db) {
 
     async remove(name: string): Promise<void> {
       await atomically(sql, async (tx) => {
-        await tx`delete from pack_locations where location = ${stagingLocation(name)}`;
+        await tx`delete from pack_locations where location = ${stagingLocation(name)}
+                 or location like ${`volume:%@${name}`}`;
         await tx`delete from targets where name = ${name}`;
       });
     },
@@ -229,13 +230,16 @@ export function targetsRepository(sql: Db) {
       return { unprotected: Number(r?.n ?? 0), since: r?.since ?? null };
     },
 
-    /** Packs whose only verified staging copy is at `target`. */
+    /** Packs whose only verified off-site copies are at `target` (staged or in its volumes). */
     async onlyCopiesAt(target: string): Promise<Buffer[]> {
+      // Its copies: the staging copy, or the copies in its volumes; others are elsewhere.
       const rows = await sql<{ pack: Buffer }[]>`
-        select l.pack from pack_locations l
-        where l.location = ${stagingLocation(target)} and l.state = 'ok'
-          and not exists (select 1 from pack_locations o where o.pack = l.pack
-                          and o.location <> l.location and o.location <> 'nas' and o.state = 'ok')`;
+        select distinct l.pack from pack_locations l
+        where (l.location = ${stagingLocation(target)} or l.location like ${`volume:%@${target}`})
+          and l.state = 'ok'
+          and not exists (select 1 from pack_locations o where o.pack = l.pack and o.state = 'ok'
+                          and o.location <> 'nas' and o.location <> ${stagingLocation(target)}
+                          and o.location not like ${`volume:%@${target}`})`;
       return rows.map((r) => r.pack);
     },
 
