@@ -451,6 +451,20 @@ describe('S3 test server', () => {
     );
     expect(attributes).toMatchObject({ StorageClass: 'DEEP_ARCHIVE', ObjectSize: 9 });
     expect(attributes.Checksum?.ChecksumCRC32).toBeDefined();
+    // Deep Archive has no Expedited retrieval (Standard within 12 h, Bulk within 48 h).
+    const expedited = await s3Error(
+      s3.send(
+        new RestoreObjectCommand({
+          Bucket: 'packs',
+          Key,
+          RestoreRequest: { Days: 2, GlacierJobParameters: { Tier: 'Expedited' } },
+        }),
+      ),
+    );
+    expect(expedited.status).toBe(400);
+    expect(
+      (await s3.send(new HeadObjectCommand({ Bucket: 'packs', Key }))).Restore,
+    ).toBeUndefined();
     const restore = {
       Bucket: 'packs',
       Key,
