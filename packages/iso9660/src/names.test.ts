@@ -73,6 +73,14 @@ describe('Joliet names', () => {
     ]);
   });
 
+  it('ends no name with a dot or a space (Windows and 7-Zip drop them)', () => {
+    expect(jolietIdentifiers(files('trailing.dot.', 'space ', 'a. .'))).toEqual([
+      'trailing.dot_;1',
+      'space_;1',
+      'a___;1',
+    ]);
+  });
+
   it('shortens longer names to 64 characters, keeping a short extension', () => {
     const [a, b] = jolietIdentifiers(files(`${'x'.repeat(100)}.pack`, 'y'.repeat(100)));
     expect(a).toBe(`${'x'.repeat(59)}.pack;1`);

@@ -3,7 +3,7 @@
  * helpers around them: write an image to a file, list it, extract it, hash what came out.
  * A missing reader fails the test with what to run; it is never skipped.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { accessSync, constants, createReadStream, createWriteStream } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
@@ -92,13 +92,23 @@ export async function extract7z(image: string, dir: string): Promise<void> {
   await run(requireTool('7zz', '7z'), ['x', '-y', `-o${dir}`, image]);
 }
 
-/** Paths bsdtar lists (directories end with '/'); '.' (the root) left out. */
+/**
+ * Paths bsdtar lists (directories end with '/'); '.' (the root) left out. bsdtar -t
+ * escapes a backslash as two and unprintable bytes as \ooo: undone here.
+ */
 export async function listBsdtar(image: string): Promise<Listed[]> {
   const out = await run(requireTool('bsdtar'), ['-tf', image]);
+  const unescape = (l: string): string =>
+    l.replace(/\\(\\|[0-7]{3})/g, (_, e: string) =>
+      e === '\\' ? '\\' : String.fromCharCode(parseInt(e, 8)),
+    );
   return out
     .split('\n')
     .filter((l) => l !== '' && l !== '.' && l !== './')
-    .map((l) => ({ path: l.replace(/^\.\//, '').replace(/\/$/, ''), directory: l.endsWith('/') }));
+    .map((l) => ({
+      path: unescape(l).replace(/^\.\//, '').replace(/\/$/, ''),
+      directory: l.endsWith('/'),
+    }));
 }
 
 export async function extractBsdtar(image: string, dir: string): Promise<void> {
@@ -192,4 +202,27 @@ export async function hashFile(path: string): Promise<string> {
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }))
     hash.update(chunk as Buffer);
   return hash.digest('hex');
+}
+
+/** SHA-256 and length of what `command args` writes to stdout (for extracting to stdout). */
+export async function hashStdout(
+  command: string,
+  args: string[],
+): Promise<{ sha256: string; bytes: number }> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  for await (const chunk of child.stdout) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  const code = await exited;
+  if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${code}: ${stderr}`);
+  return { sha256: hash.digest('hex'), bytes };
 }
