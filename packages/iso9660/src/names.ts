@@ -64,7 +64,9 @@ export function toDChars(text: string): string {
 }
 
 function jolietSplit({ name, isDirectory }: NameRequest): Split {
-  const mapped = toJolietChars(name);
+  // Windows and 7-Zip drop trailing dots and spaces; keep them out of the name so that
+  // what those readers show is what we made unique.
+  const mapped = toJolietChars(name).replace(/[. ]+$/, (tail) => '_'.repeat(tail.length));
   const dot = isDirectory ? -1 : mapped.lastIndexOf('.');
   const extLength = mapped.length - dot - 1;
   if (dot <= 0 || extLength === 0 || extLength > JOLIET_EXT_MAX)
