@@ -1,12 +1,13 @@
 /**
  * End to end: what the agent does with what a user gives it. "latest" means this device's
  * newest snapshot; a path that does not exist is refused before anything is committed; a
- * file that keeps changing while it is read is named in the snapshot's errors; every flag
- * has an environment twin.
+ * file that changes once while it is read is read again and stored as it settled, one
+ * that keeps changing is named in the snapshot's errors; every flag has an environment
+ * twin.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -16,11 +17,12 @@ import {
   type Coordinator,
   removeTempDirs,
 } from './support/kinvaultd.js';
-import { enrollDevice, lastJson, runKinvault } from './support/kinvault.js';
+import { enrollDevice, lastJson, runKinvault, spawnKinvault } from './support/kinvault.js';
 
 interface Summary {
   snapshot: string;
   files_changed: number;
+  bytes_read: number;
   partial: boolean;
   errors: { path: string; message: string }[];
 }
@@ -137,6 +139,62 @@ describe('agent input (built commands)', () => {
     const again = await runKinvault(anna, ['backup', src, '--json']);
     expect(again.code).toBe(0);
     expect(lastJson<Summary>(again.stdout)).toMatchObject({ files_changed: 1, partial: false });
+  });
+
+  it('a file that changes once while it is read is read again, and the snapshot holds what it settled to', async () => {
+    const src = join(work, 'settles');
+    await mkdir(src);
+    const file = join(src, 'mailbox.db');
+    const size = 64 << 20;
+    await writeFile(file, randomBytes(size));
+    // Another program writes into the file once, as soon as the agent has begun to read
+    // it (the agent's descriptor for it, in /proc, has moved on from 0: the read began
+    // after the agent took the file's state), then leaves it alone. It is running before
+    // the agent starts, and is told the agent's pid.
+    const writer = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const fs = require('node:fs');
+         const file = ${JSON.stringify(file)};
+         process.stdout.write('ready\\n');
+         process.stdin.once('data', (pid) => {
+           const proc = '/proc/' + String(pid).trim();
+           const stop = Date.now() + 60000;
+           const reading = () => { try { return fs.readdirSync(proc + '/fd').some((fd) => {
+             try { return fs.readlinkSync(proc + '/fd/' + fd) === file &&
+               !/^pos:\\s+0$/m.test(fs.readFileSync(proc + '/fdinfo/' + fd, 'utf8')); } catch { return false; } });
+           } catch { return false; } };
+           while (!reading()) if (Date.now() > stop) process.exit(1);
+           const fd = fs.openSync(file, 'r+');
+           fs.writeSync(fd, Buffer.alloc(4096, 7), 0, 4096, 1 << 20);
+           fs.closeSync(fd);
+           process.exit(0);
+         });`,
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    const wrote = new Promise<number | null>((r) => writer.once('exit', (code) => r(code)));
+    await new Promise((r) => writer.stdout!.once('data', r));
+    const agent = spawnKinvault(anna, ['backup', src, '--json']);
+    let stdout = '';
+    agent.stdout!.on('data', (d) => (stdout += d));
+    const exited = new Promise<number | null>((r) => agent.once('exit', (code) => r(code)));
+    writer.stdin!.write(`${agent.pid}\n`);
+    expect(await wrote).toBe(0);
+    expect(await exited).toBe(0);
+    const s = lastJson<Summary>(stdout);
+    expect(s).toMatchObject({ partial: false, errors: [], files_changed: 1 });
+    expect(s.bytes_read).toBe(2 * size); // read twice: the change was seen
+    const target = join(work, 'restored-settled');
+    const restored = await runKinvault(anna, ['restore', s.snapshot, '--target', target]);
+    expect(restored.code).toBe(0);
+    const back = await readFile(join(target, file));
+    expect(back.subarray(1 << 20, (1 << 20) + 4096).every((b) => b === 7)).toBe(true);
+    expect(back.equals(await readFile(file))).toBe(true);
+    // Stored under the times it settled with: the next backup finds it unchanged.
+    const again = await runKinvault(anna, ['backup', src, '--json']);
+    expect(lastJson<Summary>(again.stdout)).toMatchObject({ files_changed: 0, partial: false });
   });
 
   it('KINVAULT_FULL (0 is off) and KINVAULT_INCLUDE are the twins of --full and --include', async () => {

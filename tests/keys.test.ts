@@ -1,8 +1,52 @@
 /**
  * End to end: the household's passphrase and recovery code, as a family uses them. A new
  * passphrase must be strong whichever way it arrives; a forgotten one is replaced with the
- * printed recovery code; a change needs the current passphrase and reaches every device.
+ * printed recovery code (from the environment, a file or a prompt); a change needs the
+ * current passphrase and reaches every device.
  */
+
+/**
+ * Runs kinvault on a terminal (a pseudo-terminal from util-linux's script), answering
+ * each prompt as it appears: `answers` pairs what the output must show next with what to
+ * type then. Resolves with everything shown and the exit code.
+ */
+function onTerminal(
+  args: string[],
+  answers: [RegExp, string][],
+): Promise<{ code: number | null; output: string }> {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('KINVAULT_')),
+  );
+  const command = [process.execPath, kinvaultPath, ...args]
+    .map((a) => `'${a.replace(/'/g, "'\\''")}'`)
+    .join(' ');
+  const child = spawn('script', ['-qec', command, '/dev/null'], { env });
+  let output = '';
+  let seen = 0; // how much of the output the answers have used
+  const answer = () => {
+    const next = answers[0];
+    if (!next) return;
+    const m = next[0].exec(output.slice(seen));
+    if (!m) return;
+    seen += m.index + m[0].length;
+    answers.shift();
+    child.stdin.write(`${next[1]}\r`);
+    answer();
+  };
+  child.stdout.on('data', (d: Buffer) => {
+    output += d.toString('utf8');
+    answer();
+  });
+  const timer = setTimeout(() => child.kill(), 30_000);
+  return new Promise((resolve) =>
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      child.stdin.end();
+      resolve({ code, output });
+    }),
+  );
+}
+import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +58,7 @@ import {
   type Coordinator,
   removeTempDirs,
 } from './support/kinvaultd.js';
-import { lastJson, runKinvault } from './support/kinvault.js';
+import { kinvaultPath, lastJson, runKinvault } from './support/kinvault.js';
 
 describe('passphrase and recovery code (built commands)', () => {
   let c: Coordinator;
@@ -120,6 +164,67 @@ describe('passphrase and recovery code (built commands)', () => {
     const dave = await code('dave');
     const joined = await runKinvault(state('dave'), ['setup', dave, '--json'], {
       KINVAULT_PASSPHRASE: 'lantern quiver mosaic tulip',
+    });
+    expect(lastJson(joined.stdout)).toMatchObject({ household: 'joined' });
+  });
+
+  it('the recovery code from --recovery-code-file unlocks and sets the new passphrase from --passphrase-file', async () => {
+    const erin = await code('erin');
+    const missing = await runKinvault(state('erin'), [
+      'setup',
+      erin,
+      '--recovery-code-file',
+      join(work, 'no-such-file'),
+    ]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/Cannot read the recovery code file .*no-such-file/);
+    const codeFile = join(work, 'recovery.txt');
+    await writeFile(codeFile, `${recoveryCode}\n`, { mode: 0o600 });
+    const newFile = join(work, 'new-passphrase.txt');
+    await writeFile(newFile, 'meadow copper lantern violet\n', { mode: 0o600 });
+    const recovered = await runKinvault(state('erin'), [
+      'setup',
+      erin,
+      '--recovery-code-file',
+      codeFile,
+      '--passphrase-file',
+      newFile,
+      '--json',
+    ]);
+    expect(recovered.stderr).toBe('');
+    expect(recovered.code).toBe(0);
+    expect(lastJson(recovered.stdout)).toMatchObject({ household: 'recovered' });
+    expect(recovered.stdout).not.toContain(recoveryCode);
+    const next = await code('fred');
+    const joined = await runKinvault(state('fred'), ['setup', next, '--json'], {
+      KINVAULT_PASSPHRASE: 'meadow copper lantern violet',
+    });
+    expect(lastJson(joined.stdout)).toMatchObject({ household: 'joined' });
+  });
+
+  it('at a terminal, asks for the recovery code, then for a new passphrase until one is strong, twice', async () => {
+    const gina = await code('gina');
+    const strong = 'walnut ember glacier sonnet';
+    const r = await onTerminal(
+      ['--state-dir', state('gina'), 'setup', gina, '--recovery-code'],
+      [
+        [/Recovery code: /, recoveryCode],
+        [/New household passphrase: /, 'password1'],
+        [/too easy to guess[^]*New household passphrase: /, strong],
+        [/Repeat it: /, strong],
+      ],
+    );
+    expect(r.output).toMatch(
+      /The recovery code unlocked the household, and its new passphrase is set/,
+    );
+    expect(r.code).toBe(0);
+    // Typed with echo off: neither the code nor a passphrase shows.
+    expect(r.output).not.toContain(recoveryCode);
+    expect(r.output).not.toContain(strong);
+    expect(r.output).not.toContain('password1');
+    const next = await code('hugo');
+    const joined = await runKinvault(state('hugo'), ['setup', next, '--json'], {
+      KINVAULT_PASSPHRASE: strong,
     });
     expect(lastJson(joined.stdout)).toMatchObject({ household: 'joined' });
   });

@@ -4,7 +4,7 @@ import { RemoteRepository } from './repository.js';
 import { loadState, statePaths, type AgentState } from './state.js';
 import { apiClient, type ApiClient, type Connection } from './transport/api.js';
 import { packReader } from './transport/packs.js';
-import { BACKOFF_S, type RetryPolicy } from './transport/retry.js';
+import { backoffSchedule, DEFAULT_RETRY_FOR_S, type RetryPolicy } from './transport/retry.js';
 import { addSecret } from './secrets.js';
 
 export interface Session {
@@ -18,30 +18,33 @@ export interface Session {
   close(): void;
 }
 
-/**
- * `long`: a backup or restore, which rides out a coordinator restart once it has reached
- * it; otherwise (interactive commands) a coordinator that is down fails within seconds.
- */
-export async function openSession(
-  stateDir: string,
-  opts: { long?: boolean } = {},
-): Promise<Session> {
+export interface SessionOptions {
+  /**
+   * A backup or restore, which rides out a coordinator restart once it has reached it;
+   * otherwise (interactive commands) a coordinator that is down fails within seconds.
+   */
+  long?: boolean;
+  /** How long a long job keeps retrying once the coordinator stops answering (90 s). */
+  retryForS?: number;
+}
+
+export async function openSession(stateDir: string, opts: SessionOptions = {}): Promise<Session> {
   const { state, masterKey } = await loadState(stateDir);
   addSecret(state.token);
   const keys = deriveKeys(masterKey);
   const paths = statePaths(stateDir);
-  const retry: RetryPolicy = { long: opts.long === true, contacted: false };
+  const schedule = backoffSchedule(opts.retryForS ?? DEFAULT_RETRY_FOR_S);
+  const retry: RetryPolicy = { long: opts.long === true, contacted: false, schedule };
   const conn = {
     url: state.url,
     pin: { certPem: state.certPem, fingerprint: state.fingerprint },
     token: state.token,
     retry,
     // Say why a long job seems stuck while it waits for the coordinator to come back.
-    onRetry: (_what: string, attempt: number, error: unknown) => {
+    onRetry: (_what: string, attempt: number, error: unknown, wait: number) => {
       if (!(retry.long && retry.contacted)) return;
-      const wait = BACKOFF_S[attempt - 1] ?? 0;
       process.stderr.write(
-        `kinvault: ${(error as Error).message} Retrying in ${wait} s (attempt ${attempt} of ${BACKOFF_S.length}).\n`,
+        `kinvault: ${(error as Error).message} Retrying in ${Number(wait.toFixed(2))} s (attempt ${attempt} of ${schedule.length}).\n`,
       );
     },
   };

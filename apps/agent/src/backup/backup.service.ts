@@ -65,6 +65,8 @@ export interface BackupOptions {
   threads?: number;
   /** Read every file, even those unchanged since the parent snapshot. */
   full?: boolean;
+  /** How long to keep retrying once the coordinator stops answering (default 90 s). */
+  retryForS?: number;
   onProgress?: (p: BackupProgress) => void;
 }
 
@@ -90,7 +92,7 @@ async function checkPaths(paths: readonly string[]): Promise<void> {
 export async function backup(opts: BackupOptions): Promise<BackupSummary> {
   const started = Date.now();
   await checkPaths(opts.paths);
-  const session = await openSession(opts.stateDir, { long: true });
+  const session = await openSession(opts.stateDir, { long: true, retryForS: opts.retryForS });
   const { state, keys, conn, api, repo, paths: p } = session;
   const packsUsed = new Set<string>();
   const progress: BackupProgress = {

@@ -27,10 +27,11 @@ import { changePassphrase } from '../services/passphrase.service.js';
 import { addSecret } from '../secrets.js';
 import { reportFailure } from './failure.js';
 import type { RemoteRepository } from '../repository.js';
-import { openSession } from '../session.js';
+import { openSession, type SessionOptions } from '../session.js';
 import { FAILURE_ADVICE, list, restore } from '../restore.service.js';
 import { setup } from '../services/setup.service.js';
 import { defaultStateDir, statePaths } from '../state.js';
+import { DEFAULT_RETRY_FOR_S } from '../transport/retry.js';
 
 const program = new Command('kinvault')
   .description('The Kinvault agent: backs up this computer to the household coordinator.')
@@ -63,7 +64,7 @@ const listFromEnv = (value: string) =>
 /** `long`: a restore, which rides out a coordinator restart once under way. */
 async function withRepo<T>(
   use: (repo: RemoteRepository, keys: RepositoryKeys, device: string) => Promise<T>,
-  opts: { long?: boolean } = {},
+  opts: SessionOptions = {},
 ): Promise<T> {
   const session = await openSession(stateDir(), opts);
   try {
@@ -72,6 +73,25 @@ async function withRepo<T>(
     session.close();
   }
 }
+
+/** --retry-for: how long a backup or restore rides out a coordinator that stopped answering. */
+const retryFor = () =>
+  new Option(
+    '--retry-for <seconds>',
+    'once under way, how long to keep trying when the coordinator stops answering (while it restarts, a network outage); 0 gives up at once',
+  )
+    .env('KINVAULT_RETRY_FOR')
+    .default(DEFAULT_RETRY_FOR_S)
+    .argParser((v) => {
+      const n = Number(v);
+      if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 86_400)
+        throw new CommanderError(
+          2,
+          'kinvault.retryFor',
+          `--retry-for must be a number of seconds from 0 to 86400, got "${v}"`,
+        );
+      return n;
+    });
 
 const passphraseFile = () =>
   new Option('--passphrase-file <file>', 'read the household passphrase from a file').env(
@@ -189,11 +209,18 @@ program
       'read every file again, even unchanged ones (to check that they read back as stored)',
     ).env('KINVAULT_FULL'),
   )
+  .addOption(retryFor())
   .addOption(json())
   .action(
     async (
       paths: string[],
-      opts: { exclude: string[] | string; threads?: number; full?: boolean; json?: boolean },
+      opts: {
+        exclude: string[] | string;
+        threads?: number;
+        full?: boolean;
+        retryFor: number;
+        json?: boolean;
+      },
     ) => {
       keepHeapHeadroom();
       const excludes = typeof opts.exclude === 'string' ? listFromEnv(opts.exclude) : opts.exclude;
@@ -204,6 +231,7 @@ program
         stateDir: stateDir(),
         threads: opts.threads,
         full: opts.full === true,
+        retryForS: opts.retryFor,
         onProgress: (p) =>
           bar.update(() => {
             const secs = (Date.now() - p.startedAt) / 1000;
@@ -331,6 +359,7 @@ program
       'restore files that were hard links as hard links (not when the backup held file-system snapshots or several file systems: they look alike)',
     ).env('KINVAULT_HARD_LINKS'),
   )
+  .addOption(retryFor())
   .addOption(json())
   .action(
     async (
@@ -341,6 +370,7 @@ program
         json?: boolean;
         device?: string;
         hardLinks?: boolean;
+        retryFor: number;
       },
     ) => {
       const includes = typeof opts.include === 'string' ? listFromEnv(opts.include) : opts.include;
@@ -358,7 +388,7 @@ program
                   `${plural(s.files_restored + s.files_skipped, 'file')} · ${formatBytes(s.bytes_written)} written`,
               ),
           }),
-        { long: true },
+        { long: true, retryForS: opts.retryFor },
       );
       bar.done();
       if (opts.json) out(r);
@@ -400,7 +430,8 @@ for (const name of ['KINVAULT_PASSPHRASE', 'KINVAULT_NEW_PASSPHRASE', 'KINVAULT_
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
-  if (error instanceof CommanderError && error.code === 'kinvault.threads')
+  // Our own argument checks (commander has printed its own usage errors already).
+  if (error instanceof CommanderError && error.code.startsWith('kinvault.'))
     console.error(`kinvault: ${error.message}`);
   fail(error);
 }

@@ -8,14 +8,14 @@ import { KinvaultError } from '@kinvault/protocol';
 // Types only: @kinvault/server is a devDependency, and the built agent never loads it.
 import type { AppRouter } from '@kinvault/server';
 import { tlsOptions, type Pin } from './pinning.js';
-import { unavailable, withRetry, type RetryPolicy } from './retry.js';
+import { answered, unavailable, withRetry, type RetryPolicy } from './retry.js';
 
 export interface Connection {
   url: string;
   pin: Pin;
   token?: string;
   /** Told about each retry after a connection failure (for a status line). */
-  onRetry?: (what: string, attempt: number, error: unknown) => void;
+  onRetry?: (what: string, attempt: number, error: unknown, waitS: number) => void;
   /** How long to keep retrying (default: a few seconds). */
   retry?: RetryPolicy;
 }
@@ -50,8 +50,8 @@ function pinnedFetch(agent: Agent, retry?: RetryPolicy) {
           res.on('data', (d: Buffer) => parts.push(d));
           res.on('error', reject);
           res.on('end', () => {
-            if (retry) retry.contacted = true;
             const status = res.statusCode ?? 500;
+            answered(retry, status);
             // A coordinator that is stopping or starting answers 503 (not tRPC's shape):
             // retried like a connection failure.
             if (status === 503)

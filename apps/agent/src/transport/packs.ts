@@ -8,7 +8,7 @@ import { Agent, request } from 'node:https';
 import { BufferPool, copyInto } from '@kinvault/format';
 import { KinvaultError } from '@kinvault/protocol';
 import { tlsOptions } from './pinning.js';
-import { unavailable, withRetry } from './retry.js';
+import { answered, unavailable, withRetry } from './retry.js';
 import type { Connection } from './api.js';
 
 export interface RangeResult {
@@ -27,7 +27,7 @@ export function packReader(conn: Connection & { token: string }) {
         `${conn.url}/packs/${name}`,
         { agent, headers: { authorization: `Bearer ${conn.token}`, range } },
         (res) => {
-          if (conn.retry) conn.retry.contacted = true;
+          answered(conn.retry, res.statusCode ?? 500);
           if (res.statusCode !== 206) {
             const parts: Buffer[] = [];
             res.on('data', (d: Buffer) => parts.push(d));

@@ -8,6 +8,7 @@ import type { DetailedError, UrlStorage } from 'tus-js-client';
 import { KinvaultError, TUS_PATH } from '@kinvault/protocol';
 import { tlsOptions } from './pinning.js';
 import type { Connection } from './api.js';
+import { BACKOFF_S, outageLeftMs } from './retry.js';
 
 export interface PackUpload {
   conn: Connection & { token: string };
@@ -18,6 +19,7 @@ export interface PackUpload {
   size: number;
   urlStorage?: UrlStorage;
   onProgress?: (sent: number, total: number) => void;
+  /** Milliseconds before each retry; by default at once, then the connection's schedule. */
   retryDelays?: number[];
 }
 
@@ -42,7 +44,11 @@ export async function uploadPack(u: PackUpload): Promise<void> {
       httpStack: new DefaultHttpStack({ ...tlsOptions(u.conn.pin), highWaterMark: 1024 * 1024 }),
       // One PATCH per pack (packs are at most ~24 MiB); a broken PATCH keeps what arrived.
       chunkSize: 64 * 1024 * 1024,
-      retryDelays: u.retryDelays ?? [0, 1000, 2000, 5000, 10000, 20000, 30000],
+      // A broken PATCH is resumed at once, then as long as the other calls keep trying.
+      retryDelays: u.retryDelays ?? [
+        0,
+        ...(u.conn.retry?.schedule ?? BACKOFF_S).map((s) => s * 1000),
+      ],
       ...(u.urlStorage ? { urlStorage: u.urlStorage } : {}),
       storeFingerprintForResuming: u.urlStorage !== undefined,
       removeFingerprintOnSuccess: true,
@@ -52,7 +58,9 @@ export async function uploadPack(u: PackUpload): Promise<void> {
       onShouldRetry: (err) => {
         const status = statusOf(err) ?? 0;
         if (status === DISK_FULL) return false;
-        return status === 0 || status === 409 || status === 423 || status >= 500;
+        // No answer: retried while the outage is younger than the job's window.
+        if (status === 0) return outageLeftMs(u.conn.retry) > 0;
+        return status === 409 || status === 423 || status >= 500;
       },
       onProgress: (sent, total) => u.onProgress?.(sent, total),
       onSuccess: () => resolve(),
