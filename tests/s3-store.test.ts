@@ -233,6 +233,36 @@ describe('s3 store', () => {
     again.destroy();
   });
 
+  it('completes a generated body (openAt) whose parts S3 holds all, when only the completion failed', async () => {
+    const store = s3Store();
+    const big = randomBytes(3 * PART + 10); // the last part short: 4 parts end past its size
+    const resume = memoryResume();
+    const starts: number[] = [];
+    const generated = {
+      ...bytesBody(big),
+      async *openAt(offset: number) {
+        starts.push(offset);
+        if (offset > big.length) throw new Error(`openAt past the end: ${offset}`);
+        yield big.subarray(offset);
+      },
+    };
+    server.failNext('CompleteMultipartUpload', 3, 503);
+    await expect(store.put('volumes/v1.iso', generated, { resume })).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      retryable: true,
+    });
+    expect(partsSent(store, 'volumes/v1.iso')).toEqual([1, 2, 3, 4]);
+    const again = new S3Store(store.target, { partSize: PART });
+    await again.put('volumes/v1.iso', generated, { resume });
+    expect(partsSent(store, 'volumes/v1.iso')).toEqual([1, 2, 3, 4]); // none sent again
+    expect(starts.at(-1)).toBe(big.length);
+    expect(resume.state).toBeNull();
+    expect((await readAll(again, 'volumes/v1.iso')).equals(big)).toBe(true);
+    expect(await uploadsUnder(store)).toEqual([]);
+    store.destroy();
+    again.destroy();
+  });
+
   it('starts afresh when the saved upload is gone or was for other bytes (aborting that one)', async () => {
     const store = s3Store();
     const first = randomBytes(3 * PART);

@@ -161,10 +161,13 @@ export class S3Store implements Store {
     const target = { ...this.object(key), UploadId: upload.uploadId };
     const total = Math.ceil(body.size / upload.partSize);
     try {
-      // A body that can start anywhere starts at the first part S3 does not hold yet.
+      // A body that can start anywhere starts at the first part S3 does not hold yet
+      // (at its end when S3 holds them all: only the completion was cut off).
       const skip = body.openAt ? heldPrefix(upload, body.size) : 0;
       const checked = skip === 0 ? checkedBytes(body, this.label, key) : null;
-      const bytes = checked ? checked.chunks() : body.openAt!(skip * upload.partSize);
+      const bytes = checked
+        ? checked.chunks()
+        : body.openAt!(Math.min(skip * upload.partSize, body.size));
       const parts: CompletedPart[] = [];
       for (let n = 1; n <= skip; n++) {
         const held = upload.held.get(n)!;
