@@ -4,7 +4,9 @@ export * from './body.js';
 export * from './registry.js';
 export { FileStore, MARKER } from './file/file.store.js';
 export {
+  DEFAULT_PART_SIZE,
   parseS3Url,
+  partSizeFor,
   s3Capabilities,
   STORAGE_CLASSES,
   type S3Target,

@@ -23,6 +23,7 @@ import { runWhere } from './where.js';
 import { runJobsList, runJobsRetry } from './jobs.js';
 import { runKeysList, runKeysRestore } from './keys.js';
 import { runVolumesList, runVolumesSeal } from './volumes.js';
+import { runCost } from './cost.js';
 
 const program = new Command('kinvaultd')
   .description("The Kinvault coordinator: keeps the household's encrypted backups on the NAS.")
@@ -230,6 +231,41 @@ volumes
   .addOption(onlyTarget())
   .addOption(json())
   .action(runVolumesSeal);
+
+program
+  .command('cost')
+  .description(
+    'what the copies cost at the prices of services/prices.ts: bytes per tier, storage a month, requests so far, a full restore (Bulk and Standard), early-deletion charges; --model: a library not backed up yet, per file versus per volume',
+  )
+  .addOption(
+    new Option(
+      '--data-dir <dir>',
+      "the coordinator's data directory (not needed with --model)",
+    ).env('KINVAULT_DATA_DIR'),
+  )
+  .addOption(
+    new Option('--model', 'model a library instead (needs --size and --files)').env(
+      'KINVAULT_COST_MODEL',
+    ),
+  )
+  .addOption(
+    new Option('--size <size>', "--model: the library's size (250GB)").env('KINVAULT_MODEL_SIZE'),
+  )
+  .addOption(
+    new Option('--files <n>', '--model: how many files it has (55000)').env('KINVAULT_MODEL_FILES'),
+  )
+  .addOption(
+    new Option('--volume-size <size>', '--model: the volume size (default 5GB)').env(
+      'KINVAULT_VOLUME_SIZE',
+    ),
+  )
+  .addOption(
+    new Option('--part-size <size>', "--model: the S3 upload's part size (default 32MiB)").env(
+      'KINVAULT_PART_SIZE',
+    ),
+  )
+  .addOption(json())
+  .action(runCost);
 
 const jobs = program
   .command('jobs')
