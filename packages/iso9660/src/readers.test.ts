@@ -145,7 +145,7 @@ async function checkAllReaders(volume: Volume): Promise<void> {
     const extents = reported.get(f.path);
     expect(extents, `report_lba of ${f.path}`).toBeDefined();
     expect(
-      extents!.map((x) => ({ lba: x.lba, length: x.size })),
+      extents!.map((x) => ({ lba: x.lba, length: x.length })),
       `extents of ${f.path}`,
     ).toEqual(f.extents);
     if (f.size > 0) expect(extents![0]!.lba * SECTOR).toBe(f.offset);

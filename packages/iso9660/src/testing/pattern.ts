@@ -24,8 +24,9 @@ function templateBlock(): Uint8Array {
 }
 
 function block(seed: number, index: number): Uint8Array {
-  const out = new Uint8Array(templateBlock());
-  const view = new DataView(out.buffer);
+  const out = Buffer.allocUnsafe(BLOCK); // filled at once: one pass over the bytes, not two
+  out.set(templateBlock());
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   view.setUint32(0, seed);
   view.setUint32(4, index);
   view.setUint32(8, seed ^ 0x5a5a5a5a);
@@ -65,12 +66,31 @@ export interface PatternFile {
   seed: number;
 }
 
-/** A source for writeIso over pattern files (it fails on a path it does not know). */
-export function patternSource(files: readonly PatternFile[]): IsoSource {
+/**
+ * A source for writeIso over pattern files (it fails on a path it does not know). With
+ * `hashes`, each file read whole from its start gets the SHA-256 of what was handed out.
+ */
+export function patternSource(
+  files: readonly PatternFile[],
+  hashes?: Map<string, string>,
+): IsoSource {
   const byPath = new Map(files.map((f) => [f.path, f]));
   return (path, start) => {
     const file = byPath.get(path);
     if (!file) throw new Error(`No pattern file ${path}`);
-    return patternBytes(file.seed, file.size, start);
+    const bytes = patternBytes(file.seed, file.size, start);
+    return hashes && start === 0 ? hashing(bytes, (digest) => hashes.set(path, digest)) : bytes;
   };
+}
+
+async function* hashing(
+  chunks: AsyncIterable<Uint8Array>,
+  done: (sha256: string) => void,
+): AsyncGenerator<Uint8Array> {
+  const hash = createHash('sha256');
+  for await (const c of chunks) {
+    hash.update(c);
+    yield c;
+  }
+  done(hash.digest('hex'));
 }

@@ -127,10 +127,14 @@ function unquoteXorriso(text: string): string {
 export interface ReportedExtent {
   lba: number;
   blocks: number;
-  size: number;
+  /** Bytes of this extent: whole blocks, the last one what is left of the file's size. */
+  length: number;
 }
 
-/** `xorriso -find / -exec report_lba`: each file's extents (xorriso's own Rock Ridge names). */
+/**
+ * `xorriso -find / -exec report_lba`: each file's extents (by xorriso's Rock Ridge names).
+ * xorriso prints one line per extent with the extent's blocks and the whole file's size.
+ */
 export async function xorrisoReportLba(image: string): Promise<Map<string, ReportedExtent[]>> {
   const out = await run(requireTool('xorriso'), [
     '-indev',
@@ -141,16 +145,28 @@ export async function xorrisoReportLba(image: string): Promise<Map<string, Repor
     'report_lba',
     '--',
   ]);
-  const files = new Map<string, ReportedExtent[]>();
+  const lines = new Map<string, { lba: number; blocks: number; fileSize: number }[]>();
   for (const line of out.split('\n')) {
     const m = /^File data lba:\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*('.*')$/.exec(
       line,
     );
     if (!m) continue;
     const path = unquoteXorriso(m[5]!).replace(/^\//, '');
-    const extents = files.get(path) ?? [];
-    extents[Number(m[1])] = { lba: Number(m[2]), blocks: Number(m[3]), size: Number(m[4]) };
-    files.set(path, extents);
+    const extents = lines.get(path) ?? [];
+    extents[Number(m[1])] = { lba: Number(m[2]), blocks: Number(m[3]), fileSize: Number(m[4]) };
+    lines.set(path, extents);
+  }
+  const files = new Map<string, ReportedExtent[]>();
+  for (const [path, extents] of lines) {
+    let left = extents[0]!.fileSize;
+    files.set(
+      path,
+      extents.map((x, i) => {
+        const length = i < extents.length - 1 ? x.blocks * 2048 : left;
+        left -= length;
+        return { lba: x.lba, blocks: x.blocks, length };
+      }),
+    );
   }
   return files;
 }
