@@ -121,8 +121,8 @@ function printOffsite(o: Awaited<ReturnType<Context['staging']['offsite']>>): vo
       ? `FAILING since ${t.failingSince}: ${t.lastError ?? ''}`
       : t.fullSince
         ? `FULL since ${t.fullSince} (the provider says: ${t.fullReason ?? 'no room'})`
-        : t.full
-          ? 'FULL'
+        : t.quotaFull
+          ? `FULL (its ${bytes(t.quotaBytes!)} quota cannot take ${t.nextPackBytes === null ? 'more' : `the next pack, ${bytes(t.nextPackBytes)}`})`
           : 'ok';
     const traffic = `${t.traffic.requests} requests, ${bytes(t.traffic.bytesSent)} sent, ${bytes(t.traffic.bytesReceived)} read`;
     const objects = `${t.packs} packs and ${t.objects - t.packs} other objects`;
@@ -131,9 +131,11 @@ function printOffsite(o: Awaited<ReturnType<Context['staging']['offsite']>>): vo
   if (o.unprotectedPacks > 0)
     console.log(
       `${o.unprotectedPacks} pack(s) do not yet have ${o.copiesRequired} off-site cop${o.copiesRequired === 1 ? 'y' : 'ies'} (waiting since ${o.unprotectedSince}). ` +
-        (o.targets.every((t) => t.full || t.failingSince)
-          ? 'Every target is full or failing: backups go on to the NAS; add a target or free space.'
-          : 'They are being copied.'),
+        (o.targets.every((t) => t.full)
+          ? 'Every target is full: backups go on to the NAS alone. Raise a quota ("kinvaultd target set NAME --quota SIZE"), make room at a target or add one ("kinvaultd target add").'
+          : o.targets.every((t) => t.full || t.failingSince)
+            ? 'Every target is full or failing (above): backups go on to the NAS alone. Bring the failing ones back, raise a quota ("kinvaultd target set NAME --quota SIZE"), make room at a target or add one ("kinvaultd target add").'
+            : 'They are being copied.'),
     );
   else
     console.log(

@@ -230,6 +230,27 @@ export function targetsRepository(sql: Db) {
       return { unprotected: Number(r?.n ?? 0), since: r?.since ?? null };
     },
 
+    /**
+     * For each staging target, the size of the smallest pack that lacks copies and has
+     * none there: the next pack it would be asked to take (absent: none waits for it).
+     */
+    async smallestWaiting(copies: number): Promise<Map<string, number>> {
+      const rows = await sql<{ target: string; size: string }[]>`
+        with waiting as (
+          select p.name, p.size from packs p
+          where exists (select 1 from pack_locations n where n.pack = p.name and n.location = 'nas' and n.state = 'ok')
+            and (select count(*) from pack_locations l
+                 where l.pack = p.name and l.state = 'ok'
+                   and (l.location like 'staging:%' or l.location like 'volume:%')) < ${copies})
+        select t.name as target, min(w.size) as size
+        from targets t join waiting w on not exists (
+          select 1 from pack_locations l
+          where l.pack = w.name and l.location = 'staging:' || t.name and l.state = 'ok')
+        where t.role = 'staging'
+        group by t.name`;
+      return new Map(rows.map((r) => [r.target, Number(r.size)]));
+    },
+
     /** Packs whose only verified off-site copies are at `target` (staged or in its volumes). */
     async onlyCopiesAt(target: string): Promise<Buffer[]> {
       // Its copies: the staging copy, or the copies in its volumes; others are elsewhere.

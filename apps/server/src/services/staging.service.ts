@@ -495,26 +495,42 @@ export function stagingService(deps: StagingDeps) {
       return result;
     },
 
-    /** For status: the copy policy, the targets, and the packs not yet protected. */
+    /**
+     * For status: the copy policy, the targets, and the packs not yet protected. A target
+     * is full when its provider said so, or when its quota cannot take the next pack
+     * waiting for a copy there (by the rule placement uses, room for the recovery objects
+     * kept); with none waiting, when its quota has no room left at all.
+     */
     async offsite() {
-      const [list, p] = await Promise.all([targets.list(), targets.protection(deps.copies)]);
+      const [list, p, waiting] = await Promise.all([
+        targets.list(),
+        targets.protection(deps.copies),
+        targets.smallestWaiting(deps.copies),
+      ]);
       return {
         copiesRequired: deps.copies,
-        targets: list.map((t) => ({
-          name: t.name,
-          role: t.role,
-          usedBytes: t.usedBytes,
-          quotaBytes: t.quotaBytes,
-          objects: t.objects,
-          packs: t.packs,
-          full:
-            t.fullSince !== null || (t.quotaBytes !== null && t.usedBytes >= t.quotaBytes * 0.98),
-          fullSince: t.fullSince?.toISOString() ?? null,
-          fullReason: t.fullSince ? t.fullReason : null,
-          traffic: t.traffic,
-          failingSince: t.failingSince?.toISOString() ?? null,
-          lastError: t.failingSince ? t.lastError : null,
-        })),
+        targets: list.map((t) => {
+          const next = waiting.get(t.name) ?? null;
+          const quotaFull = !fitsQuota(t, next ?? 1, recoveryReserve(t));
+          return {
+            name: t.name,
+            role: t.role,
+            usedBytes: t.usedBytes,
+            quotaBytes: t.quotaBytes,
+            objects: t.objects,
+            packs: t.packs,
+            full: t.fullSince !== null || quotaFull,
+            /** Its quota cannot take the next pack waiting (or anything, when none waits). */
+            quotaFull,
+            /** The size of the next pack waiting for a copy there; null if none waits. */
+            nextPackBytes: next,
+            fullSince: t.fullSince?.toISOString() ?? null,
+            fullReason: t.fullSince ? t.fullReason : null,
+            traffic: t.traffic,
+            failingSince: t.failingSince?.toISOString() ?? null,
+            lastError: t.failingSince ? t.lastError : null,
+          };
+        }),
         unprotectedPacks: p.unprotected,
         unprotectedSince: p.since?.toISOString() ?? null,
       };

@@ -78,6 +78,21 @@ describe('memory store, faulty twin and wrappers', () => {
     await faulty.list('');
   });
 
+  it('keeps other bytes than a put was sent, on request, and says nothing', async () => {
+    const faulty = new FaultyStore(new MemoryStore());
+    const bytes = randomBytes(1000);
+    faulty.corruptNextPut('flip');
+    await faulty.put('k', bytesBody(bytes));
+    const kept = await readAll(faulty, 'k');
+    expect(kept.length).toBe(1000);
+    expect(kept.equals(bytes)).toBe(false);
+    faulty.corruptNextPut('truncate');
+    await faulty.put('k', bytesBody(bytes));
+    expect((await readAll(faulty, 'k')).length).toBe(999);
+    await faulty.put('k', bytesBody(bytes)); // once only
+    expect((await readAll(faulty, 'k')).equals(bytes)).toBe(true);
+  });
+
   it('meters requests and bytes', async () => {
     const store = metered(new MemoryStore());
     await store.put('k', bytesBody(randomBytes(1234)));
