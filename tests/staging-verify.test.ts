@@ -103,7 +103,7 @@ describe('a target that stores other bytes (real PostgreSQL, staging service, jo
     expect(job).toMatchObject({ kind: 'stage.pack', state: 'pending', attempts: 1 });
     expect(job!.runAfter.getTime()).toBeGreaterThan(Date.now()); // after a backoff
     // Nothing recorded; the target is named as failing, with the reason.
-    expect(await targets.packCopies(name)).toEqual([]);
+    expect(await targets.packCopies(name)).toEqual({ staging: [], volumes: 0 });
     const [t] = await targets.list();
     expect(t!.failingSince).not.toBeNull();
     expect(t!.lastError).toMatch(/pack [0-9a-f]{12} at target "usb" does not read back as written/);
@@ -116,7 +116,7 @@ describe('a target that stores other bytes (real PostgreSQL, staging service, jo
     await expect
       .poll(async () => (await ctx.queue.list()).length, { timeout: 30_000, interval: 100 })
       .toBe(0);
-    expect(await targets.packCopies(name)).toEqual(['usb']);
+    expect(await targets.packCopies(name)).toEqual({ staging: ['usb'], volumes: 0 });
     expect(sha256(await readFile(there))).toBe(pack);
     expect((await targets.list())[0]!.failingSince).toBeNull();
     expect(faulty.calls.put).toBe(2);
